@@ -1,0 +1,39 @@
+# Two commands on a fresh Linux machine: `make study` and `make test`. Each sets up what it
+# needs first: a virtual environment with requirements.txt, and Graphviz's `dot` for diagrams.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The quick study trains on CIFAR-10 from tensorflow-datasets (downloaded on first use); on a
+# machine without internet the real CIFAR-10 subset beside the checkout is used instead.
+SHARED_SUBSET := ../shared/data/cifar10-subset.npz
+DATASET ?= $(if $(wildcard $(SHARED_SUBSET)),npz:$(SHARED_SUBSET),cifar10)
+PYTEST_ARGS ?=
+
+.PHONY: setup graphviz study test clean
+
+setup: $(VENV)/.installed graphviz
+
+$(VENV)/.installed: requirements.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed, found " + sys.version' 
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -r requirements.txt
+	@touch $@
+
+graphviz:
+	@if command -v dot >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "Installing Graphviz (dot) for architecture diagrams"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null; \
+	else \
+		echo "Graphviz 'dot' not found: diagrams fall back to DOT text. Install it with 'sudo apt-get install graphviz'."; \
+	fi
+
+study: setup
+	$(PY) -m ablation models
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,112 @@
+"""He et al.'s CIFAR ResNets (CVPR 2016, arXiv:1512.03385, section 4.2) and their
+pre-activation bottleneck successors (ECCV 2016, arXiv:1603.05027).
+
+`cifar_resnet`: 6n+2 layers, post-activation (conv-BN-ReLU), widths 16/32/64, basic blocks.
+Shortcuts where the shape changes are option A ("zero_pad": subsample and pad channels with
+zeros, no parameters, the paper's CIFAR choice) or option B ("projection": a 1x1 conv).
+
+`preact_resnet`: 9n+2 layers (ResNet-164, ResNet-1001), BN-ReLU-conv bottlenecks
+1x1 -> 3x3 -> 1x1 at widths 16/32/64 expanded 4x, projection shortcuts where the shape changes.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from builders.layers import (BN_EPSILON, BN_MOMENTUM, LayerFactory, allow_deep_graph, check_choice,
+                             check_input_shape, check_positive_int)
+
+GROUP_WIDTHS = (16, 32, 64)
+GROUP_STRIDES = (1, 2, 2)
+SHORTCUTS = ("zero_pad", "projection")
+BOTTLENECK_EXPANSION = 4
+
+
+@keras.saving.register_keras_serializable(package="builders")
+class ZeroPadShortcut(layers.Layer):
+    """Option A shortcut: keep every `strides`-th pixel, append zero channels up to `filters`."""
+
+    def __init__(self, filters, strides, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = filters
+        self.strides = strides
+
+    def call(self, x):
+        x = x[:, :: self.strides, :: self.strides, :]
+        extra = self.filters - x.shape[-1]
+        return keras.ops.pad(x, [[0, 0], [0, 0], [0, 0], [0, extra]])
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, _ = input_shape
+        side = lambda s: None if s is None else -(-s // self.strides)
+        return (n, side(h), side(w), self.filters)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "strides": self.strides}
+
+
+def _depth_to_n(depth, *, per_block, family, examples):
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < per_block + 2 or (depth - 2) % per_block:
+        raise ValueError(f"depth={depth!r} is not valid for {family}; expected {per_block}n+2 "
+                         f"({examples}).")
+    return (depth - 2) // per_block
+
+
+def cifar_resnet(*, depth=20, shortcut="zero_pad", num_classes=10, input_shape=(32, 32, 3),
+                 bn_momentum=BN_MOMENTUM, bn_epsilon=BN_EPSILON, padding="symmetric",
+                 name=None) -> keras.Model:
+    """ResNet-depth of He et al. for CIFAR: ResNet-20/32/44/56/110 for n = 3/5/7/9/18."""
+    n = _depth_to_n(depth, per_block=6, family="He et al.'s CIFAR ResNet", examples="20, 32, 44, 56, 110, ...")
+    check_choice("shortcut", shortcut, SHORTCUTS)
+    check_positive_int("num_classes", num_classes)
+    allow_deep_graph(depth)
+    f = LayerFactory(bn_momentum=bn_momentum, bn_epsilon=bn_epsilon, padding=padding)
+
+    inputs = keras.Input(check_input_shape(input_shape), name="image")
+    x = f.bn_relu(f.conv(inputs, GROUP_WIDTHS[0], 3, name="stem_conv"), prefix="stem")
+    for g, (width, stride) in enumerate(zip(GROUP_WIDTHS, GROUP_STRIDES), start=1):
+        for b in range(1, n + 1):
+            prefix = f"group{g}_block{b}"
+            s = stride if b == 1 else 1
+            y = f.bn_relu(f.conv(x, width, 3, s, name=f"{prefix}_conv1"), prefix=prefix, suffix="1")
+            y = f.bn(f.conv(y, width, 3, name=f"{prefix}_conv2"), name=f"{prefix}_bn2")
+            if s == 1 and x.shape[-1] == width:
+                residual = x
+            elif shortcut == "projection":
+                residual = f.conv(x, width, 1, s, name=f"{prefix}_shortcut")
+            else:
+                residual = ZeroPadShortcut(width, s, name=f"{prefix}_shortcut")(x)
+            x = f.relu(layers.Add(name=f"{prefix}_add")([y, residual]), name=f"{prefix}_out_relu")
+    outputs = f.head(x, num_classes, preactivated=False)
+    suffix = "" if shortcut == "zero_pad" else "-projection"
+    return keras.Model(inputs, outputs, name=name or f"ResNet-{depth}{suffix}")
+
+
+def preact_resnet(*, depth=164, num_classes=10, input_shape=(32, 32, 3), bn_momentum=BN_MOMENTUM,
+                  bn_epsilon=BN_EPSILON, padding="symmetric", name=None) -> keras.Model:
+    """Pre-activation bottleneck ResNet-depth: ResNet-164 and ResNet-1001 for n = 18 and 111."""
+    n = _depth_to_n(depth, per_block=9, family="a pre-activation bottleneck ResNet",
+                    examples="164, 1001, ...")
+    check_positive_int("num_classes", num_classes)
+    allow_deep_graph(depth)
+    f = LayerFactory(bn_momentum=bn_momentum, bn_epsilon=bn_epsilon, padding=padding)
+
+    inputs = keras.Input(check_input_shape(input_shape), name="image")
+    x = f.conv(inputs, GROUP_WIDTHS[0], 3, name="stem_conv")
+    for g, (width, stride) in enumerate(zip(GROUP_WIDTHS, GROUP_STRIDES), start=1):
+        out_width = width * BOTTLENECK_EXPANSION
+        for b in range(1, n + 1):
+            prefix = f"group{g}_block{b}"
+            s = stride if b == 1 else 1
+            preactivated = f.bn_relu(x, prefix=prefix, suffix="1")
+            if s != 1 or x.shape[-1] != out_width:
+                residual = f.conv(preactivated, out_width, 1, s, name=f"{prefix}_shortcut")
+            else:
+                residual = x
+            y = f.conv(preactivated, width, 1, name=f"{prefix}_conv1")
+            y = f.conv(f.bn_relu(y, prefix=prefix, suffix="2"), width, 3, s, name=f"{prefix}_conv2")
+            y = f.conv(f.bn_relu(y, prefix=prefix, suffix="3"), out_width, 1, name=f"{prefix}_conv3")
+            x = layers.Add(name=f"{prefix}_add")([y, residual])
+    outputs = f.head(x, num_classes, preactivated=True)
+    return keras.Model(inputs, outputs, name=name or f"PreAct-ResNet-{depth}")

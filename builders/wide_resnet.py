@@ -1,0 +1,107 @@
+"""Wide Residual Networks, WRN-n-k (Zagoruyko & Komodakis, BMVC 2016, arXiv:1605.07146).
+
+conv3x3(16), then three groups of N blocks at widths 16k, 32k, 64k with strides 1, 2, 2,
+then BN-ReLU, global average pooling and a dense classifier. Blocks are pre-activation
+(BN-ReLU-conv); the first conv of a block carries the stride; the shortcut is a 1x1 conv of
+the pre-activated input where the width or the stride changes, else the identity.
+Reference: szagoruyko/wide-residual-networks, pytorch/resnet.py.
+
+    model = wide_resnet(depth=28, widen_factor=2, dropout_rate=0.3)   # WRN-28-2 + dropout
+    model = wide_resnet(depth=40, widen_factor=2, block_type="B(1,3,1)")
+"""
+
+from __future__ import annotations
+
+import re
+
+import keras
+from keras import layers
+
+from builders.layers import (BN_EPSILON, BN_MOMENTUM, LayerFactory, allow_deep_graph, check_choice,
+                             check_input_shape, check_positive_int, check_rate)
+
+GROUP_WIDTHS = (16, 32, 64)
+GROUP_STRIDES = (1, 2, 2)
+# Where dropout sits inside a block, before every conv but the first:
+#   "before_conv": BN-ReLU-dropout-conv, as the paper and its reference code;
+#   "after_conv":  conv-dropout-BN-ReLU, as many hand-written Keras ports do.
+DROPOUT_POSITIONS = ("before_conv", "after_conv")
+
+_BLOCK_TYPE = re.compile(r"B\((\d+(?:,\d+)*)\)")
+
+
+def parse_block_type(block_type: str) -> tuple[int, ...]:
+    """The paper's block notation, "B(3,1,3)", as its kernel sizes (3, 1, 3).
+
+    The deepening factor l of the paper is the length of the result.
+    """
+    match = _BLOCK_TYPE.fullmatch(str(block_type).replace(" ", ""))
+    kernels = tuple(int(k) for k in match.group(1).split(",")) if match else ()
+    if not kernels or any(k % 2 == 0 for k in kernels):
+        raise ValueError(f"block_type={block_type!r} is not valid; expected the paper's notation with odd "
+                         f"kernel sizes, e.g. 'B(3,3)', 'B(3,1,3)', 'B(1,3,1)', 'B(3,1)', 'B(3)'.")
+    return kernels
+
+
+def format_block_type(kernels) -> str:
+    return "B(" + ",".join(str(k) for k in kernels) + ")"
+
+
+def blocks_per_group_for(depth) -> int:
+    """N = (depth - 4) / 6, the paper's labelling for every block type (its Table 2 params)."""
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 10 or (depth - 4) % 6:
+        raise ValueError(f"depth={depth!r} is not valid for a Wide ResNet; expected 6N+4 with N >= 1 "
+                         f"(10, 16, 22, 28, 34, 40, ...).")
+    return (depth - 4) // 6
+
+
+def wide_resnet(*, depth=28, widen_factor=10, block_type="B(3,3)", dropout_rate=0.0, num_classes=10,
+                input_shape=(32, 32, 3), blocks_per_group=None, dropout_position="before_conv",
+                bn_momentum=BN_MOMENTUM, bn_epsilon=BN_EPSILON, padding="symmetric",
+                name=None) -> keras.Model:
+    """WRN-depth-widen_factor with the given block type.
+
+    `blocks_per_group` overrides N = (depth - 4) / 6; the deepening-factor study uses it to
+    hold the number of convolutions fixed while the block gets longer (depth stays the label).
+    """
+    kernels = parse_block_type(block_type)
+    if blocks_per_group is None:
+        blocks_per_group = blocks_per_group_for(depth)
+    else:
+        check_positive_int("depth", depth)
+        check_positive_int("blocks_per_group", blocks_per_group)
+    check_positive_int("widen_factor", widen_factor)
+    check_rate("dropout_rate", dropout_rate)
+    check_choice("dropout_position", dropout_position, DROPOUT_POSITIONS)
+    check_positive_int("num_classes", num_classes)
+    allow_deep_graph(depth)
+    f = LayerFactory(bn_momentum=bn_momentum, bn_epsilon=bn_epsilon, padding=padding)
+
+    inputs = keras.Input(check_input_shape(input_shape), name="image")
+    x = f.conv(inputs, GROUP_WIDTHS[0], 3, name="stem_conv")
+    for g, (width, stride) in enumerate(zip(GROUP_WIDTHS, GROUP_STRIDES), start=1):
+        for b in range(1, blocks_per_group + 1):
+            x = _block(f, x, width * widen_factor, stride if b == 1 else 1, kernels, dropout_rate,
+                       dropout_position, prefix=f"group{g}_block{b}")
+    outputs = f.head(x, num_classes, preactivated=True)
+    default_name = f"WRN-{depth}-{widen_factor}" + ("" if kernels == (3, 3) else f"-{format_block_type(kernels)}")
+    return keras.Model(inputs, outputs, name=name or default_name)
+
+
+def _block(f, x, width, stride, kernels, dropout_rate, dropout_position, *, prefix):
+    preactivated = f.bn_relu(x, prefix=prefix, suffix="1")
+    if stride != 1 or x.shape[-1] != width:
+        # The reference projects the pre-activated input, not the raw one.
+        shortcut = f.conv(preactivated, width, 1, stride, name=f"{prefix}_shortcut")
+    else:
+        shortcut = x
+    y = preactivated
+    for i, kernel in enumerate(kernels, start=1):
+        if i > 1:
+            if dropout_rate and dropout_position == "after_conv":
+                y = layers.Dropout(dropout_rate, name=f"{prefix}_dropout{i}")(y)
+            y = f.bn_relu(y, prefix=prefix, suffix=str(i))
+            if dropout_rate and dropout_position == "before_conv":
+                y = layers.Dropout(dropout_rate, name=f"{prefix}_dropout{i}")(y)
+        y = f.conv(y, width, kernel, stride if i == 1 else 1, name=f"{prefix}_conv{i}")
+    return layers.Add(name=f"{prefix}_add")([y, shortcut])

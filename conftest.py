@@ -1,0 +1,5 @@
+"""Test session set-up that must run before TensorFlow initialises."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
