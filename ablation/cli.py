@@ -1,12 +1,44 @@
 """`python -m ablation`: one training run, reports, the model table and the benchmark.
 
-Bad input ends with one line on stderr naming the bad value and exit status 2, no traceback.
+Bad input ends with one line on stderr naming the bad value and exit status 2, no traceback
+(set ABLATION_DEBUG=1 to see it). Ctrl-C keeps every finished epoch: run the command again.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+
+
+def add_run_arguments(parser, *, single_run=True):
+    """Options shared by `ablation train` and every study (one spelling for each)."""
+    from ablation.distribute import PRECISIONS, STRATEGIES
+
+    parser.add_argument("--dataset", default=None if not single_run else "cifar10",
+                        help="a tensorflow-datasets name (cifar10, cifar100, svhn_cropped, cats_vs_dogs, ...) "
+                             "or npz:PATH with keras.datasets keys (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, help="epochs (default: the recipe's); the lr milestones scale with it")
+    parser.add_argument("--strategy", default="auto", choices=STRATEGIES,
+                        help="auto: MirroredStrategy over all GPUs when there are several, else one device "
+                             "(default: %(default)s)")
+    parser.add_argument("--precision", default="float32", choices=PRECISIONS, help="(default: %(default)s)")
+    parser.add_argument("--jit-compile", action="store_true", help="compile the train step with XLA")
+    parser.add_argument("--data-dir", help="tensorflow-datasets data_dir")
+
+
+def cmd_train(args):
+    from ablation.run import RunConfig, train
+
+    recipe = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size),
+                                ("learning_rate", args.learning_rate)) if v is not None}
+    model = {k: v for k, v in (("dropout_rate", args.dropout_rate), ("block_type", args.block_type)) if v is not None}
+    config = RunConfig(model=args.model, dataset=args.dataset, recipe=args.recipe, recipe_overrides=recipe,
+                       model_overrides=model, seed=args.seed, validation_fraction=args.validation_fraction,
+                       augment=not args.no_augment, max_steps_per_epoch=args.max_steps_per_epoch,
+                       strategy=args.strategy, precision=args.precision, jit_compile=args.jit_compile,
+                       data_dir=args.data_dir)
+    train(config, args.out)
 
 
 def cmd_models(args):
@@ -22,8 +54,29 @@ def cmd_models(args):
 
 
 def build_parser():
+    from ablation.recipes import RECIPES
+
     parser = argparse.ArgumentParser(prog="python -m ablation", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="one training run into a self-describing folder",
+                                description="Train one model the way its paper did; re-running the same "
+                                            "command resumes it, or does nothing if it finished.")
+    train.add_argument("--model", required=True, help="a preset name (python -m ablation models lists them)")
+    add_run_arguments(train)
+    train.add_argument("--recipe", choices=list(RECIPES), help="training recipe (default: the model's paper's)")
+    train.add_argument("--batch-size", type=int, help="global batch, split across replicas (default: the recipe's)")
+    train.add_argument("--learning-rate", type=float, help="initial learning rate (default: the recipe's)")
+    train.add_argument("--dropout-rate", type=float, help="dropout between the convs of a block (Wide ResNets)")
+    train.add_argument("--block-type", help='the paper\'s block type, e.g. "B(3,1,3)" (Wide ResNets)')
+    train.add_argument("--seed", type=int, default=42, help="weights, split, data order (default: %(default)s)")
+    train.add_argument("--validation-fraction", type=float, default=0.1,
+                       help="of the training split, for model selection (default: %(default)s)")
+    train.add_argument("--max-steps-per-epoch", type=int, help="cut every epoch short (smoke runs)")
+    train.add_argument("--no-augment", action="store_true", help="no pad-crop-flip augmentation")
+    train.add_argument("--out", required=True, help="the run folder")
+    train.set_defaults(func=cmd_train)
+
     models = commands.add_parser("models", help="list the model presets with params and multiply-accumulates")
     models.set_defaults(func=cmd_models)
     return parser
@@ -34,5 +87,10 @@ def main(argv=None) -> int:
     try:
         return args.func(args) or 0
     except ValueError as error:
+        if os.environ.get("ABLATION_DEBUG"):
+            raise
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished epochs are kept; run the same command again to resume.", file=sys.stderr)
+        return 130

@@ -1,0 +1,109 @@
+"""The callbacks of a run: resumable state, history, best checkpoint, progress.
+
+All of a run's per-epoch bookkeeping lives in `RunRecorder`, so that its order is explicit:
+state checkpoint first (what resume needs), then the best checkpoint, then the history row.
+A kill between two of these writes loses at most that epoch's history row, and resume
+truncates the history to the restored epoch, so the records always agree.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sys
+import time
+from pathlib import Path
+
+import keras
+import pandas as pd
+
+from ablation import io
+
+STATE_DIR = "state"
+_STATE_FILE = re.compile(r"epoch-(\d+)\.weights\.h5")
+HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "objective", "learning_rate",
+                   "epoch_seconds", "train_seconds", "images_per_second"]
+
+
+class TrainingDiverged(RuntimeError):
+    pass
+
+
+def latest_state(run_dir: Path):
+    """(epochs finished, path) of the newest resumable state, or (0, None)."""
+    found = [(int(m.group(1)), p) for p in (run_dir / STATE_DIR).glob("epoch-*.weights.h5")
+             if (m := _STATE_FILE.fullmatch(p.name))]
+    return max(found, default=(0, None))
+
+
+def read_history(run_dir: Path) -> pd.DataFrame:
+    path = run_dir / "history.csv"
+    return pd.read_csv(path) if path.exists() else pd.DataFrame(columns=HISTORY_COLUMNS)
+
+
+class RunRecorder(keras.callbacks.Callback):
+    """Per epoch: the resumable state (weights and optimizer, atomically), `best.keras` when the
+    validation accuracy improves, a row of `history.csv` / `training_history.json`, one progress
+    line; and a progress bar over the steps when the output is a terminal."""
+
+    def __init__(self, run_dir: Path, *, history: pd.DataFrame, epochs: int, steps_per_epoch: int,
+                 batch_size: int, schedule, log=print):
+        super().__init__()
+        self.run_dir, self.rows, self.epochs = run_dir, history.to_dict("records"), epochs
+        self.steps, self.batch_size, self.schedule, self.log = steps_per_epoch, batch_size, schedule, log
+        self.best = history["val_accuracy"].max() if len(history) else -math.inf
+        self.show_bar = sys.stdout.isatty()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = self._train_end = time.perf_counter()
+        self._training = True
+        self._bar = keras.utils.Progbar(self.steps, verbose=1, unit_name="step") if self.show_bar else None
+        if self._bar:
+            print(f"epoch {epoch + 1}/{self.epochs}")
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._bar:
+            self._bar.update(batch + 1, [(k, v) for k, v in (logs or {}).items() if k in ("loss", "accuracy")])
+
+    def on_test_begin(self, logs=None):
+        if self._training:  # validation inside fit: the training part of the epoch is over
+            self._train_end, self._training = time.perf_counter(), False
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        end = time.perf_counter()
+        train_seconds = (self._train_end if not self._training else end) - self._start
+        if not math.isfinite(logs.get("loss", math.nan)):
+            raise TrainingDiverged(f"loss is {logs.get('loss')} at epoch {epoch + 1}")
+        row = {
+            "epoch": epoch + 1,
+            # Cross-entropy alone: Keras's "loss" also holds the weight-decay penalty.
+            "loss": logs.get("cross_entropy"), "accuracy": logs.get("accuracy"),
+            "val_loss": logs.get("val_cross_entropy"), "val_accuracy": logs.get("val_accuracy"),
+            "objective": logs.get("loss"),
+            "learning_rate": float(self.schedule(epoch * self.steps)),
+            "epoch_seconds": end - self._start, "train_seconds": train_seconds,
+            "images_per_second": self.steps * self.batch_size / train_seconds,
+        }
+        state = self.run_dir / STATE_DIR / f"epoch-{epoch + 1:04d}.weights.h5"
+        with io.atomic_path(state) as tmp:
+            self.model.save_weights(tmp)
+        for old in (self.run_dir / STATE_DIR).glob("epoch-*.weights.h5"):
+            if old != state:
+                old.unlink()
+        if row["val_accuracy"] is not None and row["val_accuracy"] > self.best:
+            self.best = row["val_accuracy"]
+            with io.atomic_path(self.run_dir / "best.keras") as tmp:
+                self.model.save(tmp)
+        self.rows.append(row)
+        save_history(self.run_dir, self.rows)
+        val = f" val_loss {row['val_loss']:.4f} val_acc {row['val_accuracy']:.4f}" if row["val_loss"] is not None else ""
+        self.log(f"epoch {epoch + 1}/{self.epochs}: loss {row['loss']:.4f} acc {row['accuracy']:.4f}{val} "
+                 f"lr {row['learning_rate']:.4g} {row['epoch_seconds']:.1f}s ({row['images_per_second']:.0f} img/s)")
+
+
+def save_history(run_dir: Path, rows: list[dict]) -> None:
+    history = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
+    io.write_csv(run_dir / "history.csv", history)
+    io.write_json(run_dir / "training_history.json",
+                  {column: history[column].tolist() for column in history.columns})

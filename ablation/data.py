@@ -1,0 +1,262 @@
+"""Data pipelines: tensorflow-datasets or a NumPy archive, a seeded validation split, per-channel
+normalisation and the papers' augmentation, as `tf.data`.
+
+A dataset is named `cifar10` (any tfds image-classification name) or `npz:PATH`, an archive with
+the keys of `keras.datasets` (`x_train`, `y_train`, `x_test`, `y_test`, optional `label_names`).
+
+Determinism: the validation split is a seeded permutation; every epoch's order and every image's
+crop and flip come from stateless random ops seeded by (seed, epoch, position), so a run resumed
+at epoch e sees exactly the batches the uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import zipfile
+
+import numpy as np
+import tensorflow as tf
+
+AUTOTUNE = tf.data.AUTOTUNE
+# 4 pixels of the 32 of CIFAR (He et al.; Zagoruyko & Komodakis); other sizes pad in proportion.
+PAD_FRACTION = 4 / 32
+# Keep in memory what fits easily; a larger split streams from tfds's own files every epoch.
+CACHE_LIMIT_BYTES = 4 * 2**30
+SHUFFLE_BUFFER_LIMIT = 50_000
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """A dataset's official splits as (uint8 image, int64 label) elements."""
+
+    name: str
+    train: tf.data.Dataset
+    test: tf.data.Dataset
+    class_names: tuple[str, ...]
+    test_split: str  # how the test split was obtained, recorded in config.json
+
+
+@dataclasses.dataclass
+class Pipeline:
+    """What a run trains, selects and tests on."""
+
+    source: Source
+    image_shape: tuple[int, int, int]
+    batch_size: int
+    seed: int
+    augment: bool
+    train_images: tf.data.Dataset  # uint8, cached, after the validation split is carved out
+    validation: tf.data.Dataset  # normalised batches
+    test: tf.data.Dataset
+    num_train: int
+    num_validation: int
+    num_test: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    max_steps_per_epoch: int | None = None  # smoke runs cut every epoch short
+
+    @property
+    def steps_per_epoch(self) -> int:
+        full = self.num_train // self.batch_size  # the last partial batch is dropped, as the reference
+        return min(full, self.max_steps_per_epoch or full)
+
+    @property
+    def class_names(self):
+        return self.source.class_names
+
+    def train_batches(self, initial_epoch: int, epochs: int) -> tf.data.Dataset:
+        """Batches of epochs `initial_epoch`, ..., each epoch shuffled and augmented by its own seeds."""
+        images, seed, n = self.train_images, self.seed, self.num_train
+        buffer = min(n, SHUFFLE_BUFFER_LIMIT)
+
+        def one_epoch(epoch):
+            shuffled = images.shuffle(buffer, seed=tf.cast(seed * 100_003 + epoch, tf.int64),
+                                      reshuffle_each_iteration=False)
+            return shuffled.take(self.steps_per_epoch * self.batch_size).enumerate().map(
+                lambda i, example: (tf.stack([tf.cast(epoch, tf.int64) + seed * 100_003, i]), example))
+
+        return (tf.data.Dataset.range(initial_epoch, epochs).flat_map(one_epoch)
+                .apply(tf.data.experimental.assert_cardinality((epochs - initial_epoch) * self.steps_per_epoch
+                                                               * self.batch_size))
+                .map(self._train_example, num_parallel_calls=AUTOTUNE)
+                .batch(self.batch_size, drop_remainder=True)
+                .prefetch(AUTOTUNE))
+
+    def _train_example(self, seeds, example):
+        image, label = example
+        if self.augment:
+            image = augment(image, seeds)
+        return normalise(image, self.mean, self.std), label
+
+
+def augment(image, seeds):
+    """Reflect-pad by 1/8 of the side (4 px at 32), random crop back, random horizontal flip."""
+    h, w, c = image.shape
+    pad = max(1, round(h * PAD_FRACTION))
+    padded = tf.pad(image, [[pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
+    crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seeds, 2))
+    image = tf.image.stateless_random_crop(padded, (h, w, c), seed=crop_seed)
+    return tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
+
+
+def normalise(image, mean, std):
+    return (tf.cast(image, tf.float32) / 255.0 - mean) / std
+
+
+# --------------------------------------------------------------------------------------------
+# Sources
+
+
+def open_source(dataset: str, *, data_dir=None) -> Source:
+    """`cifar10` (any tfds name) or `npz:PATH`, validated; raises ValueError naming what is wrong."""
+    if not isinstance(dataset, str) or not dataset:
+        raise ValueError(f"dataset={dataset!r} is not valid; expected a tensorflow-datasets name or npz:PATH.")
+    if dataset.startswith("npz:"):
+        return _npz_source(dataset)
+    return _tfds_source(dataset, data_dir)
+
+
+def _npz_source(dataset):
+    path = dataset[len("npz:"):]
+    if not os.path.isfile(path):
+        raise ValueError(f"dataset {dataset!r}: no such file {path!r}.")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
+        raise ValueError(f"dataset {dataset!r}: not a readable .npz archive ({error}).") from None
+    missing = [key for key in ("x_train", "y_train", "x_test", "y_test") if key not in arrays]
+    if missing:
+        raise ValueError(f"dataset {dataset!r}: missing keys {missing}; expected x_train, y_train, x_test, "
+                         f"y_test (as keras.datasets) and optionally label_names.")
+    splits = {}
+    for split in ("train", "test"):
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if x.ndim != 4 or x.shape[-1] != 3:
+            raise ValueError(f"dataset {dataset!r}: x_{split} has shape {x.shape}; expected (N, H, W, 3) images.")
+        y = y.reshape(-1) if y.ndim == 2 and y.shape[1] == 1 else y
+        if y.ndim != 1 or len(y) != len(x):
+            raise ValueError(f"dataset {dataset!r}: y_{split} has shape {y.shape} for {len(x)} images; "
+                             f"expected ({len(x)},) integer labels.")
+        if not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
+            raise ValueError(f"dataset {dataset!r}: y_{split} must hold non-negative integer labels, "
+                             f"got dtype {y.dtype}.")
+        if x.dtype != np.uint8:
+            if np.issubdtype(x.dtype, np.floating) and x.size and x.max() <= 1.0:
+                x = x * 255.0
+            x = np.clip(x, 0, 255).astype(np.uint8)
+        splits[split] = (x, y.astype(np.int64))
+    num_classes = int(max(splits["train"][1].max(initial=0), splits["test"][1].max(initial=0))) + 1
+    names = arrays.get("label_names")
+    class_names = tuple(str(n) for n in names) if names is not None else tuple(str(i) for i in range(num_classes))
+    if len(class_names) < num_classes:
+        raise ValueError(f"dataset {dataset!r}: label_names has {len(class_names)} names but labels go up to "
+                         f"{num_classes - 1}.")
+    return Source(dataset, *(tf.data.Dataset.from_tensor_slices(splits[s]) for s in ("train", "test")),
+                  class_names=class_names, test_split="test")
+
+
+def _tfds_source(name, data_dir):
+    import tensorflow_datasets as tfds
+
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except Exception as error:  # tfds raises its own DatasetNotFoundError and friends
+        known = "cifar10, cifar100, svhn_cropped, cats_vs_dogs"
+        raise ValueError(f"dataset {name!r} is not a tensorflow-datasets name ({known}, ...) nor npz:PATH "
+                         f"({type(error).__name__}).") from None
+    info = builder.info
+    label = info.features[info.supervised_keys[1]] if info.supervised_keys else None
+    if label is None or not hasattr(label, "names"):
+        raise ValueError(f"dataset {name!r} is not an image-classification dataset (no supervised "
+                         f"image and class label).")
+    known_splits = set(info.splits.keys()) if info.splits else {"train", "test"}
+    # cats_vs_dogs has only a train split: its last 10% is the fixed test split.
+    train_split, test_split = ("train", "test") if "test" in known_splits else ("train[:90%]", "train[90%:]")
+    try:
+        train, test = tfds.load(name, split=[train_split, test_split], as_supervised=True, shuffle_files=False,
+                                data_dir=data_dir)
+    except Exception as error:
+        raise ValueError(f"dataset {name!r} could not be loaded by tensorflow-datasets ({type(error).__name__}: "
+                         f"{str(error).splitlines()[0][:160]}); without internet, use npz:PATH.") from None
+    cast = lambda image, label: (image, tf.cast(label, tf.int64))
+    return Source(name, train.map(cast), test.map(cast), tuple(label.names), test_split)
+
+
+# --------------------------------------------------------------------------------------------
+# The pipeline of one run
+
+
+def make_pipeline(source: Source, *, image_shape, batch_size, seed, validation_fraction=0.1,
+                  augment=True, max_steps_per_epoch=None, eval_batch_size=None) -> Pipeline:
+    """Carve the validation split, compute normalisation from the training images, batch."""
+    if not 0.0 <= validation_fraction < 1.0:
+        raise ValueError(f"validation_fraction={validation_fraction!r} is not valid; expected a number in [0, 1).")
+    h, w, c = image_shape
+    fit = lambda image, label: (_fit_size(image, h, w), label)
+    train_all = source.train.map(fit, num_parallel_calls=AUTOTUNE)
+    num_all = _count(train_all)
+    if num_all == 0:
+        raise ValueError(f"dataset {source.name!r} has no training images.")
+    num_validation = int(round(num_all * validation_fraction))
+    is_validation = np.zeros(num_all, bool)
+    is_validation[np.random.default_rng(seed).permutation(num_all)[:num_validation]] = True
+    mask = tf.constant(is_validation)
+    pick = lambda wanted: (lambda i, example: tf.equal(tf.gather(mask, i), wanted))
+    drop_index = lambda i, example: example
+    train = _cache(train_all.enumerate().filter(pick(False)).map(drop_index), num_all - num_validation, image_shape)
+    validation = _cache(train_all.enumerate().filter(pick(True)).map(drop_index), num_validation, image_shape)
+    test = source.test.map(fit, num_parallel_calls=AUTOTUNE)
+    num_test = _count(test)
+    test = _cache(test, num_test, image_shape)
+
+    mean, std = channel_statistics(train)
+    num_train = num_all - num_validation
+    if num_train < batch_size:
+        raise ValueError(f"batch_size={batch_size} is larger than the {num_train} training images of "
+                         f"{source.name!r}; expected at most {num_train}.")
+    eval_batch_size = eval_batch_size or max(batch_size, 256)
+
+    def evaluate(ds, count):
+        # filter() hides the size from tf.data; Keras needs it to end an evaluation without a warning.
+        ds = ds.apply(tf.data.experimental.assert_cardinality(count))
+        return (ds.map(lambda image, label: (normalise(image, mean, std), label), num_parallel_calls=AUTOTUNE)
+                .batch(eval_batch_size).prefetch(AUTOTUNE))
+
+    return Pipeline(source=source, image_shape=tuple(image_shape), batch_size=batch_size, seed=seed,
+                    augment=augment, train_images=train, validation=evaluate(validation, num_validation),
+                    test=evaluate(test, num_test),
+                    num_train=num_train, num_validation=num_validation, num_test=num_test, mean=mean, std=std,
+                    max_steps_per_epoch=max_steps_per_epoch)
+
+
+def _fit_size(image, h, w):
+    # Images of another size (cats_vs_dogs, or a downsized smoke net) are resized to the net's input.
+    if image.shape[0] == h and image.shape[1] == w:
+        return image
+    return tf.cast(tf.clip_by_value(tf.image.resize(image, (h, w)), 0, 255), tf.uint8)
+
+
+def _cache(ds, count, image_shape):
+    return ds.cache() if count * int(np.prod(image_shape)) <= CACHE_LIMIT_BYTES else ds
+
+
+def _count(ds) -> int:
+    return int(ds.reduce(np.int64(0), lambda n, _: n + 1).numpy())
+
+
+def channel_statistics(images: tf.data.Dataset):
+    """Per-channel mean and standard deviation of pixel values in [0, 1] over a split."""
+    def accumulate(totals, batch):
+        x = tf.cast(batch[0], tf.float64) / 255.0
+        x = tf.reshape(x, (-1, tf.shape(x)[-1]))
+        return (totals[0] + tf.reduce_sum(x, 0), totals[1] + tf.reduce_sum(x * x, 0),
+                totals[2] + tf.cast(tf.shape(x)[0], tf.float64))
+
+    channels = images.element_spec[0].shape[-1]
+    zeros = tf.zeros(channels, tf.float64)
+    total, total_sq, n = images.batch(1024).reduce((zeros, zeros, tf.constant(0.0, tf.float64)), accumulate)
+    mean = total / n
+    std = tf.sqrt(tf.maximum(total_sq / n - mean * mean, 1e-12))
+    return tuple(float(v) for v in mean.numpy()), tuple(float(v) for v in std.numpy())

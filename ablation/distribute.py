@@ -1,0 +1,62 @@
+"""Where a run computes: the tf.distribute strategy and the dtype policy.
+
+`auto` takes MirroredStrategy over every GPU when there are several, else the one device
+(the first GPU, or the CPU). `mirrored` with no GPU mirrors over the logical CPU devices, which
+is how the multi-replica path is tested on CPU. The recipe's batch is the global batch: Keras
+splits it across the replicas.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import keras
+import tensorflow as tf
+
+STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+
+MULTI_WORKER_UNSUPPORTED = (
+    "--strategy multi_worker is not supported: MultiWorkerMirroredStrategy with model.fit fails under "
+    "Keras 3.15 ('Attempt to convert a value (PerReplica...)'); use mirrored on one machine, and spread "
+    "a study's runs over machines with --shard I/N (see README, 'Scaling out').")
+
+
+def make_strategy(name: str):
+    """The strategy for `name`, and a description of the devices it runs on."""
+    if name not in STRATEGIES:
+        raise ValueError(f"strategy={name!r} is not valid; expected one of {', '.join(STRATEGIES[:3])}.")
+    if name == "multi_worker":
+        raise ValueError(MULTI_WORKER_UNSUPPORTED)
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "mirrored" or (name == "auto" and len(gpus) > 1):
+        devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices), devices
+    # One device: TensorFlow's default strategy places ops on the first GPU, or the CPU.
+    return tf.distribute.get_strategy(), [gpus[0].name if gpus else "/device:CPU:0"]
+
+
+def set_precision(precision: str) -> None:
+    """Mixed precision computes in float16/bfloat16 with float32 weights; the builders keep the
+    logits in float32, and Keras wraps the optimizer in loss scaling for mixed_float16."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r} is not valid; expected one of {', '.join(PRECISIONS)}.")
+    keras.mixed_precision.set_global_policy(precision)
+
+
+@contextlib.contextmanager
+def precision_policy(precision: str):
+    previous = keras.mixed_precision.global_policy()
+    set_precision(precision)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def device_kind() -> str:
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        details = tf.config.experimental.get_device_details(gpus[0])
+        return f"{len(gpus)} x GPU ({details.get('device_name', 'unknown')})"
+    return f"CPU ({len(tf.config.list_logical_devices('CPU'))} logical device(s))"

@@ -1,0 +1,254 @@
+"""One training run, the way the papers did it, leaving a complete, self-describing folder.
+
+    from ablation.run import RunConfig, train
+    metrics = train(RunConfig(model="wrn-16-2", dataset="npz:cifar10.npz", recipe_overrides={"epochs": 15}),
+                    "results/wrn-16-2")
+
+The folder (all files written atomically):
+    config.json            the resolved config, library versions, devices and strategy
+    history.csv            per epoch: train/validation cross-entropy and accuracy, lr, seconds
+    training_history.json  the same, column-wise
+    metrics.json           test accuracy and loss (final weights, test split read once, at the end),
+                           best validation accuracy and its epoch, params, MACs, timings; its
+                           presence marks the run finished
+    per_class_accuracy.csv, confusion_matrix.png, learning_curves.png
+    best.keras, final.keras, tensorboard/
+    state/                 the last finished epoch's weights and optimizer, while training
+    failure.json           why the last attempt failed, if it did
+
+Re-running the same config resumes from `state/`; re-running a finished run does nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import platform
+import shutil
+import time
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from ablation import io
+
+# Model arguments a run may override, and the dataset decides (num_classes).
+MODEL_OVERRIDES = ("dropout_rate", "block_type", "depth", "widen_factor", "blocks_per_group", "dropout_position",
+                   "bn_momentum", "bn_epsilon", "padding", "shortcut", "residual", "input_shape")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    model: str
+    dataset: str = "cifar10"
+    recipe: str | None = None  # None: the recipe of the model's paper (its preset's)
+    recipe_overrides: Mapping = dataclasses.field(default_factory=dict)  # e.g. epochs, batch_size
+    model_overrides: Mapping = dataclasses.field(default_factory=dict)  # e.g. dropout_rate, block_type
+    seed: int = 42
+    validation_fraction: float = 0.1
+    augment: bool = True
+    max_steps_per_epoch: int | None = None  # smoke runs: cut every epoch short
+    strategy: str = "auto"
+    precision: str = "float32"
+    jit_compile: bool = False
+    data_dir: str | None = None  # tensorflow-datasets' data_dir
+
+    def resolve(self) -> dict:
+        """Everything that defines the run, validated, as plain JSON data (the run's identity)."""
+        from ablation.distribute import PRECISIONS, STRATEGIES
+        from ablation.recipes import get_recipe
+        from builders import get_preset
+
+        preset = get_preset(self.model)
+        accepted = inspect.signature(preset.builder).parameters
+        for key, value in self.model_overrides.items():
+            if key not in MODEL_OVERRIDES or key not in accepted:
+                valid = [k for k in MODEL_OVERRIDES if k in accepted]
+                raise ValueError(f"{key}={value!r} does not apply to model {self.model!r} "
+                                 f"({preset.family}); it accepts {', '.join(valid)}.")
+        recipe_name = self.recipe or preset.recipe
+        recipe = get_recipe(recipe_name)
+        if recipe_name == preset.recipe:
+            recipe = recipe.replace(**preset.recipe_overrides)
+        recipe = recipe.replace(**self.recipe_overrides)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed={self.seed!r} is not valid; expected a non-negative integer.")
+        if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:
+            raise ValueError(f"max_steps_per_epoch={self.max_steps_per_epoch!r} is not valid; expected >= 1.")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy={self.strategy!r} is not valid; expected one of "
+                             f"{', '.join(STRATEGIES[:3])}.")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision={self.precision!r} is not valid; expected one of {', '.join(PRECISIONS)}.")
+        model_kwargs = {**preset.kwargs, **self.model_overrides}
+        if "input_shape" in model_kwargs:
+            model_kwargs["input_shape"] = list(model_kwargs["input_shape"])
+        return {
+            "model": self.model, "builder": preset.family, "model_kwargs": model_kwargs,
+            "input_shape": list(model_kwargs.get("input_shape") or preset.input_shape),
+            "dataset": self.dataset, "recipe": recipe_name, "recipe_fields": dataclasses.asdict(recipe),
+            "seed": self.seed, "validation_fraction": self.validation_fraction, "augment": self.augment,
+            "max_steps_per_epoch": self.max_steps_per_epoch, "strategy": self.strategy,
+            "precision": self.precision, "jit_compile": self.jit_compile,
+        }
+
+
+def run_status(run_dir: Path) -> str:
+    """done, failed (last attempt), partial (epochs finished, resumable) or pending."""
+    from ablation.callbacks import latest_state
+
+    run_dir = Path(run_dir)
+    if (run_dir / "metrics.json").exists():
+        return "done"
+    if (run_dir / "failure.json").exists():
+        return "failed"
+    if latest_state(run_dir)[1] is not None:
+        return "partial"
+    return "pending"
+
+
+def _differences(old: dict, new: dict) -> list[str]:
+    keys = sorted(set(old) | set(new))
+    return [f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
+
+
+def train(config: RunConfig, out, *, log=print) -> dict:
+    """Train (or resume, or skip) the run of `config` in folder `out`; returns its metrics."""
+    out = Path(out)
+    resolved = config.resolve()
+    previous = io.read_json(out / "config.json")
+    if previous is not None and previous.get("run") != json.loads(json.dumps(resolved)):
+        raise ValueError(f"{out} holds a different run ({'; '.join(_differences(previous.get('run', {}), resolved))}); "
+                         f"choose another --out or remove it.")
+    if (out / "metrics.json").exists():
+        metrics = io.read_json(out / "metrics.json")
+        log(f"{out}: already finished (test accuracy {metrics['test_accuracy']:.4f}); nothing to do.")
+        return metrics
+    from ablation.distribute import precision_policy
+
+    try:
+        with precision_policy(config.precision):
+            return _train(config, resolved, out, log)
+    except (KeyboardInterrupt, ValueError):
+        raise
+    except Exception as error:
+        io.write_json(out / "failure.json", {"error": f"{type(error).__name__}: {error}",
+                                             "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        raise
+
+
+def _train(config: RunConfig, resolved: dict, out: Path, log) -> dict:
+    import keras
+
+    from ablation import data, distribute, report
+    from ablation.callbacks import STATE_DIR, RunRecorder, latest_state, read_history
+    from ablation.recipes import Recipe, apply_weight_decay
+    from builders import count_macs, count_params, get_preset
+
+    recipe = Recipe(**{k: tuple(v) if isinstance(v, list) else v for k, v in resolved["recipe_fields"].items()})
+    strategy, devices = distribute.make_strategy(config.strategy)
+    source = data.open_source(config.dataset, data_dir=config.data_dir)
+    input_shape = tuple(resolved["input_shape"])
+    keras.utils.set_random_seed(config.seed)  # same seed, same initial weights
+    with strategy.scope():
+        # Built before the data passes below, so that bad model arguments fail at once.
+        model = get_preset(config.model).build(**{**resolved["model_kwargs"], "input_shape": input_shape,
+                                                  "num_classes": len(source.class_names)})
+    pipeline = data.make_pipeline(source, image_shape=input_shape, batch_size=recipe.batch_size, seed=config.seed,
+                                  validation_fraction=config.validation_fraction, augment=config.augment,
+                                  max_steps_per_epoch=config.max_steps_per_epoch)
+    steps = pipeline.steps_per_epoch
+    with strategy.scope():
+        apply_weight_decay(model, recipe.weight_decay)
+        model.compile(optimizer=recipe.make_optimizer(steps),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=["accuracy", keras.metrics.SparseCategoricalCrossentropy(from_logits=True,
+                                                                                       name="cross_entropy")],
+                      jit_compile=config.jit_compile)
+        initial_epoch, state = latest_state(out)
+        if state is not None:
+            model.optimizer.build(model.trainable_variables)
+            model.load_weights(state)
+            log(f"{out}: resuming after epoch {initial_epoch} of {recipe.epochs}")
+    history = read_history(out)
+    history = history[history["epoch"] <= initial_epoch]
+
+    params = count_params(model)
+    io.write_json(out / "config.json", {
+        "run": resolved,
+        "data": {"class_names": list(source.class_names), "test_split": source.test_split,
+                 "num_train": pipeline.num_train, "num_validation": pipeline.num_validation,
+                 "num_test": pipeline.num_test, "steps_per_epoch": steps, "mean": pipeline.mean, "std": pipeline.std},
+        "environment": environment(strategy, devices, model),
+    })
+    (out / "failure.json").unlink(missing_ok=True)
+    log(f"{out}: {config.model} ({params['trainable_params']:,} params) on {source.name}, "
+        f"{pipeline.num_train}/{pipeline.num_validation}/{pipeline.num_test} train/validation/test images, "
+        f"{recipe.epochs} epochs of {steps} steps, batch {recipe.batch_size}, {len(devices)} replica(s)")
+
+    recorder = RunRecorder(out, history=history, epochs=recipe.epochs, steps_per_epoch=steps,
+                           batch_size=recipe.batch_size, schedule=recipe.schedule(steps), log=log)
+    callbacks = [recorder, keras.callbacks.TensorBoard(out / "tensorboard", write_graph=False, profile_batch=0)]
+    model.fit(pipeline.train_batches(initial_epoch, recipe.epochs), epochs=recipe.epochs, initial_epoch=initial_epoch,
+              steps_per_epoch=steps, validation_data=pipeline.validation if pipeline.num_validation else None,
+              callbacks=callbacks, shuffle=False, verbose=0)
+    with io.atomic_path(out / "final.keras") as tmp:
+        model.save(tmp)
+
+    # The test split, read once: final weights, as the papers report (not the best epoch).
+    logits, labels = predict(model, pipeline.test)
+    test = report.classification_metrics(logits, labels, source.class_names)
+    history = read_history(out)
+    trained = history["epoch"] > initial_epoch
+    best = history.loc[history["val_accuracy"].idxmax()] if history["val_accuracy"].notna().any() else None
+    metrics = {
+        "test_accuracy": test["accuracy"], "test_loss": test["loss"], "test_error": 100 * (1 - test["accuracy"]),
+        "best_val_accuracy": None if best is None else float(best["val_accuracy"]),
+        "best_epoch": None if best is None else int(best["epoch"]),
+        "final_val_accuracy": None if best is None else float(history["val_accuracy"].iloc[-1]),
+        "epochs": int(len(history)), **params, "macs": count_macs(model),
+        "training_seconds": float(history["epoch_seconds"].sum()),
+        "seconds_per_epoch": float(history["epoch_seconds"].median()) if len(history) else None,
+        "images_per_second": _steady(history.loc[trained, "images_per_second"]) if trained.any() else None,
+    }
+    report.write_run_exports(out, history, test, source.class_names, title=f"{config.model} on {source.name}")
+    io.write_json(out / "metrics.json", metrics)
+    shutil.rmtree(out / STATE_DIR, ignore_errors=True)
+    log(f"{out}: test accuracy {metrics['test_accuracy']:.4f}, test loss {metrics['test_loss']:.4f}, "
+        f"best validation accuracy {metrics['best_val_accuracy'] or float('nan'):.4f} at epoch {metrics['best_epoch']}")
+    return metrics
+
+
+def _steady(images_per_second):
+    """Median throughput, leaving out the first epoch of an attempt (graph tracing) when there are more."""
+    values = list(images_per_second)
+    return float(np.median(values[1:] if len(values) > 1 else values))
+
+
+def predict(model, dataset):
+    """Logits and labels of a batched (image, label) dataset, in its order.
+
+    `model.predict` rather than a loop of `predict_on_batch`: it splits the batches across
+    replicas under MirroredStrategy (predict_on_batch hands each replica the whole batch).
+    """
+    logits = model.predict(dataset.map(lambda images, labels: images), verbose=0)
+    labels = np.concatenate([labels.numpy() for _, labels in dataset])
+    return np.asarray(logits, np.float32), labels
+
+
+def environment(strategy, devices, model) -> dict:
+    import keras
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    from ablation.distribute import device_kind
+
+    return {
+        "python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
+        "tensorflow_datasets": tfds.__version__, "numpy": np.__version__, "platform": platform.platform(),
+        "device": device_kind(), "strategy": type(strategy).__name__, "devices": devices,
+        "replicas": strategy.num_replicas_in_sync, "dtype_policy": keras.mixed_precision.global_policy().name,
+        "jit_compile": bool(getattr(model, "jit_compile", False)),
+    }

@@ -1,0 +1,43 @@
+"""Small data sets the tests make themselves, and the shared real CIFAR-10 subset."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL_SUBSET = ROOT.parent / "shared" / "data" / "cifar10-subset.npz"
+CLASS_NAMES = ("red", "green", "blue", "grey")
+
+
+def make_npz(path, *, n_train=256, n_test=64, size=32, seed=0, label_names=True) -> str:
+    """An easy 4-class problem: each class tints the image with its own colour, plus noise, so a
+    tiny net learns it in a few dozen steps. Returns the `npz:PATH` dataset name."""
+    rng = np.random.default_rng(seed)
+    tints = np.array([[200, 40, 40], [40, 200, 40], [40, 40, 200], [128, 128, 128]], np.float32)
+
+    def split(n):
+        y = rng.integers(0, len(tints), n).astype(np.uint8)
+        x = tints[y][:, None, None, :] + rng.normal(0, 40, (n, size, size, 3))
+        return np.clip(x, 0, 255).astype(np.uint8), y
+
+    (x_train, y_train), (x_test, y_test) = split(n_train), split(n_test)
+    extra = {"label_names": np.array(CLASS_NAMES)} if label_names else {}
+    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test, **extra)
+    return f"npz:{path}"
+
+
+def real_subset() -> str:
+    if not REAL_SUBSET.exists():
+        pytest.skip(f"the real CIFAR-10 subset is not at {REAL_SUBSET} (it lives beside the checkout, not in git)")
+    return f"npz:{REAL_SUBSET}"
+
+
+def run_cli(*args, timeout=600, env=None) -> subprocess.CompletedProcess:
+    """`python -m ablation ...` in a fresh process, as a user runs it."""
+    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env=env)

@@ -1,0 +1,326 @@
+"""The training engine: data pipelines, recipes, strategies, one run from the command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from ablation import data
+from ablation.cli import main
+from ablation.recipes import RECIPES, StepDecay, apply_weight_decay, get_recipe
+from ablation.run import RunConfig, run_status, train
+from builders import build, get_preset
+from tests.helpers import CLASS_NAMES, ROOT, make_npz, real_subset
+
+TINY = dict(model="wrn-10-1", recipe_overrides={"epochs": 2, "batch_size": 32})
+
+
+@pytest.fixture(scope="module")
+def easy(tmp_path_factory):
+    return make_npz(tmp_path_factory.mktemp("data") / "easy.npz")
+
+
+def quiet(*_):
+    pass
+
+
+# ----------------------------------------------------------------------------------------------
+# Recipes
+
+
+def test_wrn_schedule_drops_at_epochs_60_120_160_of_200():
+    steps = 390  # 50,000 / 128, last partial batch dropped
+    lr = get_recipe("wrn").schedule(steps)
+    at = lambda epoch, offset=0: float(lr(epoch * steps + offset))
+    assert at(0) == pytest.approx(0.1) and at(60, -1) == pytest.approx(0.1)
+    assert at(60) == pytest.approx(0.02) and at(120, -1) == pytest.approx(0.02)
+    assert at(120) == pytest.approx(0.004) and at(160) == pytest.approx(0.0008)
+    assert at(199, steps - 1) == pytest.approx(0.0008)
+
+
+def test_he_schedule_drops_at_32k_and_48k_iterations_with_resnet_110_warmup():
+    steps = 45_000 // 128  # 351: 182 epochs are 63,882 iterations, He et al.'s 64k
+    recipe = get_recipe("he").replace(**get_preset("resnet-110").recipe_overrides)
+    lr = recipe.schedule(steps)
+    boundaries = recipe.boundaries(steps)
+    assert boundaries == [91 * 351, 136 * 351]  # 31,941 and 47,736: within an epoch of 32k and 48k
+    assert float(lr(399)) == pytest.approx(0.01) and float(lr(400)) == pytest.approx(0.1)
+    assert float(lr(boundaries[0] - 1)) == pytest.approx(0.1) and float(lr(boundaries[0])) == pytest.approx(0.01)
+    assert float(lr(boundaries[1])) == pytest.approx(0.001)
+    assert get_recipe("he").warmup_steps == 0  # only ResNet-110 warms up
+
+
+def test_recipes_are_the_papers():
+    wrn, he, adam = RECIPES["wrn"], RECIPES["he"], RECIPES["adam"]
+    assert (wrn.learning_rate, wrn.momentum, wrn.nesterov, wrn.weight_decay, wrn.batch_size, wrn.epochs) == \
+        (0.1, 0.9, True, 5e-4, 128, 200)
+    assert (he.learning_rate, he.momentum, he.weight_decay, he.lr_decay) == (0.1, 0.9, 1e-4, 0.1)
+    assert isinstance(adam.make_optimizer(10), keras.optimizers.Adam) and adam.learning_rate == 1e-3
+    sgd = wrn.make_optimizer(10)
+    assert isinstance(sgd, keras.optimizers.SGD) and sgd.nesterov and sgd.weight_decay is None
+
+
+def test_schedule_survives_a_keras_save(tmp_path):
+    schedule = StepDecay(0.1, [10, 20], 0.2, warmup_steps=3)
+    restored = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(schedule))
+    assert [float(restored(s)) for s in (0, 3, 10, 20)] == pytest.approx([0.01, 0.1, 0.02, 0.004])
+
+
+def test_l2_penalty_is_the_coupled_weight_decay():
+    # PyTorch's SGD(weight_decay=wd) adds wd * w to every parameter's gradient. Our penalty
+    # wd/2 * sum(w^2) must add exactly that, to every trainable weight: convs, BN gamma and
+    # beta, the dense kernel and bias.
+    wd = 5e-4
+    model = build("wrn-10-1")
+    apply_weight_decay(model, wd)
+    assert all(v.regularizer is not None for v in model.trainable_variables)
+    assert {"gamma", "beta", "bias"} <= {v.name for v in model.trainable_variables}
+    with tf.GradientTape() as tape:
+        penalty = tf.add_n(model.losses)
+    for variable, gradient in zip(model.trainable_variables, tape.gradient(penalty, model.trainable_variables)):
+        np.testing.assert_allclose(gradient, wd * variable.numpy(), rtol=1e-5, atol=1e-12)
+    # And Keras adds it to the objective it differentiates in fit().
+    model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x = np.random.default_rng(0).normal(size=(4, 32, 32, 3)).astype("float32")
+    y = np.array([0, 1, 2, 3])
+    logits = model(x, training=False)
+    objective = model.compute_loss(x=x, y=y, y_pred=logits, training=False)
+    cross_entropy = model.loss(y, logits)
+    assert float(objective - cross_entropy) == pytest.approx(float(tf.add_n(model.losses)), rel=1e-4)
+
+
+# ----------------------------------------------------------------------------------------------
+# Data
+
+
+def test_npz_pipeline_split_normalisation_and_batches(easy):
+    source = data.open_source(easy)
+    assert source.class_names == CLASS_NAMES
+    pipeline = data.make_pipeline(source, image_shape=(32, 32, 3), batch_size=32, seed=1)
+    assert (pipeline.num_train, pipeline.num_validation, pipeline.num_test) == (230, 26, 64)
+    assert pipeline.steps_per_epoch == 230 // 32  # the last partial batch is dropped
+    images = np.concatenate([x.numpy() for x, _ in pipeline.train_images.batch(512)]).astype(np.float64) / 255
+    np.testing.assert_allclose(pipeline.mean, images.mean(axis=(0, 1, 2)), rtol=1e-6)
+    np.testing.assert_allclose(pipeline.std, images.std(axis=(0, 1, 2)), rtol=1e-5)
+    batches = list(pipeline.train_batches(0, 2))
+    assert len(batches) == 2 * pipeline.steps_per_epoch
+    x, y = batches[0]
+    assert x.shape == (32, 32, 32, 3) and x.dtype == tf.float32 and y.dtype == tf.int64
+    # Normalised with the training statistics: about zero mean, unit variance.
+    assert abs(float(tf.reduce_mean(x))) < 0.5 and 0.5 < float(tf.math.reduce_std(x)) < 1.5
+
+
+def test_same_seed_same_order_and_resume_sees_the_same_batches(easy):
+    make = lambda seed: data.make_pipeline(data.open_source(easy), image_shape=(32, 32, 3), batch_size=32, seed=seed)
+    a, b, other = make(7), make(7), make(8)
+    first = [y.numpy() for _, y in a.train_batches(0, 3)]
+    assert all((p == q).all() for p, q in zip(first, [y.numpy() for _, y in b.train_batches(0, 3)]))
+    assert not all((p == q).all() for p, q in zip(first, [y.numpy() for _, y in other.train_batches(0, 3)]))
+    steps = a.steps_per_epoch
+    assert not all((p == q).all() for p, q in zip(first[:steps], first[steps:2 * steps]))  # reshuffled per epoch
+    # Resuming at epoch 2 yields exactly the images (augmentation included) of the full run's epoch 2.
+    full = [x.numpy() for x, _ in a.train_batches(0, 3)][2 * steps:]
+    resumed = [x.numpy() for x, _ in b.train_batches(2, 3)]
+    assert len(resumed) == steps and all(np.array_equal(p, q) for p, q in zip(full, resumed))
+
+
+def test_augmentation_is_reflect_pad_crop_and_flip():
+    image = tf.reshape(tf.range(32 * 32 * 3, dtype=tf.int32) % 251, (32, 32, 3))
+    out = [data.augment(image, tf.constant([s, 0], tf.int64)).numpy() for s in range(20)]
+    assert all(o.shape == (32, 32, 3) for o in out)
+    assert len({o.tobytes() for o in out}) > 10  # crops and flips vary with the seed
+    # Every output is a 32x32 window of the reflect-padded image, maybe mirrored.
+    padded = np.pad(image.numpy(), ((4, 4), (4, 4), (0, 0)), mode="reflect")
+    windows = {padded[i:i + 32, j:j + 32].tobytes() for i in range(9) for j in range(9)}
+    assert all(o.tobytes() in windows or o[:, ::-1].tobytes() in windows for o in out)
+
+
+def test_tfds_path_with_mock_data(tmp_path):
+    with tfds.testing.mock_data(num_examples=80):
+        metrics = train(RunConfig(dataset="cifar10", **TINY), tmp_path / "run", log=quiet)
+        names = list(tfds.builder("cifar10").info.features["label"].names)
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert len(names) == 10 and config["data"]["class_names"] == names  # from tfds metadata
+    assert config["data"]["num_train"] + config["data"]["num_validation"] == 80
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0 and metrics["epochs"] == 2
+
+
+def test_tfds_images_of_another_size_are_resized_to_the_net(tmp_path):
+    with tfds.testing.mock_data(num_examples=12):
+        source = data.open_source("cats_vs_dogs")
+        pipeline = data.make_pipeline(source, image_shape=(64, 64, 3), batch_size=4, seed=0)
+    assert source.class_names == ("cat", "dog")
+    x, _ = next(iter(pipeline.train_batches(0, 1)))
+    assert x.shape == (4, 64, 64, 3)
+
+
+# ----------------------------------------------------------------------------------------------
+# One run
+
+
+def test_cli_run_writes_a_complete_run_folder(easy, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "--model", "wrn-10-1", "--dataset", easy, "--epochs", "3", "--batch-size", "32",
+            "--dropout-rate", "0.3", "--out", str(out)]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("epoch ") >= 3 and "test accuracy" in printed
+    for name in ("config.json", "history.csv", "training_history.json", "metrics.json", "per_class_accuracy.csv",
+                 "confusion_matrix.png", "learning_curves.png", "best.keras", "final.keras"):
+        assert (out / name).stat().st_size > 0, name
+    assert any((out / "tensorboard").rglob("*tfevents*"))
+    assert not (out / "state").exists()
+    config = json.loads((out / "config.json").read_text())
+    assert config["run"]["model_kwargs"]["dropout_rate"] == 0.3
+    assert config["environment"]["keras"] == keras.__version__ and config["environment"]["replicas"] == 1
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("test_accuracy", "test_loss", "best_val_accuracy", "best_epoch", "trainable_params", "total_params",
+                "macs", "training_seconds", "images_per_second"):
+        assert metrics[key] is not None, key
+    assert metrics["trainable_params"] == 77_850 - (64 + 1) * (10 - 4)  # WRN-10-1 with a 4-class head
+    history = pd.read_csv(out / "history.csv")
+    assert list(history["epoch"]) == [1, 2, 3]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "epoch_seconds"} <= set(history)
+    assert metrics["test_accuracy"] > 0.5  # the easy problem is learnt (chance is 0.25)
+    per_class = pd.read_csv(out / "per_class_accuracy.csv")
+    assert list(per_class["class"]) == list(CLASS_NAMES) and per_class["support"].sum() == 64
+    # The best checkpoint is a loadable model.
+    assert keras.saving.load_model(out / "best.keras").output.shape == (None, 4)
+
+    # Again: nothing to do, and it says so.
+    assert main(args) == 0
+    assert "nothing to do" in capsys.readouterr().out
+    assert run_status(out) == "done"
+
+
+def test_a_different_config_in_the_same_folder_is_refused(easy, tmp_path, capsys):
+    out = tmp_path / "run"
+    train(RunConfig(dataset=easy, **{**TINY, "recipe_overrides": {"epochs": 1, "batch_size": 32}}), out, log=quiet)
+    code = main(["train", "--model", "wrn-10-1", "--dataset", easy, "--epochs", "2", "--batch-size", "32",
+                 "--out", str(out)])
+    assert code == 2 and "holds a different run" in capsys.readouterr().err
+
+
+def test_tiny_net_learns_the_real_cifar_subset(tmp_path):
+    dataset = real_subset()
+    metrics = train(RunConfig(model="wrn-10-1", dataset=dataset, recipe_overrides={"epochs": 2}), tmp_path, log=quiet)
+    # Two epochs of WRN-10-1 on 4,577 real images: well above chance (0.10) on the 1,017 test images.
+    assert metrics["test_accuracy"] > 0.2
+
+
+def test_mirrored_training_on_two_logical_cpus_matches_one_device(easy, tmp_path):
+    assert len(tf.config.list_logical_devices("CPU")) >= 2, "conftest.py sets up two logical CPUs"
+    results = {}
+    for strategy in ("one_device", "mirrored"):
+        config = RunConfig(dataset=easy, strategy=strategy, model="wrn-10-1",
+                           recipe_overrides={"epochs": 3, "batch_size": 32})
+        results[strategy] = train(config, tmp_path / strategy, log=quiet)
+    environment = json.loads((tmp_path / "mirrored" / "config.json").read_text())["environment"]
+    assert environment["strategy"] == "MirroredStrategy" and environment["replicas"] == 2
+    # The global batch is split, so both see the same 32 images a step and learn the same problem.
+    for metrics in results.values():
+        assert metrics["test_accuracy"] > 0.5
+    assert abs(results["mirrored"]["test_accuracy"] - results["one_device"]["test_accuracy"]) < 0.25
+
+
+def test_mixed_precision_keeps_float32_logits_and_scales_the_loss(easy, tmp_path):
+    train(RunConfig(dataset=easy, precision="mixed_float16", model="wrn-10-1",
+                    recipe_overrides={"epochs": 1, "batch_size": 32}, max_steps_per_epoch=2), tmp_path, log=quiet)
+    model = keras.saving.load_model(tmp_path / "final.keras", compile=False)
+    assert model.get_layer("group1_block1_conv1").dtype_policy.name == "mixed_float16"
+    assert model.output.dtype == "float32"
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored after the run
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["environment"]["dtype_policy"] == "mixed_float16"
+
+
+def test_resume_after_the_process_is_killed_mid_run(easy, tmp_path):
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "ablation", "train", "--model", "wrn-10-1", "--dataset", easy,
+               "--epochs", "6", "--batch-size", "16", "--out", str(out)]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 300
+    while not (out / "history.csv").exists() or len(pd.read_csv(out / "history.csv")) < 2:
+        assert process.poll() is None and time.time() < deadline, "the first attempt ended before 2 epochs"
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert run_status(out) == "partial"
+    finished = len(pd.read_csv(out / "history.csv"))
+
+    again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert "resuming after epoch" in again.stdout
+    resumed_from = int(again.stdout.split("resuming after epoch ")[1].split()[0])
+    assert resumed_from >= 1 and resumed_from <= finished
+    history = pd.read_csv(out / "history.csv")
+    assert list(history["epoch"]) == [1, 2, 3, 4, 5, 6]
+    assert run_status(out) == "done"
+
+
+# ----------------------------------------------------------------------------------------------
+# Bad input: one line naming the value, exit status 2, no traceback
+
+
+def _bad_npz(tmp_path, kind):
+    path = tmp_path / f"{kind}.npz"
+    if kind == "corrupt":
+        path.write_bytes(b"this is not a zip archive")
+    elif kind == "not-hwc3":
+        np.savez(path, x_train=np.zeros((8, 32, 32), np.uint8), y_train=np.zeros(8, np.uint8),
+                 x_test=np.zeros((4, 32, 32), np.uint8), y_test=np.zeros(4, np.uint8))
+    elif kind == "labels":
+        np.savez(path, x_train=np.zeros((8, 32, 32, 3), np.uint8), y_train=np.zeros(5, np.uint8),
+                 x_test=np.zeros((4, 32, 32, 3), np.uint8), y_test=np.zeros(4, np.uint8))
+    elif kind == "keys":
+        np.savez(path, images=np.zeros((8, 32, 32, 3), np.uint8))
+    return f"npz:{path}"
+
+
+@pytest.mark.parametrize("change,expected", [
+    ({"--model": "resnet-50"}, "'resnet-50'"),
+    ({"--dataset": "no_such_dataset_xyz"}, "'no_such_dataset_xyz'"),
+    ({"--dataset": "npz:/nonexistent/cifar.npz"}, "/nonexistent/cifar.npz"),
+    ({"--dataset": "corrupt"}, "not a readable .npz"),
+    ({"--dataset": "not-hwc3"}, "(8, 32, 32)"),
+    ({"--dataset": "labels"}, "y_train has shape (5,) for 8 images"),
+    ({"--dataset": "keys"}, "missing keys"),
+    ({"--batch-size": "0"}, "batch_size=0"),
+    ({"--epochs": "-3"}, "epochs=-3"),
+    ({"--block-type": "B(3,x)"}, "block_type='B(3,x)'"),
+    ({"--dropout-rate": "1.5"}, "dropout_rate=1.5"),
+    ({"--model": "resnet-20", "--block-type": "B(3,3)"}, "block_type='B(3,3)' does not apply"),
+    ({"--strategy": "multi_worker"}, "multi_worker is not supported"),
+])
+def test_bad_input_exits_with_one_clear_line(easy, tmp_path, capsys, change, expected):
+    args = {"--model": "wrn-10-1", "--dataset": easy, "--epochs": "1", "--batch-size": "16",
+            "--out": str(tmp_path / "run")}
+    args.update(change)
+    if args["--dataset"] in ("corrupt", "not-hwc3", "labels", "keys"):
+        args["--dataset"] = _bad_npz(tmp_path, args["--dataset"])
+    code = main(["train", *(item for pair in args.items() for item in pair)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+    assert expected in err
+    assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_bad_input_from_a_fresh_process_has_no_traceback(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "ablation", "train", "--model", "wrn-10-1", "--dataset",
+                             "npz:/nonexistent.npz", "--out", str(tmp_path)], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120, env={**os.environ, "ABLATION_DEBUG": ""})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == ["error: dataset 'npz:/nonexistent.npz': no such file "
+                                                  "'/nonexistent.npz'."]
