@@ -30,7 +30,7 @@ graphviz:
 	fi
 
 study: setup
-	$(PY) -m ablation models
+	$(PY) -m studies.depth_vs_width --preset smoke --dataset $(DATASET)
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)

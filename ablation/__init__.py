@@ -32,3 +32,20 @@ def import_tensorflow_quietly() -> None:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+
+
+def prepare_console() -> None:
+    """For the command lines: TensorFlow imported quietly, its Python logger limited to errors
+    (retracing notices and deprecations are not the user's business), our warnings on one line."""
+    import logging
+    import warnings
+
+    import_tensorflow_quietly()
+    if not os.environ.get("ABLATION_DEBUG"):
+        import tensorflow as tf
+
+        tf.get_logger().setLevel(logging.ERROR)
+        logging.getLogger("absl").setLevel(logging.ERROR)
+        warnings.formatwarning = lambda message, category, *_, **__: f"warning: {message}\n"
+        # Keras's notices about its own internals (e.g. ignored `shuffle` for a tf.data input).
+        warnings.filterwarnings("ignore", category=UserWarning, module="keras")

@@ -1,7 +1,7 @@
 import sys
 
-from ablation import import_tensorflow_quietly
+from ablation import prepare_console
 from ablation.cli import main
 
-import_tensorflow_quietly()
+prepare_console()
 sys.exit(main())

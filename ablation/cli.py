@@ -41,6 +41,15 @@ def cmd_train(args):
     train(config, args.out)
 
 
+def cmd_report(args):
+    from ablation.report import write_study_report
+
+    frame = write_study_report(args.results_dir)
+    done = int((frame["status"] == "done").sum())
+    print(f"{args.results_dir}: results.csv, summary.md, test_results_summary.json and plots rebuilt "
+          f"from {done} finished of {len(frame)} runs")
+
+
 def cmd_models(args):
     from builders import PRESETS, count_macs, count_params
 
@@ -76,6 +85,10 @@ def build_parser():
     train.add_argument("--no-augment", action="store_true", help="no pad-crop-flip augmentation")
     train.add_argument("--out", required=True, help="the run folder")
     train.set_defaults(func=cmd_train)
+
+    report = commands.add_parser("report", help="rebuild a study's tables and plots from its run folders")
+    report.add_argument("results_dir", help="a study's results folder, e.g. results/depth_vs_width")
+    report.set_defaults(func=cmd_report)
 
     models = commands.add_parser("models", help="list the model presets with params and multiply-accumulates")
     models.set_defaults(func=cmd_models)

@@ -53,16 +53,19 @@ _WRN = [(10, 1), (16, 2), (16, 4), (16, 8), (16, 10), (22, 8), (22, 10), (28, 2)
 _WRN_DROPOUT = [(16, 4), (28, 2), (28, 10), (52, 1)]
 # He et al.'s CIFAR nets, n = 3, 5, 7, 9 (6n+2 layers; n = 18 below), option A shortcuts as in the paper.
 _CIFAR_DEPTHS = [20, 32, 44, 56]
+_RESNET_110_WARMUP = {"warmup_steps": 400, "warmup_learning_rate": 0.01}
 
 PRESETS: Mapping[str, Preset] = MappingProxyType({
     **{f"wrn-{d}-{k}": _wrn(d, k) for d, k in _WRN},
     # Dropout 0.3 between the convs, the paper's choice on CIFAR by cross-validation.
     **{f"wrn-{d}-{k}-dropout": _wrn(d, k, dropout_rate=0.3) for d, k in _WRN_DROPOUT},
     **{f"resnet-{d}": Preset(cifar_resnet, {"depth": d}, recipe="he") for d in _CIFAR_DEPTHS},
-    # "0.1 is slightly too large to start converging": He et al. warm ResNet-110 up at 0.01.
-    "resnet-110": Preset(cifar_resnet, {"depth": 110}, recipe="he", recipe_overrides={"warmup_steps": 400}),
+    # "0.1 is slightly too large to start converging": He et al. warm ResNet-110 up at 0.01 for
+    # about 400 iterations. Without it the loss explodes in the first steps (PyTorch's too).
+    "resnet-110": Preset(cifar_resnet, {"depth": 110}, recipe="he", recipe_overrides=_RESNET_110_WARMUP),
     # The depth-vs-width baseline: 1x1 projections where the shape changes (1,730,522 params).
-    "resnet-110-projection": Preset(cifar_resnet, {"depth": 110, "shortcut": "projection"}, recipe="wrn"),
+    "resnet-110-projection": Preset(cifar_resnet, {"depth": 110, "shortcut": "projection"}, recipe="wrn",
+                                    recipe_overrides=_RESNET_110_WARMUP),
     "preact-resnet-164": Preset(preact_resnet, {"depth": 164}, recipe="wrn"),
     "preact-resnet-1001": Preset(preact_resnet, {"depth": 1001}, recipe="wrn"),
     **{f"imagenet-resnet-{d}": Preset(imagenet_resnet, {"depth": d}, recipe="he") for d in (18, 34, 50, 101, 152)},

@@ -1,0 +1,160 @@
+"""Architecture diagrams and summaries of a model, for a run folder.
+
+    architecture.png  keras.utils.plot_model with shapes and the hierarchical layer names
+    blocks.png        one box per stage, each block spelled as in the papers' tables:
+                      "4 x [BN-ReLU-conv3x3 32, BN-ReLU-dropout-conv3x3 32]"
+    model_summary.txt model.summary()
+
+Diagrams never cost a run: without pydot or Graphviz's `dot` the DOT text is written instead
+(`architecture.dot`, `blocks.dot`, renderable later with `dot -Tpng`), with one warning.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import warnings
+from itertools import groupby
+from pathlib import Path
+
+import keras
+
+from ablation import io
+
+_warned = False
+_BLOCK = re.compile(r"(group\d+)_(block\d+)_(.+)")
+
+
+def inbound_layers(layer) -> list:
+    """The layers whose outputs feed `layer` in its functional graph."""
+    return [tensor._keras_history.operation for node in layer._inbound_nodes for tensor in node.input_tensors]
+
+
+def write_diagrams(model: keras.Model, run_dir: Path, *, title: str | None = None) -> dict:
+    """Write the summary and both diagrams; returns {file: "png" | "dot"} of what was written."""
+    lines = []
+    model.summary(print_fn=lambda line, **_: lines.append(line), line_length=120)
+    io.write_text(run_dir / "model_summary.txt", "\n".join(lines) + "\n")
+    written = {"architecture": _plot_model(model, run_dir),
+               "blocks": _render(block_dot(model, title=title), run_dir / "blocks")}
+    if "dot" in written.values():
+        _warn_once("could not render the diagrams to PNG (pydot or Graphviz's `dot` missing or failing): "
+                   "wrote DOT text instead; install them with `apt-get install graphviz` and `pip install pydot`.")
+    return written
+
+
+def _warn_once(message):
+    global _warned
+    if not _warned:
+        warnings.warn(message, stacklevel=3)
+        _warned = True
+
+
+def _plot_model(model, run_dir: Path) -> str:
+    """keras.utils.plot_model's diagram, drawn through model_to_dot to change one setting."""
+    try:
+        dot = keras.utils.model_to_dot(model, show_shapes=True, show_layer_names=True, dpi=60)
+    except Exception:  # ImportError without pydot or Graphviz
+        io.write_text(run_dir / "architecture.dot", layer_dot(model))
+        return "dot"
+    # plot_model's orthogonal edges crash Graphviz now and then on nets of a few hundred layers
+    # ("newtrap: Trapezoid-table overflow"); plain splines route the same graph reliably.
+    dot.set("splines", "spline")
+    dot.set("concentrate", False)
+    try:
+        with io.atomic_path(run_dir / "architecture.png") as tmp:
+            dot.write(str(tmp), format="png")
+        return "png"
+    except Exception:
+        io.write_text(run_dir / "architecture.dot", dot.to_string())
+        return "dot"
+
+
+def _render(dot_text: str, stem: Path) -> str:
+    io.write_text(stem.with_suffix(".dot"), dot_text)
+    if shutil.which("dot") is None:
+        return "dot"
+    try:
+        with io.atomic_path(stem.with_suffix(".png")) as tmp:
+            subprocess.run(["dot", "-Tpng", "-Gdpi=110", "-o", str(tmp)], input=dot_text, text=True, check=True,
+                           capture_output=True, timeout=120)
+        return "png"
+    except (subprocess.SubprocessError, OSError):
+        return "dot"
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def layer_dot(model: keras.Model) -> str:
+    """Every layer with its output shape, as plot_model draws it (the fallback without pydot)."""
+    lines = ["digraph model {", "  rankdir=TB; node [shape=box, fontname=Helvetica, fontsize=10];"]
+    for layer in model.layers:
+        label = f"{layer.name}\n{type(layer).__name__} {tuple(layer.output.shape[1:])}"
+        lines.append(f"  {_quote(layer.name)} [label={_quote(label)}];")
+        for source in inbound_layers(layer):
+            lines.append(f"  {_quote(source.name)} -> {_quote(layer.name)};")
+    return "\n".join(lines + ["}"]) + "\n"
+
+
+def describe(layer) -> str:
+    """A layer in the papers' notation: conv3x3 64/2, BN, ReLU, dropout 0.3."""
+    if isinstance(layer, keras.layers.Conv2D):
+        k = "x".join(map(str, layer.kernel_size))
+        stride = f"/{layer.strides[0]}" if layer.strides[0] > 1 else ""
+        return f"conv{k} {layer.filters}{stride}"
+    if isinstance(layer, keras.layers.BatchNormalization):
+        return "BN"
+    if isinstance(layer, keras.layers.ReLU):
+        return "ReLU"
+    if isinstance(layer, keras.layers.Dropout):
+        return f"dropout {layer.rate:g}"
+    if isinstance(layer, keras.layers.MaxPooling2D):
+        return f"max-pool{layer.pool_size[0]}x{layer.pool_size[1]}/{layer.strides[0]}"
+    if isinstance(layer, keras.layers.GlobalAveragePooling2D):
+        return "global avg-pool"
+    if isinstance(layer, keras.layers.Dense):
+        return f"dense {layer.units}"
+    return ""
+
+
+def _sequence(layers) -> str:
+    return "-".join(d for d in (describe(layer) for layer in layers) if d)
+
+
+def block_dot(model: keras.Model, *, title: str | None = None) -> str:
+    """One node per stage: stem, each group's blocks (identical blocks counted), head."""
+    stages: dict[str, list] = {}
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        match = _BLOCK.fullmatch(layer.name)
+        stages.setdefault(match.group(1) if match else layer.name.split("_")[0], []).append(layer)
+
+    nodes = [f"input {'x'.join(map(str, model.input.shape[1:]))}"]
+    for stage, layers in stages.items():
+        if not stage.startswith("group"):
+            nodes.append(f"{stage}: {_sequence(layers)}")
+            continue
+        blocks = [list(ls) for _, ls in groupby(layers, key=lambda layer: _BLOCK.fullmatch(layer.name).group(2))]
+        texts = []
+        for block in blocks:
+            branch = [layer for layer in block if "shortcut" not in layer.name and "_out_" not in layer.name]
+            shortcut = [layer for layer in block if "shortcut" in layer.name]
+            after = [layer for layer in block if "_out_" in layer.name]  # post-activation nets
+            text = "[" + _sequence(branch) + "]"
+            if shortcut:
+                text += " + shortcut " + (_sequence(shortcut) or "zero-pad")
+            if after:
+                text += ", then " + _sequence(after)
+            texts.append(text)
+        runs = [f"{len(list(group))} x {text}" for text, group in groupby(texts)]
+        h, w, c = blocks[-1][-1].output.shape[1:]
+        nodes.append(f"{stage}: {h}x{w}, {c} channels\n" + "\n".join(runs))
+    lines = ["digraph blocks {", "  rankdir=TB; node [shape=box, style=rounded, fontname=Helvetica, fontsize=11];",
+             f"  label={_quote(title or model.name)}; labelloc=t;"]
+    lines += [f"  n{i} [label={_quote(text)}];" for i, text in enumerate(nodes)]
+    lines += [f"  n{i} -> n{i + 1};" for i in range(len(nodes) - 1)]
+    return "\n".join(lines + ["}"]) + "\n"

@@ -1,0 +1,340 @@
+"""Studies: declarations, the resumable and shardable runner, tables, plots and diagrams."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import pkgutil
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import studies
+from ablation import io, report
+from ablation.cli import main as ablation_main
+from ablation.diagrams import write_diagrams
+from ablation.study import Options, RunLock, parse_shard, plan, run_study, shard_from_environment, status
+from builders import build, count_params
+from tests.helpers import ROOT, make_npz
+from tests.tiny_study import STUDY as TINY
+
+PNG = b"\x89PNG\r\n\x1a\n"
+STUDY_MODULES = sorted(m.name for m in pkgutil.iter_modules(studies.__path__))
+
+
+def load(name):
+    return importlib.import_module(f"studies.{name}").STUDY
+
+
+@pytest.fixture(scope="module")
+def easy(tmp_path_factory):
+    return make_npz(tmp_path_factory.mktemp("data") / "easy.npz", n_train=160, n_test=40)
+
+
+def quiet(*_):
+    pass
+
+
+# ----------------------------------------------------------------------------------------------
+# Declarations
+
+
+@pytest.mark.parametrize("name", STUDY_MODULES)
+@pytest.mark.parametrize("preset", ["paper", "smoke"])
+def test_every_study_expands_into_valid_unique_runs(name, preset):
+    study = load(name)
+    runs = plan(study, Options(preset=preset))  # plan() resolves, and so validates, every run
+    assert runs and len({r.run_id for r in runs}) == len(runs)
+    assert study.name == name and study.question.endswith("?")
+    expected_seeds = study.seeds[: study.smoke.seeds] if preset == "smoke" else study.seeds
+    assert len(runs) == len(study.configurations) * len(expected_seeds)
+    assert f"python -m studies.{name}" in importlib.import_module(f"studies.{name}").__doc__
+
+
+def test_depth_vs_width_is_the_baseline_trio():
+    runs = plan(load("depth_vs_width"), Options())
+    assert [r.configuration.label for r in runs] == ["ResNet-110", "WRN-28-2", "WRN-28-2-dropout"]
+    assert {r.seed for r in runs} == {42} and {r.config.resolve()["recipe"] for r in runs} == {"wrn"}
+    params = [count_params(build(r.config.model, **r.config.model_overrides))["trainable_params"] for r in runs]
+    assert params == [1_730_522, 1_467_610, 1_467_610]
+
+
+def _dry_run_params(name, capsys):
+    assert run_study(load(name), Options(), dry_run=True, results_dir="/nonexistent") == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("run "))
+    params = {}
+    for line in lines[header + 1:]:
+        fields = line.split()
+        label = next(c.label for c in load(name).configurations if f" {c.label} " in f" {line} ")
+        params[label] = int(next(f for f in fields if "," in f and f.replace(",", "").isdigit()).replace(",", ""))
+        assert "pending" in fields
+    return params
+
+
+def test_block_types_dry_run_matches_the_papers_params(capsys):
+    params = _dry_run_params("block_types", capsys)
+    published = {"B(1,3,1)": 1.4, "B(3,1)": 1.2, "B(1,3)": 1.3, "B(3,1,1)": 1.3, "B(3,3)": 1.5, "B(3,1,3)": 1.1}
+    assert {label: round(p / 1e6, 1) for label, p in params.items()} == published
+
+
+def test_deepening_factor_dry_run_is_2_2m_for_every_l(capsys):
+    params = _dry_run_params("deepening_factor", capsys)
+    assert len(params) == 4 and {round(p / 1e6, 1) for p in params.values()} == {2.2}
+
+
+def test_smoke_preset_downsizes_big_nets_and_says_so():
+    runs = {r.configuration.label: r for r in plan(load("widening"), Options(preset="smoke"))}
+    assert runs["WRN-28-12"].downsized == "widen_factor 12 -> 2"
+    assert runs["WRN-40-1"].downsized == ""
+    vs = {r.configuration.label: r for r in plan(load("plain_vs_residual"), Options(preset="smoke"))}
+    assert vs["ResNet-50 SGD"].config.resolve()["input_shape"] == [64, 64, 3]
+
+
+# ----------------------------------------------------------------------------------------------
+# The runner, end to end on tiny data
+
+
+def test_smoke_study_end_to_end_with_a_failure_recorded_and_retried(easy, tmp_path, monkeypatch):
+    import ablation.study as study_module
+
+    results = tmp_path / "tiny"
+    options = Options(preset="smoke", dataset=easy)
+    real_train = study_module.train
+
+    def failing_once(config, out, **kwargs):
+        if out.name == "wrn-10-1-dropout-s1":
+            io.write_json(out / "failure.json", {"error": "RuntimeError: simulated"})
+            raise RuntimeError("simulated")
+        return real_train(config, out, **kwargs)
+
+    lines = []
+    monkeypatch.setattr(study_module, "train", failing_once)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        code = run_study(TINY, options, results_dir=results, log=lines.append)
+    assert code == 1 and any("FAILED" in line and "wrn-10-1-dropout-s1" in line for line in lines)
+    frame = pd.read_csv(results / "results.csv")
+    assert dict(zip(frame["run_id"], frame["status"])) == {
+        "wrn-10-1-s1": "done", "wrn-10-1-s2": "done", "wrn-10-1-dropout-s1": "failed", "wrn-10-1-dropout-s2": "done"}
+
+    # The exports of a study and of its runs.
+    for name in ("learning_curves.png", "error_vs_params.png", "error_vs_time.png", "per_class_accuracy.png"):
+        assert (results / name).read_bytes()[:8] == PNG, name
+    run = results / "runs" / "wrn-10-1-s1"
+    for name in ("architecture.png", "blocks.png", "confusion_matrix.png", "learning_curves.png"):
+        assert (run / name).read_bytes()[:8] == PNG, name
+    assert "group1_block1_conv1" in (run / "model_summary.txt").read_text()
+    summary = (results / "summary.md").read_text()
+    assert "SMOKE PRESET" in summary and "Does dropout change a tiny net?" in summary
+    assert set(frame["preset"]) == {"smoke"} and "dropout_rate" in frame
+    assert sorted(frame["dropout_rate"]) == [0.0, 0.0, 0.3, 0.3]
+    assert json.loads((results / "test_results_summary.json").read_text())["WRN-10-1"]["params"] > 0
+
+    # The next call retries the failed run, and only it.
+    trained = []
+    monkeypatch.setattr(study_module, "train", lambda config, out, **kw: trained.append(out.name) or
+                        real_train(config, out, **kw))
+    lines.clear()
+    assert run_study(TINY, options, results_dir=results, log=lines.append) == 0
+    assert trained == ["wrn-10-1-dropout-s1"]
+    assert any("failed last time" in line for line in lines)
+    assert set(pd.read_csv(results / "results.csv")["status"]) == {"done"}
+
+    # And the one after that trains nothing.
+    trained.clear()
+    assert run_study(TINY, options, results_dir=results, log=quiet) == 0 and trained == []
+
+    # Tables are rebuilt from the run folders alone.
+    (results / "results.csv").unlink()
+    assert ablation_main(["report", str(results)]) == 0
+    assert len(pd.read_csv(results / "results.csv")) == 4
+
+
+def test_two_shards_share_one_results_directory(easy, tmp_path):
+    # Two processes at once, as two SLURM array tasks on a shared file system.
+    results = tmp_path / "shared"
+    command = [sys.executable, "-m", "tests.tiny_study", "--preset", "smoke", "--dataset", easy,
+               "--results-dir", str(results)]
+    shards = [subprocess.Popen(command + ["--shard", f"{i}/2"], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True) for i in range(2)]
+    outputs = [p.communicate(timeout=600)[0] for p in shards]
+    assert [p.returncode for p in shards] == [0, 0], outputs
+    assert "2 of 4 runs in this shard (0/2)" in outputs[0] and "(1/2)" in outputs[1]
+    frame = pd.read_csv(results / "results.csv") if (results / "results.csv").exists() else None
+    statuses = {run.name: status(run) for run in (results / "runs").iterdir()}
+    assert statuses == dict.fromkeys(["wrn-10-1-s1", "wrn-10-1-s2", "wrn-10-1-dropout-s1", "wrn-10-1-dropout-s2"],
+                                     "done")
+    for run in (results / "runs").iterdir():  # every run trained exactly once: one history row per epoch
+        assert list(pd.read_csv(run / "history.csv")["epoch"]) == [1, 2]
+    assert frame is not None and len(frame) == 4
+
+
+def test_a_run_locked_by_another_process_is_left_alone(easy, tmp_path):
+    results = tmp_path / "locked"
+    runs = plan(TINY, Options(preset="smoke", dataset=easy))
+    held = RunLock(results / "runs" / runs[0].run_id)
+    assert held.acquire()
+    try:
+        # A separate process sees the lock (flock locks are per open file, as across machines).
+        probe = subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; "
+                                "from ablation.study import status; print(status(Path(sys.argv[1])))",
+                                str(results / "runs" / runs[0].run_id)], cwd=ROOT, capture_output=True, text=True)
+        assert probe.stdout.strip() == "running"
+        lines = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            run_study(TINY, Options(preset="smoke", dataset=easy), results_dir=results, only=runs[0].run_id,
+                      log=lines.append)
+        assert any("being trained by another process" in line for line in lines)
+        assert not (results / "runs" / runs[0].run_id / "metrics.json").exists()
+    finally:
+        held.release()
+
+
+def test_killed_study_trains_only_the_missing_runs(easy, tmp_path):
+    import signal
+    import time
+
+    results = tmp_path / "killed"
+    command = [sys.executable, "-m", "tests.tiny_study", "--preset", "smoke", "--dataset", easy,
+               "--results-dir", str(results)]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    first = results / "runs" / "wrn-10-1-s1" / "metrics.json"
+    deadline = time.time() + 300
+    while not first.exists():
+        assert process.poll() is None and time.time() < deadline
+        time.sleep(0.1)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    finished = {run.name for run in (results / "runs").iterdir() if (run / "metrics.json").exists()}
+    assert "wrn-10-1-s1" in finished and len(finished) < 4
+    again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stdout + again.stderr
+    skipped = {line.split()[1].rstrip(":") for line in again.stdout.splitlines() if "done, skipped" in line}
+    trained = {line.split()[1].rstrip(":") for line in again.stdout.splitlines() if "test accuracy" in line}
+    assert skipped == finished and trained == {r.run_id for r in plan(TINY, Options(preset="smoke"))} - finished
+    assert set(pd.read_csv(results / "results.csv")["status"]) == {"done"}
+
+
+# ----------------------------------------------------------------------------------------------
+# Tables from known records
+
+
+def _fake_study(tmp_path, errors: dict, preset="paper"):
+    """A results folder whose runs hold the given test errors, as a finished study would."""
+    runs = []
+    for label, values in errors.items():
+        for seed, error in enumerate(values):
+            run_id = f"{label.lower()}-s{seed}"
+            run = {"model": "wrn-10-1", "model_kwargs": {"depth": 10, "widen_factor": 1}, "recipe_fields": {}}
+            runs.append({"run_id": run_id, "label": label, "seed": seed, "downsized": "", "run": run})
+            folder = tmp_path / "runs" / run_id
+            io.write_json(folder / "config.json", {"run": run})
+            io.write_json(folder / "metrics.json", {
+                "test_error": error, "test_accuracy": 1 - error / 100, "test_loss": 0.5, "best_val_accuracy": 0.9 - error / 100,
+                "trainable_params": 2_000_000, "macs": 1e8, "epochs": 2, "seconds_per_epoch": 10.0,
+                "images_per_second": 100.0})
+            io.write_csv(folder / "history.csv", pd.DataFrame({"epoch": [1, 2], "val_accuracy": [0.5, 0.6],
+                                                               "val_loss": [1.0, 0.8]}))
+    io.write_json(tmp_path / "study.json", {
+        "name": "fake", "question": "Which is better?", "varies": ["depth"], "metric": "test_error", "heatmap": None,
+        "preset": preset, "published_protocol": "", "protocol": "paper preset",
+        "configurations": [{"label": "A", "published_error": 5.0}, {"label": "B", "published_error": None}],
+        "runs": runs})
+
+
+def test_tables_from_known_run_records(tmp_path):
+    _fake_study(tmp_path, {"A": [5.0, 6.0, 4.0, 7.0, 5.5], "B": [8.0, 9.0]})
+    report.write_study_report(tmp_path)
+    study, frame = report.collect_results(tmp_path)
+    table = report.summarise(frame, study["configurations"]).set_index("configuration")
+    a, b = table.loc["A"], table.loc["B"]
+    assert a["runs"] == 5 and a["median_error"] == 5.5 and a["mean_error"] == pytest.approx(5.5)
+    assert a["std_error"] == pytest.approx(np.std([5.0, 6.0, 4.0, 7.0, 5.5], ddof=1))
+    assert (a["min_error"], a["max_error"]) == (4.0, 7.0)
+    assert a["difference"] == pytest.approx(0.5)  # median 5.5 against the published 5.0
+    assert a["accuracy_per_million_params"] == pytest.approx(100 * 0.945 / 2.0)
+    assert b["median_error"] == 8.5 and np.isnan(b["difference"])
+    markdown = (tmp_path / "summary.md").read_text()
+    assert "| A | 5 | 2,000,000 | 5.50 | 5.50 ± 1.12 | 4.00 | 7.00 | 5.00 | +0.50 |" in markdown
+    assert "**Best on validation.** A" in markdown and "SMOKE" not in markdown
+
+
+def test_heatmap_for_two_varying_settings(tmp_path):
+    frame = pd.DataFrame({"depth": [16, 16, 28, 28], "widen_factor": [4, 8, 4, 8], "test_error": [5.0, 4.5, 4.6, 4.0],
+                          "status": ["done"] * 4})
+    assert report.safe_plot(tmp_path / "heat.png", report.plot_heatmap, frame, "depth", "widen_factor", "t")
+    assert (tmp_path / "heat.png").read_bytes()[:8] == PNG
+
+
+# ----------------------------------------------------------------------------------------------
+# Diagrams
+
+
+def test_diagram_fallback_without_pydot_or_graphviz(tmp_path, monkeypatch):
+    import keras
+
+    import ablation.diagrams as diagrams
+
+    def no_pydot(*args, **kwargs):
+        raise ImportError("You must install pydot (`pip install pydot`) for `plot_model` to work.")
+
+    monkeypatch.setattr(keras.utils, "model_to_dot", no_pydot)
+    monkeypatch.setattr(diagrams.shutil, "which", lambda name: None)
+    monkeypatch.setattr(diagrams, "_warned", False)
+    model = build("wrn-10-1", dropout_rate=0.3)
+    with pytest.warns(UserWarning, match="DOT text") as caught:
+        written = write_diagrams(model, tmp_path / "a")
+        write_diagrams(model, tmp_path / "b")
+    assert len(caught) == 1  # warned once
+    assert written == {"architecture": "dot", "blocks": "dot"}
+    dot = (tmp_path / "a" / "architecture.dot").read_text()
+    assert dot.startswith("digraph") and '"group1_block1_dropout2" -> "group1_block1_conv2"' in dot
+    blocks = (tmp_path / "a" / "blocks.dot").read_text()
+    assert "BN-ReLU-dropout 0.3-conv3x3 16" in blocks
+    assert (tmp_path / "a" / "model_summary.txt").exists() and not (tmp_path / "a" / "architecture.png").exists()
+
+
+def test_block_diagram_reads_like_the_papers_table():
+    from ablation.diagrams import block_dot
+
+    text = block_dot(build("wrn-28-2"))
+    assert "group2: 16x16, 64 channels" in text
+    assert "1 x [BN-ReLU-conv3x3 64/2-BN-ReLU-conv3x3 64] + shortcut conv1x1 64/2" in text
+    assert "3 x [BN-ReLU-conv3x3 64-BN-ReLU-conv3x3 64]" in text
+
+
+# ----------------------------------------------------------------------------------------------
+# Shards and command-line errors
+
+
+def test_shards_from_slurm_and_kubernetes():
+    assert shard_from_environment({}) == (0, 1)
+    assert shard_from_environment({"SLURM_ARRAY_TASK_ID": "5", "SLURM_ARRAY_TASK_COUNT": "4",
+                                   "SLURM_ARRAY_TASK_MIN": "3"}) == (2, 4)
+    assert shard_from_environment({"JOB_COMPLETION_INDEX": "1", "JOB_COMPLETIONS": "3"}) == (1, 3)
+    with pytest.raises(ValueError, match="JOB_COMPLETIONS"):
+        shard_from_environment({"JOB_COMPLETION_INDEX": "1"})
+    assert parse_shard("1/3") == (1, 3)
+    for bad in ("3/3", "x", "1/0"):
+        with pytest.raises(ValueError, match=f"--shard '{bad}'"):
+            parse_shard(bad)
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["--shard", "2/2"], "--shard '2/2' is not valid"),
+    (["--seeds", "a,b"], "--seeds 'a,b' is not valid"),
+    (["--only", "nope"], "--only 'nope' matches no run"),
+    (["--dataset", "npz:/missing.npz"], "no such file"),
+])
+def test_study_command_line_errors_are_one_line(easy, tmp_path, capsys, args, expected):
+    from ablation.study import main
+
+    code = main(TINY, ["--preset", "smoke", "--dataset", easy, "--results-dir", str(tmp_path), *args])
+    err = capsys.readouterr().err
+    assert code == 2 and expected in err and err.count("\n") == 1 and "Traceback" not in err
