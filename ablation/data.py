@@ -65,9 +65,14 @@ class Pipeline:
     def class_names(self):
         return self.source.class_names
 
-    def train_batches(self, initial_epoch: int, epochs: int) -> tf.data.Dataset:
-        """Batches of epochs `initial_epoch`, ..., each epoch shuffled and augmented by its own seeds."""
-        images, seed, n = self.train_images, self.seed, self.num_train
+    def train_batches(self, initial_epoch: int, epochs: int, *, seed: int | None = None) -> tf.data.Dataset:
+        """Batches of epochs `initial_epoch`, ..., each epoch shuffled and augmented by its own seeds.
+
+        `seed` varies the order and augmentation alone, keeping the validation split (the
+        pipeline's seed): the executions of a tuning trial differ only in what they should.
+        """
+        images, n = self.train_images, self.num_train
+        seed = self.seed if seed is None else seed
         buffer = min(n, SHUFFLE_BUFFER_LIMIT)
 
         def one_epoch(epoch):

@@ -31,6 +31,21 @@ def inbound_layers(layer) -> list:
     return [tensor._keras_history.operation for node in layer._inbound_nodes for tensor in node.input_tensors]
 
 
+def write_run_diagrams(config, run_dir: Path, *, title: str) -> None:
+    """The diagrams of a run's net, drawn before it trains; a failure is a warning, never an error."""
+    from builders import get_preset
+
+    if (run_dir / "model_summary.txt").exists():
+        return
+    try:
+        resolved = config.resolve()
+        model = get_preset(config.model).build(**{**resolved["model_kwargs"],
+                                                  "input_shape": tuple(resolved["input_shape"])})
+        write_diagrams(model, run_dir, title=title)
+    except Exception as error:
+        warnings.warn(f"{run_dir.name}: diagrams not written ({type(error).__name__}: {error})", stacklevel=2)
+
+
 def write_diagrams(model: keras.Model, run_dir: Path, *, title: str | None = None) -> dict:
     """Write the summary and both diagrams; returns {file: "png" | "dot"} of what was written."""
     lines = []

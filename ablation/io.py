@@ -36,6 +36,11 @@ def write_json(path, data) -> None:
     write_text(path, json.dumps(data, indent=2, sort_keys=False, default=_jsonable) + "\n")
 
 
+def json_roundtrip(data):
+    """`data` as it reads back from a JSON file (tuples become lists), for comparing with one."""
+    return json.loads(json.dumps(data, default=_jsonable))
+
+
 def read_json(path, default=None):
     try:
         return json.loads(Path(path).read_text())

@@ -122,3 +122,15 @@ def apply_weight_decay(model: keras.Model, weight_decay: float) -> None:
     regularizer = keras.regularizers.L2(weight_decay / 2) if weight_decay else None
     for variable in model.trainable_variables:
         variable.regularizer = regularizer
+
+
+def compile_model(model: keras.Model, recipe: Recipe, steps_per_epoch: int, *, jit_compile=False) -> keras.Model:
+    """The recipe's optimizer, schedule and weight decay on `model`, with the metrics every run
+    records: accuracy, and the cross-entropy alone (Keras's "loss" includes the L2 penalty)."""
+    apply_weight_decay(model, recipe.weight_decay)
+    model.compile(optimizer=recipe.make_optimizer(steps_per_epoch),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy", keras.metrics.SparseCategoricalCrossentropy(from_logits=True,
+                                                                                   name="cross_entropy")],
+                  jit_compile=jit_compile)
+    return model

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import json
 import platform
 import shutil
 import time
@@ -95,6 +94,13 @@ class RunConfig:
         }
 
 
+def recipe_of(resolved: dict):
+    """The Recipe of a resolved config (JSON lists back to tuples)."""
+    from ablation.recipes import Recipe
+
+    return Recipe(**{k: tuple(v) if isinstance(v, list) else v for k, v in resolved["recipe_fields"].items()})
+
+
 def run_status(run_dir: Path) -> str:
     """done, failed (last attempt), partial (epochs finished, resumable) or pending."""
     from ablation.callbacks import latest_state
@@ -119,7 +125,7 @@ def train(config: RunConfig, out, *, log=print) -> dict:
     out = Path(out)
     resolved = config.resolve()
     previous = io.read_json(out / "config.json")
-    if previous is not None and previous.get("run") != json.loads(json.dumps(resolved)):
+    if previous is not None and previous.get("run") != io.json_roundtrip(resolved):
         raise ValueError(f"{out} holds a different run ({'; '.join(_differences(previous.get('run', {}), resolved))}); "
                          f"choose another --out or remove it.")
     if (out / "metrics.json").exists():
@@ -144,10 +150,10 @@ def _train(config: RunConfig, resolved: dict, out: Path, log) -> dict:
 
     from ablation import data, distribute, report
     from ablation.callbacks import STATE_DIR, RunRecorder, latest_state, read_history
-    from ablation.recipes import Recipe, apply_weight_decay
+    from ablation.recipes import compile_model
     from builders import count_macs, count_params, get_preset
 
-    recipe = Recipe(**{k: tuple(v) if isinstance(v, list) else v for k, v in resolved["recipe_fields"].items()})
+    recipe = recipe_of(resolved)
     strategy, devices = distribute.make_strategy(config.strategy)
     source = data.open_source(config.dataset, data_dir=config.data_dir)
     input_shape = tuple(resolved["input_shape"])
@@ -161,12 +167,7 @@ def _train(config: RunConfig, resolved: dict, out: Path, log) -> dict:
                                   max_steps_per_epoch=config.max_steps_per_epoch)
     steps = pipeline.steps_per_epoch
     with strategy.scope():
-        apply_weight_decay(model, recipe.weight_decay)
-        model.compile(optimizer=recipe.make_optimizer(steps),
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                      metrics=["accuracy", keras.metrics.SparseCategoricalCrossentropy(from_logits=True,
-                                                                                       name="cross_entropy")],
-                      jit_compile=config.jit_compile)
+        compile_model(model, recipe, steps, jit_compile=config.jit_compile)
         initial_epoch, state = latest_state(out)
         if state is not None:
             model.optimizer.build(model.trainable_variables)

@@ -251,6 +251,7 @@ def run_study(study: Study, options: Options, *, results_dir=None, only=None, sh
               log=print) -> int:
     """Train every pending run of this shard, then rebuild the tables and plots; 0 if none failed."""
     from ablation import report
+    from ablation.diagrams import write_run_diagrams
 
     results_dir = Path(results_dir or default_results_dir(study, options.preset))
     runs = plan(study, options)
@@ -288,7 +289,7 @@ def run_study(study: Study, options: Options, *, results_dir=None, only=None, sh
         try:
             if run_status(run_dir) == "failed":
                 log(f"{prefix}: failed last time ({_failure(run_dir)}); retrying")
-            _export_diagrams(run, run_dir)
+            write_run_diagrams(run.config, run_dir, title=run.configuration.label)
             train(run.config, run_dir, log=lambda line, p=prefix: log(f"{p}: {line.split(': ', 1)[-1]}"))
         except ValueError:
             raise
@@ -305,32 +306,13 @@ def run_study(study: Study, options: Options, *, results_dir=None, only=None, sh
 
 def _check_same_config(run: PlannedRun, run_dir: Path):
     previous = io.read_json(run_dir / "config.json", {}).get("run")
-    if previous is not None and previous != json.loads(json.dumps(run.config.resolve())):
+    if previous is not None and previous != io.json_roundtrip(run.config.resolve()):
         raise ValueError(f"{run_dir} was trained with a different config; use another --results-dir "
                          f"for these settings.")
 
 
 def _failure(run_dir: Path) -> str:
     return io.read_json(run_dir / "failure.json", {}).get("error", "unknown error")
-
-
-def _export_diagrams(run: PlannedRun, run_dir: Path):
-    """Diagrams of the run's net, drawn before training; a failure here is only a warning."""
-    import warnings
-
-    from ablation.diagrams import write_diagrams
-
-    if (run_dir / "model_summary.txt").exists():
-        return
-    from builders import get_preset
-
-    try:
-        resolved = run.config.resolve()
-        model = get_preset(run.config.model).build(**{**resolved["model_kwargs"],
-                                                      "input_shape": tuple(resolved["input_shape"])})
-        write_diagrams(model, run_dir, title=run.configuration.label)
-    except Exception as error:
-        warnings.warn(f"{run.run_id}: diagrams not written ({type(error).__name__}: {error})", stacklevel=2)
 
 
 def print_plan(study, options, runs, results_dir, mine, log):

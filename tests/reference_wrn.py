@@ -42,17 +42,20 @@ class NumpyOps:
 
 
 class TorchOps:
-    def __init__(self):
+    """torch.nn.functional, in eval mode or, with `training=True`, as the reference trains:
+    batch statistics, running averages updated with PyTorch's momentum 0.1."""
+
+    def __init__(self, training=False):
         import torch
         import torch.nn.functional as F
 
-        self.torch, self.F = torch, F
+        self.torch, self.F, self.training = torch, F, training
 
     def conv2d(self, x, w, stride=1, padding=0):
         return self.F.conv2d(x, w, stride=stride, padding=padding)
 
     def batch_norm(self, x, mean, var, weight, bias, eps):
-        return self.F.batch_norm(x, mean, var, weight, bias, training=False, eps=eps)
+        return self.F.batch_norm(x, mean, var, weight, bias, training=self.training, momentum=0.1, eps=eps)
 
     def relu(self, x):
         return self.F.relu(x)

@@ -100,6 +100,36 @@ def test_l2_penalty_is_the_coupled_weight_decay():
     assert float(objective - cross_entropy) == pytest.approx(float(tf.add_n(model.losses)), rel=1e-4)
 
 
+def test_training_steps_match_pytorch_sgd_with_coupled_weight_decay():
+    # The whole recipe against the reference framework: the same weights and batches, three
+    # steps of SGD 0.9 Nesterov with coupled weight decay (PyTorch's) and BN momentum 0.1
+    # (PyTorch's convention); afterwards both nets must compute the same logits. The decay is
+    # 100x the recipe's so that three steps of a wrong one would show.
+    torch = pytest.importorskip("torch", reason="PyTorch is optional; it is the reference being matched")
+    from tests.reference_wrn import TorchOps, params_from_keras, wrn_forward
+
+    rng = np.random.default_rng(0)
+    model = build("wrn-10-1", widen_factor=2)
+    params = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in params_from_keras(model, depth=10).items()}
+    trainable = [v.requires_grad_() for k, v in params.items() if "running" not in k]
+    recipe = get_recipe("wrn").replace(weight_decay=0.05)
+    apply_weight_decay(model, recipe.weight_decay)
+    model.compile(optimizer=recipe.make_optimizer(100), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    sgd = torch.optim.SGD(trainable, lr=0.1, momentum=0.9, nesterov=True, weight_decay=recipe.weight_decay)
+    batches = [(rng.normal(size=(16, 32, 32, 3)).astype("float32"), rng.integers(0, 10, 16)) for _ in range(3)]
+    for x, y in batches:
+        model.train_on_batch(x, y)
+        sgd.zero_grad()
+        logits = wrn_forward(TorchOps(training=True), params, torch.from_numpy(x.transpose(0, 3, 1, 2).copy()),
+                             depth=10, width=2)
+        torch.nn.functional.cross_entropy(logits, torch.from_numpy(y)).backward()
+        sgd.step()
+    x = rng.normal(size=(4, 32, 32, 3)).astype("float32")
+    with torch.no_grad():
+        theirs = wrn_forward(TorchOps(), params, torch.from_numpy(x.transpose(0, 3, 1, 2).copy()), depth=10, width=2)
+    np.testing.assert_allclose(model(x, training=False).numpy(), theirs.numpy(), rtol=2e-3, atol=2e-3)
+
+
 # ----------------------------------------------------------------------------------------------
 # Data
 

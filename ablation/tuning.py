@@ -1,0 +1,408 @@
+"""A keras-tuner search over the dropout rate (and optionally the learning rate), with the
+ablation discipline kept: trials are scored on the validation split only, each execution of a
+trial has its own seed and its own recorded score, and the winner is retrained through the
+normal run path and evaluated once on the test split.
+
+    results/tune_dropout/
+        keras_tuner/           keras-tuner's own project (oracle, trial_*/trial.json), so a
+                               search resumes where it stopped; trial_*/executions.json and
+                               attempts.log are ours: each execution's seed and score, and who
+                               ran the trial when
+        trials.csv             a row per trial: hyperparameters, score per execution, mean,
+                               status, seconds
+        dropout_rate.png       validation accuracy against dropout rate, executions and mean
+        summary.md             the best rate, the runner-up spread, the retrained run's test result
+        best/                  the best configuration's run folder, as in the studies
+
+Distributed search uses keras-tuner's chief/worker mode: set KERASTUNER_TUNER_ID ("chief",
+"tuner0", ...), KERASTUNER_ORACLE_IP and KERASTUNER_ORACLE_PORT. The chief holds the oracle and,
+when every worker is done, writes the exports and retrains the winner.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import socket
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ablation import io
+from ablation.run import RunConfig
+
+TUNERS = ("random", "bayesian", "hyperband")
+PROJECT = "keras_tuner"
+
+
+@dataclasses.dataclass(frozen=True)
+class Search:
+    """What is searched, and how (the command line of studies/tune_dropout.py)."""
+
+    run: RunConfig  # the model, data, recipe and base seed every trial starts from
+    tuner: str = "bayesian"
+    max_trials: int = 10
+    executions_per_trial: int = 1
+    min_rate: float = 0.0
+    max_rate: float = 0.5
+    step: float = 0.05
+    tune_learning_rate: bool = False
+    preset: str = "paper"
+
+    def __post_init__(self):
+        if self.tuner not in TUNERS:
+            raise ValueError(f"tuner={self.tuner!r} is not valid; expected one of {', '.join(TUNERS)}.")
+        for name in ("max_trials", "executions_per_trial"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}={value!r} is not valid; expected a positive integer.")
+        if not 0.0 <= self.min_rate < self.max_rate < 1.0:
+            raise ValueError(f"dropout range [{self.min_rate}, {self.max_rate}] is not valid; expected "
+                             f"0 <= min < max < 1.")
+
+    def seeds(self) -> list[int]:
+        """Execution i of every trial uses seed base + i: weights, data order, augmentation."""
+        return [self.run.seed + i for i in range(self.executions_per_trial)]
+
+
+def is_worker() -> bool:
+    from keras_tuner.src.distribute import utils
+
+    return utils.has_chief_oracle() and not utils.is_chief_oracle()
+
+
+def is_chief() -> bool:
+    from keras_tuner.src.distribute import utils
+
+    return utils.is_chief_oracle()
+
+
+def make_hypermodel(search: Search, pipeline, num_classes: int):
+    import keras_tuner as kt
+
+    from ablation.recipes import compile_model
+    from ablation.run import recipe_of
+    from builders import get_preset
+
+    resolved = search.run.resolve()
+    recipe, preset = recipe_of(resolved), get_preset(search.run.model)
+
+    class DropoutHyperModel(kt.HyperModel):
+        """Our builder and recipe, with the dropout rate (and the lr) drawn by the tuner."""
+
+        def build(self, hp):
+            rate = round(hp.Float("dropout_rate", search.min_rate, search.max_rate, step=search.step), 6)
+            trial_recipe = recipe
+            if search.tune_learning_rate:
+                lr = hp.Choice("learning_rate", [recipe.learning_rate / 2, recipe.learning_rate,
+                                                 recipe.learning_rate * 2])
+                trial_recipe = recipe.replace(learning_rate=lr)
+            model = preset.build(**{**resolved["model_kwargs"], "dropout_rate": rate, "num_classes": num_classes,
+                                    "input_shape": tuple(resolved["input_shape"])})
+            return compile_model(model, trial_recipe, pipeline.steps_per_epoch)
+
+    return DropoutHyperModel()
+
+
+def make_tuner(search: Search, results_dir: Path, hypermodel, pipeline, log=print):
+    import keras
+    import keras_tuner as kt
+
+    from ablation.callbacks import TrainingDiverged
+
+    objective = kt.Objective("val_accuracy", direction="max")
+    epochs = search.run.resolve()["recipe_fields"]["epochs"]
+    seed = search.run.seed
+    # A failed trial is recorded as FAILED and the search goes on (never retried in the same call).
+    common = dict(objective=objective, seed=seed, max_retries_per_trial=0, max_consecutive_failed_trials=10**6)
+    oracle = {
+        "random": lambda: kt.oracles.RandomSearchOracle(max_trials=search.max_trials, **common),
+        "bayesian": lambda: kt.oracles.BayesianOptimizationOracle(max_trials=search.max_trials, **common),
+        # Hyperband decides the number of trials from its epoch budget; max_trials does not apply.
+        "hyperband": lambda: kt.oracles.HyperbandOracle(max_epochs=max(epochs, 2), factor=3, **common),
+    }[search.tuner]()
+
+    class SeededTuner(kt.engine.base_tuner.BaseTuner):
+        """Runs each trial's executions with their own seeds and keeps every score (keras-tuner's
+        own Tuner averages executions away); the objective is their mean."""
+
+        def run_trial(self, trial, **_):
+            trial_dir = Path(self.get_trial_dir(trial.trial_id))
+            trial_dir.mkdir(parents=True, exist_ok=True)
+            with open(trial_dir / "attempts.log", "a") as attempts:  # one line per time a trial runs
+                attempts.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {self.tuner_id} {socket.gethostname()} "
+                               f"{os.getpid()}\n")
+            hp = trial.hyperparameters
+            trial_epochs = hp.values.get("tuner/epochs", epochs)  # Hyperband's budget for this trial
+            executions = []  # an interrupted trial restarts cleanly: earlier executions are dropped
+            io.write_json(trial_dir / "executions.json", executions)
+            for execution_seed in search.seeds():
+                start = time.perf_counter()
+                keras.utils.set_random_seed(execution_seed)
+                model = self.hypermodel.build(hp)
+                history = model.fit(pipeline.train_batches(0, trial_epochs, seed=execution_seed),
+                                    epochs=trial_epochs, steps_per_epoch=pipeline.steps_per_epoch,
+                                    validation_data=pipeline.validation, verbose=0, shuffle=False).history
+                if not all(math.isfinite(v) for v in history["loss"]):
+                    raise TrainingDiverged(f"loss {history['loss'][-1]} with seed {execution_seed}")
+                executions.append({"seed": execution_seed, "val_accuracy": float(max(history["val_accuracy"])),
+                                   "final_val_accuracy": float(history["val_accuracy"][-1]),
+                                   "epochs": trial_epochs, "seconds": time.perf_counter() - start})
+                io.write_json(trial_dir / "executions.json", executions)
+            score = float(np.mean([e["val_accuracy"] for e in executions]))
+            log(f"trial {trial.trial_id}: {_describe(hp.values)}: validation accuracy "
+                + ", ".join(f"{e['val_accuracy']:.4f}" for e in executions) + f" (mean {score:.4f})")
+            return {"val_accuracy": score}
+
+        def save_model(self, trial_id, model, step=0):
+            pass  # the winner is retrained through the normal run path instead
+
+        def load_model(self, trial):
+            raise NotImplementedError("the best configuration is retrained, not reloaded")
+
+    return SeededTuner(oracle=oracle, hypermodel=hypermodel, directory=str(results_dir), project_name=PROJECT,
+                       overwrite=False)
+
+
+def _describe(values: dict) -> str:
+    return ", ".join(f"{k} {round(v, 6) if isinstance(v, float) else v}" for k, v in values.items()
+                     if not k.startswith("tuner/"))
+
+
+# ----------------------------------------------------------------------------------------------
+# Exports, from keras-tuner's trial files and our executions files
+
+
+def collect_trials(results_dir: Path, search: Search) -> pd.DataFrame:
+    from keras_tuner.src.engine import trial as trial_module
+
+    rows = []
+    seeds = search.seeds()
+    for path in sorted((Path(results_dir) / PROJECT).glob("trial_*/trial.json")):
+        trial = trial_module.Trial.load(str(path))
+        executions = io.read_json(path.parent / "executions.json", [])
+        by_seed = {e["seed"]: e for e in executions}
+        row = {"trial_id": trial.trial_id,
+               **{k: round(v, 6) if isinstance(v, float) else v for k, v in trial.hyperparameters.values.items()
+                  if not k.startswith("tuner/")},
+               **{f"val_accuracy_seed{s}": by_seed.get(s, {}).get("val_accuracy") for s in seeds},
+               "mean_val_accuracy": float(np.mean([e["val_accuracy"] for e in executions])) if executions else None,
+               "status": trial.status, "seconds": sum(e["seconds"] for e in executions),
+               "error": (trial.message or "").strip().splitlines()[-1] if trial.message else ""}
+        if "tuner/epochs" in trial.hyperparameters.values:
+            row["epochs"] = trial.hyperparameters.values["tuner/epochs"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_exports(results_dir: Path, search: Search, trials: pd.DataFrame, best_metrics: dict | None) -> None:
+    from ablation.report import safe_plot
+
+    io.write_csv(results_dir / "trials.csv", trials)
+    safe_plot(results_dir / "dropout_rate.png", plot_rates, trials, search)
+    io.write_text(results_dir / "summary.md", summary_markdown(search, trials, best_metrics))
+
+
+def plot_rates(trials: pd.DataFrame, search: Search):
+    import matplotlib.pyplot as plt
+
+    figure, ax = plt.subplots(figsize=(6.5, 4.5))
+    done = trials[trials["status"] == "COMPLETED"].sort_values("dropout_rate")
+    for seed in search.seeds():
+        column = f"val_accuracy_seed{seed}"
+        ax.scatter(done["dropout_rate"], done[column], s=18, alpha=0.6, label=f"execution, seed {seed}")
+    means = done.groupby("dropout_rate")["mean_val_accuracy"].mean()
+    ax.plot(means.index, means.values, color="black", marker="o", label="mean over executions")
+    ax.set(xlabel="dropout rate", ylabel="validation accuracy", title=f"{search.run.model}: {search.tuner} search")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return figure
+
+
+def summary_markdown(search: Search, trials: pd.DataFrame, best_metrics: dict | None) -> str:
+    done = trials[trials["status"] == "COMPLETED"].sort_values("mean_val_accuracy", ascending=False)
+    columns = [f"val_accuracy_seed{s}" for s in search.seeds()]
+    lines = [f"# Dropout-rate search: {search.run.model}", ""]
+    if search.preset != "paper":
+        lines += [f"> **{search.preset.upper()} PRESET.** A check of the search end to end; these scores are not "
+                  f"results.", ""]
+    lines += [f"{search.tuner} search, {len(done)} completed of {len(trials)} trials, {search.executions_per_trial} "
+              f"execution(s) per trial (seeds {', '.join(map(str, search.seeds()))}), scored on the validation "
+              f"split (best epoch of each execution, mean over executions). The test split is read once, by the "
+              f"retrained winner.", ""]
+    failed = trials[~trials["status"].isin(["COMPLETED", "RUNNING", "IDLE"])]
+    if len(failed):
+        lines += [f"**{len(failed)} trial(s) did not complete:** " + "; ".join(
+            f"{r.trial_id} ({r.status}: {r.error})" for r in failed.itertuples()), ""]
+    if len(done):
+        best = done.iloc[0]
+        spread = done[columns].std(axis=1, ddof=1) if len(columns) > 1 else pd.Series(np.nan, index=done.index)
+        lines += [f"**Best rate: {best['dropout_rate']:g}** (mean validation accuracy "
+                  f"{100 * best['mean_val_accuracy']:.2f}%).", ""]
+        if len(done) > 1:
+            runner_up = done.iloc[1]
+            gap = 100 * (best["mean_val_accuracy"] - runner_up["mean_val_accuracy"])
+            noise = 100 * spread.dropna().mean() if spread.notna().any() else float("nan")
+            verdict = ("within the spread between executions: the data do not separate them"
+                       if not math.isnan(noise) and gap <= noise else
+                       "larger than the spread between executions" if not math.isnan(noise) else
+                       "with one execution per trial there is no spread to compare with")
+            lines += [f"Runner-up: {runner_up['dropout_rate']:g} at {100 * runner_up['mean_val_accuracy']:.2f}%, "
+                      f"{gap:.2f} points behind; the mean spread (std) between executions of a trial is "
+                      f"{noise:.2f} points, so the gap is {verdict}.", ""]
+        lines += ["| trial | dropout rate | " + " | ".join(c.replace("val_accuracy_", "") for c in columns)
+                  + " | mean | std |", "| --- | ---: | " + " | ".join("---:" for _ in columns) + " | ---: | ---: |"]
+        for (_, row), std in zip(done.iterrows(), spread):
+            values = " | ".join(f"{100 * row[c]:.2f}" if pd.notna(row[c]) else "–" for c in columns)
+            lines.append(f"| {row['trial_id']} | {row['dropout_rate']:g} | {values} | "
+                         f"{100 * row['mean_val_accuracy']:.2f} | {'–' if pd.isna(std) else f'{100 * std:.2f}'} |")
+        lines.append("")
+    if best_metrics:
+        lines += [f"**Retrained winner** (`best/`, seed {search.run.seed}): test accuracy "
+                  f"{100 * best_metrics['test_accuracy']:.2f}%, test loss {best_metrics['test_loss']:.4f}, "
+                  f"best validation accuracy {100 * best_metrics['best_val_accuracy']:.2f}%.", ""]
+    return "\n".join(lines)
+
+
+def run_search(search: Search, results_dir, *, log=print) -> int:
+    """Search (or go on searching), then, unless this is a worker, export and retrain the winner."""
+    import keras
+
+    from ablation import data
+    from ablation.diagrams import write_run_diagrams
+    from ablation.run import train
+
+    results_dir = Path(results_dir)
+    # What defines the search; max_trials may grow from one call to the next.
+    settings = {k: v for k, v in dataclasses.asdict(search).items() if k not in ("run", "max_trials")}
+    settings["run"] = search.run.resolve()
+    previous = io.read_json(results_dir / "search.json")
+    if previous is not None and previous != io.json_roundtrip(settings):
+        changed = sorted(k for k in settings if previous.get(k) != io.json_roundtrip(settings)[k])
+        raise ValueError(f"{results_dir} holds a search with other settings ({', '.join(changed)}); "
+                         f"use another --results-dir.")
+    if not is_worker():
+        io.write_json(results_dir / "search.json", settings)
+
+    resolved = settings["run"]
+    source = data.open_source(search.run.dataset, data_dir=search.run.data_dir)
+    pipeline = data.make_pipeline(source, image_shape=tuple(resolved["input_shape"]),
+                                  batch_size=resolved["recipe_fields"]["batch_size"], seed=search.run.seed,
+                                  validation_fraction=search.run.validation_fraction,
+                                  max_steps_per_epoch=search.run.max_steps_per_epoch)
+    # The search sees the training and validation splits only.
+    pipeline = dataclasses.replace(pipeline, test=None)
+    hypermodel = make_hypermodel(search, pipeline, len(source.class_names))
+    tuner = make_tuner(search, results_dir, hypermodel, pipeline, log=log)
+    log(f"{search.tuner} search over {_describe({'dropout_rate': f'{search.min_rate:g}..{search.max_rate:g}'})} "
+        f"on {search.run.model}: {len(tuner.oracle.trials) if hasattr(tuner.oracle, 'trials') else 0} trials "
+        f"on record, results in {results_dir}")
+    keras.backend.clear_session()
+    tuner.search()
+    if is_worker():
+        log(f"worker {tuner.tuner_id}: no more trials")
+        return 0
+
+    trials = collect_trials(results_dir, search)
+    for row in trials[~trials["status"].isin(["COMPLETED"])].itertuples():
+        warnings.warn(f"trial {row.trial_id} ({_describe({'dropout_rate': row.dropout_rate})}) is {row.status}"
+                      + (f": {row.error}" if row.error else ""), stacklevel=2)
+    done = trials[trials["status"] == "COMPLETED"]
+    best_metrics = None
+    if len(done):
+        best = done.sort_values("mean_val_accuracy", ascending=False).iloc[0]
+        overrides = {"dropout_rate": float(best["dropout_rate"])}
+        recipe = dict(search.run.recipe_overrides)
+        if "learning_rate" in best and pd.notna(best.get("learning_rate")):
+            recipe["learning_rate"] = float(best["learning_rate"])
+        config = dataclasses.replace(search.run, model_overrides={**search.run.model_overrides, **overrides},
+                                     recipe_overrides=recipe)
+        log(f"best: {_describe(overrides)}; retraining it and testing it once in {results_dir / 'best'}")
+        write_run_diagrams(config, results_dir / "best", title=f"{config.model}, dropout {overrides['dropout_rate']:g}")
+        best_metrics = train(config, results_dir / "best", log=log)
+    write_exports(results_dir, search, trials, best_metrics)
+    log(f"trials.csv, dropout_rate.png and summary.md in {results_dir}")
+    return 0 if (trials["status"] == "COMPLETED").all() else 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Presets:
+    """A search's two presets, declared by its study module."""
+
+    model: str = "wrn-28-2"
+    dataset: str = "cifar10"
+    max_trials: int = 10
+    executions_per_trial: int = 1
+    smoke_epochs: int = 2
+    smoke_max_steps_per_epoch: int = 5
+    smoke_max_trials: int = 3
+    smoke_executions_per_trial: int = 2
+
+
+def main(name: str, presets: Presets, argv=None) -> int:
+    """The command line of a search module: `python -m studies.tune_dropout --help`."""
+    import argparse
+    import sys
+
+    from ablation import prepare_console
+
+    prepare_console()
+    parser = argparse.ArgumentParser(prog=f"python -m studies.{name}",
+                                     description="keras-tuner search over the dropout rate, on the validation split.")
+    parser.add_argument("--preset", default="paper", choices=("paper", "smoke"),
+                        help=f"paper: the recipe's epochs, {presets.max_trials} trials; smoke: "
+                             f"{presets.smoke_max_trials} trials of {presets.smoke_epochs} short epochs, "
+                             f"{presets.smoke_executions_per_trial} executions each (default: %(default)s)")
+    parser.add_argument("--model", default=presets.model, help="a preset name (default: %(default)s)")
+    parser.add_argument("--dataset", default=presets.dataset, help="tfds name or npz:PATH (default: %(default)s)")
+    parser.add_argument("--tuner", default="bayesian", choices=TUNERS, help="(default: %(default)s)")
+    parser.add_argument("--max-trials", type=int, help="trials to run in all, including earlier calls' "
+                                                       "(not for hyperband, which sizes itself from --epochs)")
+    parser.add_argument("--executions-per-trial", type=int, help="seeds per trial, each score kept")
+    parser.add_argument("--epochs", type=int, help="epochs per execution (default: the recipe's; smoke: "
+                                                   f"{presets.smoke_epochs})")
+    parser.add_argument("--seed", type=int, default=42, help="validation split, and execution i's seed is seed + i")
+    parser.add_argument("--min-rate", type=float, default=0.0)
+    parser.add_argument("--max-rate", type=float, default=0.5)
+    parser.add_argument("--step", type=float, default=0.05)
+    parser.add_argument("--tune-learning-rate", action="store_true", help="also search lr x0.5, x1, x2")
+    parser.add_argument("--results-dir", help=f"(default: results/{name}, results/{name}-smoke)")
+    parser.add_argument("--data-dir", help="tensorflow-datasets data_dir")
+    args = parser.parse_args(argv)
+    smoke = args.preset == "smoke"
+    try:
+        epochs = args.epochs if args.epochs is not None else (presets.smoke_epochs if smoke else None)
+        run = RunConfig(model=args.model, dataset=args.dataset, seed=args.seed, data_dir=args.data_dir,
+                        recipe_overrides={} if epochs is None else {"epochs": epochs},
+                        max_steps_per_epoch=presets.smoke_max_steps_per_epoch if smoke else None)
+        search = Search(
+            run=run, tuner=args.tuner,
+            max_trials=args.max_trials or (presets.smoke_max_trials if smoke else presets.max_trials),
+            executions_per_trial=args.executions_per_trial or (presets.smoke_executions_per_trial if smoke
+                                                               else presets.executions_per_trial),
+            min_rate=args.min_rate, max_rate=args.max_rate, step=args.step,
+            tune_learning_rate=args.tune_learning_rate, preset=args.preset)
+        from builders import get_preset
+
+        if "dropout_rate" not in inspect_parameters(get_preset(args.model).builder):
+            raise ValueError(f"model {args.model!r} has no dropout_rate; expected a Wide ResNet preset (wrn-...).")
+        results_dir = args.results_dir or Path("results") / (name if not smoke else f"{name}-smoke")
+        return run_search(search, results_dir)
+    except ValueError as error:
+        if os.environ.get("ABLATION_DEBUG"):
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished trials are kept; run the same command again to go on.", file=sys.stderr)
+        return 130
+
+
+def inspect_parameters(fn):
+    import inspect
+
+    return inspect.signature(fn).parameters

@@ -1,0 +1,173 @@
+"""The keras-tuner dropout search: hypermodel, per-execution scores, resume, failures,
+distributed chief and workers, and the winner tested exactly once."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import warnings
+
+import keras
+import keras_tuner as kt
+import numpy as np
+import pandas as pd
+import pytest
+
+import ablation.run
+import ablation.tuning as tuning
+from ablation import data
+from ablation.run import RunConfig
+from ablation.tuning import Search, make_hypermodel, run_search
+from tests.helpers import ROOT, make_npz
+
+SETTINGS = dict(recipe_overrides={"epochs": 1, "batch_size": 32}, max_steps_per_epoch=2)
+
+
+@pytest.fixture(scope="module")
+def easy(tmp_path_factory):
+    return make_npz(tmp_path_factory.mktemp("data") / "easy.npz", n_train=160, n_test=40)
+
+
+def tiny_search(dataset, **kwargs):
+    return Search(run=RunConfig(model="wrn-10-1", dataset=dataset, **SETTINGS), tuner="random",
+                  **{"max_trials": 2, "executions_per_trial": 2, **kwargs})
+
+
+def quiet(*_):
+    pass
+
+
+def test_hypermodel_builds_the_net_for_the_drawn_rate(easy):
+    search = tiny_search(easy)
+    pipeline = data.make_pipeline(data.open_source(easy), image_shape=(32, 32, 3), batch_size=32, seed=42)
+    hypermodel = make_hypermodel(search, pipeline, num_classes=4)
+    hp = kt.HyperParameters()
+    hp.Float("dropout_rate", 0.0, 0.5, step=0.05)
+    hp.values["dropout_rate"] = 0.35
+    model = hypermodel.build(hp)
+    rates = [layer.rate for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
+    assert rates == [0.35] * 3  # one per block of WRN-10-1, between its convs
+    assert model.output.shape == (None, 4)
+    assert all(v.regularizer is not None for v in model.trainable_variables)  # the recipe's weight decay
+    assert isinstance(model.optimizer, keras.optimizers.SGD) and model.optimizer.nesterov
+
+
+def test_search_keeps_every_execution_and_tests_the_winner_once(easy, tmp_path, monkeypatch):
+    calls = []
+    real_predict = ablation.run.predict
+    monkeypatch.setattr(ablation.run, "predict", lambda *a: calls.append(1) or real_predict(*a))
+    search = tiny_search(easy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert run_search(search, tmp_path, log=quiet) == 0
+    trials = pd.read_csv(tmp_path / "trials.csv")
+    assert len(trials) == 2 and trials["dropout_rate"].nunique() == 2 and set(trials["status"]) == {"COMPLETED"}
+    scores = trials[["val_accuracy_seed42", "val_accuracy_seed43"]]
+    assert scores.notna().all().all()
+    np.testing.assert_allclose(trials["mean_val_accuracy"], scores.mean(axis=1))
+    assert (tmp_path / "dropout_rate.png").read_bytes()[:4] == b"\x89PNG"
+    assert "Best rate" in (tmp_path / "summary.md").read_text()
+    best = trials.sort_values("mean_val_accuracy").iloc[-1]["dropout_rate"]
+    config = ablation.run.io.read_json(tmp_path / "best" / "config.json")
+    assert config["run"]["model_kwargs"]["dropout_rate"] == pytest.approx(best)
+    assert (tmp_path / "best" / "metrics.json").exists() and (tmp_path / "best" / "architecture.png").exists()
+    assert len(calls) == 1  # the test split was read by the retrained winner, and only by it
+
+    # Called again: nothing more to search, nothing retrained, the test split not read again.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert run_search(search, tmp_path, log=quiet) == 0
+    assert len(calls) == 1 and len(pd.read_csv(tmp_path / "trials.csv")) == 2
+
+
+def test_an_interrupted_search_resumes_cleanly(easy, tmp_path, monkeypatch):
+    search = tiny_search(easy, max_trials=3, executions_per_trial=1)
+    real_fit = keras.Model.fit
+    fits = []
+
+    def interrupt_second_trial(self, *args, **kwargs):
+        fits.append(1)
+        if len(fits) == 2:
+            raise KeyboardInterrupt  # as Ctrl-C, or a kill, in the middle of trial 1
+        return real_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", interrupt_second_trial)
+    with pytest.raises(KeyboardInterrupt):
+        run_search(search, tmp_path, log=quiet)
+    monkeypatch.setattr(keras.Model, "fit", real_fit)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert run_search(search, tmp_path, log=quiet) == 0
+    trials = pd.read_csv(tmp_path / "trials.csv")
+    assert sorted(trials["trial_id"]) == [0, 1, 2] and set(trials["status"]) == {"COMPLETED"}
+    attempts = {t: len((tmp_path / "keras_tuner" / f"trial_{t}" / "attempts.log").read_text().splitlines())
+                for t in range(3)}
+    assert attempts == {0: 1, 1: 2, 2: 1}  # only the interrupted trial ran again, from scratch
+
+
+def test_a_failed_trial_is_recorded_and_warned_about(easy, tmp_path, monkeypatch):
+    import ablation.recipes
+
+    real_compile = ablation.recipes.compile_model
+    builds = []
+
+    def fail_first_trial(model, *args, **kwargs):
+        builds.append(1)
+        if len(builds) == 2:  # build 1 is keras-tuner's own, to discover the search space
+            raise RuntimeError("simulated out-of-memory")
+        return real_compile(model, *args, **kwargs)
+
+    monkeypatch.setattr(ablation.recipes, "compile_model", fail_first_trial)
+    search = tiny_search(easy, executions_per_trial=1)
+    with pytest.warns(UserWarning, match="FAILED"):
+        assert run_search(search, tmp_path, log=quiet) == 1
+    trials = pd.read_csv(tmp_path / "trials.csv")
+    assert list(trials["status"]) == ["FAILED", "COMPLETED"]
+    assert "simulated out-of-memory" in trials["error"].iloc[0]
+    assert "did not complete" in (tmp_path / "summary.md").read_text()
+
+
+def test_changed_settings_are_refused(easy, tmp_path):
+    io = ablation.run.io
+    io.write_json(tmp_path / "search.json", {"tuner": "hyperband"})
+    with pytest.raises(ValueError, match="other settings"):
+        run_search(tiny_search(easy), tmp_path, log=quiet)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_distributed_search_with_a_chief_and_two_workers_on_loopback(easy, tmp_path):
+    port = _free_port()
+    command = [sys.executable, "-m", "studies.tune_dropout", "--preset", "smoke", "--model", "wrn-10-1",
+               "--dataset", easy, "--tuner", "random", "--max-trials", "4", "--executions-per-trial", "1",
+               "--epochs", "1", "--results-dir", str(tmp_path)]
+    processes = {}
+    for tuner_id in ("chief", "tuner0", "tuner1"):
+        env = {**os.environ, "KERASTUNER_TUNER_ID": tuner_id, "KERASTUNER_ORACLE_IP": "127.0.0.1",
+               "KERASTUNER_ORACLE_PORT": str(port)}
+        processes[tuner_id] = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                               stderr=subprocess.STDOUT, text=True)
+    outputs = {name: p.communicate(timeout=600)[0] for name, p in processes.items()}
+    assert {name: p.returncode for name, p in processes.items()} == {"chief": 0, "tuner0": 0, "tuner1": 0}, outputs
+    trials = pd.read_csv(tmp_path / "trials.csv")
+    assert len(trials) == 4 and trials["trial_id"].is_unique and set(trials["status"]) == {"COMPLETED"}
+    assert trials["dropout_rate"].nunique() == 4
+    runners = []
+    for trial_id in trials["trial_id"]:
+        lines = (tmp_path / "keras_tuner" / f"trial_{trial_id}" / "attempts.log").read_text().splitlines()
+        assert len(lines) == 1  # every trial ran exactly once
+        runners.append(lines[0].split()[1])
+    assert set(runners) <= {"tuner0", "tuner1"}  # the workers trained; the chief only held the oracle
+    assert (tmp_path / "best" / "metrics.json").exists()  # and the chief retrained the winner
+
+
+def test_model_without_dropout_is_refused(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "studies.tune_dropout", "--model", "resnet-20",
+                             "--results-dir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and result.stderr.startswith("error: model 'resnet-20' has no dropout_rate")
