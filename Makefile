@@ -32,8 +32,18 @@ graphviz:
 study: setup
 	$(PY) -m studies.depth_vs_width --preset smoke --dataset $(DATASET)
 
-test: setup
+test: setup $(VENV)/.reference
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# PyTorch is the reference two tests compare against. It is not a requirement: it is installed
+# only where pip finds a wheel of it on disk (its find-links), never downloaded (that would be
+# gigabytes of CUDA); its small dependencies then come from the index. Elsewhere the two skip.
+$(VENV)/.reference: $(VENV)/.installed
+	@if $(PY) -m pip install --quiet --no-index --no-deps torch >/dev/null 2>&1 \
+		&& $(PY) -m pip install --quiet torch >/dev/null 2>&1; then \
+		echo "PyTorch installed from a local wheel: the checks against it will run"; \
+	else echo "No local PyTorch wheel: the two checks against PyTorch will skip"; fi
+	@touch $@
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -12,7 +12,8 @@ def import_tensorflow_quietly() -> None:
     show; ABLATION_DEBUG=1 shows everything.
 
     ABLATION_LOGICAL_CPUS=N splits the CPU into N logical devices before TensorFlow initialises
-    them, so that MirroredStrategy runs N replicas on a machine without GPUs (tests, CI).
+    them, so that MirroredStrategy runs N replicas on a machine without GPUs (tests, CI). GPUs
+    get memory growth, so that several runs can share one.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     debug = bool(os.environ.get("ABLATION_DEBUG"))
@@ -23,6 +24,10 @@ def import_tensorflow_quietly() -> None:
         import keras  # noqa: F401
         import tensorflow as tf
 
+        # TensorFlow takes all of a GPU's memory by default; growing it on demand lets several
+        # thin runs (ResNet-110, WRN-28-2) share one GPU, which one of them cannot fill.
+        for gpu in tf.config.list_physical_devices("GPU"):
+            tf.config.experimental.set_memory_growth(gpu, True)
         logical_cpus = int(os.environ.get("ABLATION_LOGICAL_CPUS", "0"))
         if logical_cpus > 1:
             cpu = tf.config.list_physical_devices("CPU")[0]

@@ -13,18 +13,24 @@ import sys
 
 def add_run_arguments(parser, *, single_run=True):
     """Options shared by `ablation train` and every study (one spelling for each)."""
-    from ablation.distribute import PRECISIONS, STRATEGIES
-
     parser.add_argument("--dataset", default=None if not single_run else "cifar10",
                         help="a tensorflow-datasets name (cifar10, cifar100, svhn_cropped, cats_vs_dogs, ...) "
                              "or npz:PATH with keras.datasets keys (default: %(default)s)")
     parser.add_argument("--epochs", type=int, help="epochs (default: the recipe's); the lr milestones scale with it")
+    add_device_arguments(parser)
+    parser.add_argument("--data-dir", help="tensorflow-datasets data_dir")
+
+
+def add_device_arguments(parser):
+    from ablation.distribute import PRECISIONS, STRATEGIES
+
     parser.add_argument("--strategy", default="auto", choices=STRATEGIES,
                         help="auto: MirroredStrategy over all GPUs when there are several, else one device "
                              "(default: %(default)s)")
     parser.add_argument("--precision", default="float32", choices=PRECISIONS, help="(default: %(default)s)")
-    parser.add_argument("--jit-compile", action="store_true", help="compile the train step with XLA")
-    parser.add_argument("--data-dir", help="tensorflow-datasets data_dir")
+    parser.add_argument("--jit-compile", default="auto", choices=("auto", "on", "off"),
+                        help="XLA for the train step; auto lets Keras decide: on for one GPU, off on CPU and under "
+                             "tf.distribute (default: %(default)s)")
 
 
 def cmd_train(args):
@@ -39,6 +45,18 @@ def cmd_train(args):
                        strategy=args.strategy, precision=args.precision, jit_compile=args.jit_compile,
                        data_dir=args.data_dir)
     train(config, args.out)
+
+
+def cmd_bench(args):
+    import json
+
+    from ablation.bench import BenchConfig, format_report, run_bench
+
+    config = BenchConfig(model=args.model, batch_size=args.batch_size, steps=args.steps, warmup=args.warmup,
+                         dataset=args.dataset, precision=args.precision, jit_compile=args.jit_compile,
+                         strategy=args.strategy)
+    result = run_bench(config, log=(lambda *_: None) if args.json else lambda line: print(line, flush=True))
+    print(json.dumps(result, indent=2) if args.json else format_report(result))
 
 
 def cmd_report(args):
@@ -85,6 +103,19 @@ def build_parser():
     train.add_argument("--no-augment", action="store_true", help="no pad-crop-flip augmentation")
     train.add_argument("--out", required=True, help="the run folder")
     train.set_defaults(func=cmd_train)
+
+    from ablation.bench import __doc__ as bench_doc
+
+    bench = commands.add_parser("bench", help="training throughput, MFU, input pipeline, loop overhead, memory",
+                                description=bench_doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    bench.add_argument("--model", default="wrn-28-2", help="a preset name (default: %(default)s)")
+    bench.add_argument("--batch-size", type=int, default=128, help="(default: %(default)s)")
+    bench.add_argument("--steps", type=int, default=10, help="timed training steps (default: %(default)s)")
+    bench.add_argument("--warmup", type=int, default=3, help="untimed steps first: tracing (default: %(default)s)")
+    bench.add_argument("--dataset", help="npz:PATH or a tfds name (default: synthetic CIFAR-shaped images)")
+    add_device_arguments(bench)
+    bench.add_argument("--json", action="store_true", help="print one JSON object")
+    bench.set_defaults(func=cmd_bench)
 
     report = commands.add_parser("report", help="rebuild a study's tables and plots from its run folders")
     report.add_argument("results_dir", help="a study's results folder, e.g. results/depth_vs_width")

@@ -124,7 +124,7 @@ def apply_weight_decay(model: keras.Model, weight_decay: float) -> None:
         variable.regularizer = regularizer
 
 
-def compile_model(model: keras.Model, recipe: Recipe, steps_per_epoch: int, *, jit_compile=False) -> keras.Model:
+def compile_model(model: keras.Model, recipe: Recipe, steps_per_epoch: int, *, jit_compile="auto") -> keras.Model:
     """The recipe's optimizer, schedule and weight decay on `model`, with the metrics every run
     records: accuracy, and the cross-entropy alone (Keras's "loss" includes the L2 penalty)."""
     apply_weight_decay(model, recipe.weight_decay)

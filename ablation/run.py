@@ -33,6 +33,9 @@ import numpy as np
 
 from ablation import io
 
+# --jit-compile: "auto" lets Keras decide (XLA on one GPU; off on CPU and under tf.distribute).
+JIT_MODES = {"auto": "auto", "on": True, "off": False}
+
 # Model arguments a run may override, and the dataset decides (num_classes).
 MODEL_OVERRIDES = ("dropout_rate", "block_type", "depth", "widen_factor", "blocks_per_group", "dropout_position",
                    "bn_momentum", "bn_epsilon", "padding", "shortcut", "residual", "input_shape")
@@ -51,7 +54,7 @@ class RunConfig:
     max_steps_per_epoch: int | None = None  # smoke runs: cut every epoch short
     strategy: str = "auto"
     precision: str = "float32"
-    jit_compile: bool = False
+    jit_compile: str = "auto"  # one of JIT_MODES
     data_dir: str | None = None  # tensorflow-datasets' data_dir
 
     def resolve(self) -> dict:
@@ -79,6 +82,8 @@ class RunConfig:
         if self.strategy not in STRATEGIES:
             raise ValueError(f"strategy={self.strategy!r} is not valid; expected one of "
                              f"{', '.join(STRATEGIES[:3])}.")
+        if self.jit_compile not in JIT_MODES:
+            raise ValueError(f"jit_compile={self.jit_compile!r} is not valid; expected one of {', '.join(JIT_MODES)}.")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision={self.precision!r} is not valid; expected one of {', '.join(PRECISIONS)}.")
         model_kwargs = {**preset.kwargs, **self.model_overrides}
@@ -167,7 +172,7 @@ def _train(config: RunConfig, resolved: dict, out: Path, log) -> dict:
                                   max_steps_per_epoch=config.max_steps_per_epoch)
     steps = pipeline.steps_per_epoch
     with strategy.scope():
-        compile_model(model, recipe, steps, jit_compile=config.jit_compile)
+        compile_model(model, recipe, steps, jit_compile=JIT_MODES[config.jit_compile])
         initial_epoch, state = latest_state(out)
         if state is not None:
             model.optimizer.build(model.trainable_variables)

@@ -91,7 +91,7 @@ class Options:
     seeds: Sequence[int] | None = None
     strategy: str = "auto"
     precision: str = "float32"
-    jit_compile: bool = False
+    jit_compile: str = "auto"
     data_dir: str | None = None
 
     def __post_init__(self):

@@ -1,0 +1,272 @@
+"""`python -m ablation bench`: where a training step's time goes, against the machine's limit.
+
+In one process it measures
+  * the training throughput of the model's real training step (the run's optimizer, weight
+    decay and metrics, fed by the run's input pipeline): the median step after warm-up;
+  * its arithmetic: MACs per image, achieved FLOP/s = 2 FLOPs per MAC x 3 (forward, and a
+    backward pass of twice the forward's cost) x MACs x images/s, the float32 matrix-multiply
+    FLOP/s of this machine measured now, and their ratio, the model FLOPs utilisation (mfu);
+  * the input pipeline alone (augmentation included), and its ratio to training;
+  * the overhead of our training loop (metrics, progress, history, checkpoints, TensorBoard)
+    over a bare `model.fit` of the same net, optimizer and data: its cost per step and per
+    epoch, measured, and what they add to a real epoch (the data set's, or CIFAR-10's 351
+    steps of 128 for the synthetic default input);
+  * the process's peak resident memory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+FLOPS_PER_MAC = 2
+TRAINING_PASSES = 3  # forward, and backward at about twice the forward's cost
+MATMUL_SIZE = 2048
+CIFAR10_TRAIN = 45_000  # after the 5,000 validation images
+
+
+# ----------------------------------------------------------------------------------------------
+# The arithmetic (pure, tested with known inputs)
+
+
+def training_flops_per_image(macs: float) -> float:
+    return FLOPS_PER_MAC * TRAINING_PASSES * macs
+
+
+def achieved_flops(macs: float, images_per_second: float) -> float:
+    return training_flops_per_image(macs) * images_per_second
+
+
+def matmul_flops(n: int, seconds: float) -> float:
+    """An n x n by n x n product is n^3 multiply-adds: 2 n^3 FLOPs."""
+    return FLOPS_PER_MAC * n**3 / seconds
+
+
+def utilisation(achieved: float, peak: float) -> float:
+    return achieved / peak
+
+
+def overhead(ours_seconds: float, bare_seconds: float) -> float:
+    """Extra time of our loop as a fraction of the bare loop's."""
+    return ours_seconds / bare_seconds - 1.0
+
+
+def images_per_second(batch_size: int, step_seconds) -> float:
+    return batch_size / statistics.median(step_seconds)
+
+
+# ----------------------------------------------------------------------------------------------
+# Measurements
+
+
+def measure_matmul(n=MATMUL_SIZE, repeats=7) -> float:
+    """The machine's float32 matrix-multiply FLOP/s through TensorFlow (oneDNN/cuBLAS), median."""
+    import tensorflow as tf
+
+    a, b = tf.random.uniform((n, n), dtype=tf.float32), tf.random.uniform((n, n), dtype=tf.float32)
+    product = tf.function(lambda: tf.reduce_sum(tf.linalg.matmul(a, b)))
+    product().numpy()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        product().numpy()
+        times.append(time.perf_counter() - start)
+    return matmul_flops(n, statistics.median(times))
+
+
+class StepTimer(keras.callbacks.Callback):
+    """Seconds between consecutive train-batch ends (so each includes waiting for input)."""
+
+    def on_train_begin(self, logs=None):
+        self.times, self.last = [], time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.perf_counter()
+        self.times.append(now - self.last)
+        self.last = now
+
+
+def synthetic_source(num_images=4096, shape=(32, 32, 3), num_classes=10, seed=0):
+    """Random CIFAR-shaped images: throughput does not depend on what the pixels show."""
+    import tensorflow as tf
+
+    from ablation.data import Source
+
+    rng = np.random.default_rng(seed)
+    split = lambda n: tf.data.Dataset.from_tensor_slices(
+        (rng.integers(0, 256, (n,) + tuple(shape), dtype=np.uint8), rng.integers(0, num_classes, n).astype(np.int64)))
+    return Source("synthetic", split(num_images), split(256), tuple(str(i) for i in range(num_classes)), "test")
+
+
+@dataclasses.dataclass
+class BenchConfig:
+    model: str = "wrn-28-2"
+    batch_size: int = 128
+    steps: int = 10
+    warmup: int = 3
+    dataset: str | None = None  # None: synthetic CIFAR-shaped images
+    precision: str = "float32"
+    jit_compile: str = "auto"
+    strategy: str = "auto"
+
+
+def run_bench(config: BenchConfig, log=print) -> dict:
+    from ablation import data, distribute
+    from ablation.recipes import compile_model
+    from ablation.run import JIT_MODES, RunConfig, recipe_of
+    from builders import count_macs, get_preset
+
+    if config.steps < 1 or config.warmup < 0:
+        raise ValueError(f"steps={config.steps}, warmup={config.warmup} are not valid; expected steps >= 1, "
+                         f"warmup >= 0.")
+    resolved = RunConfig(model=config.model, recipe_overrides={"batch_size": config.batch_size},
+                         precision=config.precision, strategy=config.strategy,
+                         jit_compile=config.jit_compile).resolve()
+    recipe = recipe_of(resolved)
+    strategy, devices = distribute.make_strategy(config.strategy)
+    input_shape = tuple(resolved["input_shape"])
+    source = (data.open_source(config.dataset) if config.dataset
+              else synthetic_source(num_images=max(4096, 2 * config.batch_size), shape=input_shape))
+    pipeline = data.make_pipeline(source, image_shape=input_shape, batch_size=config.batch_size, seed=0,
+                                  validation_fraction=0.0)
+    steps_per_epoch = min(pipeline.steps_per_epoch, config.warmup + config.steps)
+
+    log("measuring the float32 matrix-multiply rate ...")
+    matmul = measure_matmul()
+    with distribute.precision_policy(config.precision):
+        with strategy.scope():
+            model = get_preset(config.model).build(**{**resolved["model_kwargs"], "input_shape": input_shape,
+                                                      "num_classes": len(source.class_names)})
+            compile_model(model, recipe, steps_per_epoch, jit_compile=JIT_MODES[config.jit_compile])
+        macs = count_macs(model)
+
+        log(f"timing {config.warmup} + {config.steps} training steps of {config.model}, batch {config.batch_size} ...")
+        step_times = _fit(model, pipeline, config.warmup + config.steps, [])[1][config.warmup:]
+        train_rate = images_per_second(config.batch_size, step_times)
+
+        log("timing the input pipeline alone ...")
+        pipeline_rate = _pipeline_rate(pipeline, batches=max(20, 2 * config.steps))
+
+        log("timing our training loop against a bare model.fit ...")
+        loop = _loop_overhead(model, config, recipe, pipeline, strategy, resolved, source)
+
+    # A real epoch: the data set's, or CIFAR-10's 45,000 training images for synthetic input.
+    epoch_steps = (pipeline.num_train if config.dataset else CIFAR10_TRAIN) // config.batch_size
+    achieved = achieved_flops(macs, train_rate)
+    return {
+        "model": config.model, "batch_size": config.batch_size, "steps": config.steps,
+        "train_images_per_second": train_rate, "step_seconds_median": statistics.median(step_times),
+        "macs_per_image": macs, "training_flops_per_image": training_flops_per_image(macs),
+        "achieved_tflops": achieved / 1e12, "matmul_tflops": matmul / 1e12, "mfu": utilisation(achieved, matmul),
+        "pipeline_images_per_second": pipeline_rate, "pipeline_ratio": pipeline_rate / train_rate,
+        "runner_overhead": loop.overhead(epoch_steps), "runner_overhead_short_epoch": loop.overhead(config.steps),
+        "runner_seconds_per_epoch": loop.fixed_seconds, "runner_seconds_per_step": loop.step_seconds,
+        "epoch_steps": epoch_steps,
+        "peak_rss_mb": peak_rss_mb(),
+        "device": distribute.device_kind(), "devices": devices, "strategy": type(strategy).__name__,
+        "replicas": strategy.num_replicas_in_sync, "precision": config.precision,
+        "jit_compile_requested": config.jit_compile, "jit_compile": bool(model.jit_compile),
+        "input": source.name,
+    }
+
+
+@dataclasses.dataclass
+class LoopCost:
+    """What our loop adds to a bare model.fit: per step, and once per epoch (checkpoints, history,
+    TensorBoard, the best model when validation improves)."""
+
+    bare_step: float
+    step_seconds: float  # extra per step: our metrics and batch callbacks
+    fixed_seconds: float  # extra per epoch
+
+    def overhead(self, steps_per_epoch: int) -> float:
+        bare = self.bare_step * steps_per_epoch
+        return overhead(bare + self.step_seconds * steps_per_epoch + self.fixed_seconds, bare)
+
+
+def _loop_overhead(model, config, recipe, pipeline, strategy, resolved, source) -> LoopCost:
+    """A bare model.fit (same net, optimizer and weight decay; the loss alone, no callbacks) against
+    ours (the run's metrics and callbacks), an epoch of `steps` steps each, interleaved twice."""
+    from ablation.callbacks import RunRecorder, read_history
+    from ablation.recipes import apply_weight_decay
+    from builders import get_preset
+
+    with strategy.scope():
+        bare_model = get_preset(config.model).build(**{**resolved["model_kwargs"], "num_classes": len(source.class_names),
+                                                       "input_shape": tuple(resolved["input_shape"])})
+        bare_model.set_weights(model.get_weights())
+        apply_weight_decay(bare_model, recipe.weight_decay)
+        bare_model.compile(optimizer=recipe.make_optimizer(config.steps), loss=model.loss,
+                           jit_compile=model.jit_compile)
+    _fit(bare_model, pipeline, max(config.warmup, 1), [])  # tracing
+    bare, ours = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for attempt in range(2):  # interleaved, so that drift hits both alike
+            bare.append(_fit(bare_model, pipeline, config.steps, []))
+            run_dir = Path(tmp) / f"run{attempt}"
+            recorder = RunRecorder(run_dir, history=read_history(run_dir), epochs=1, steps_per_epoch=config.steps,
+                                   batch_size=config.batch_size, schedule=recipe.schedule(config.steps),
+                                   log=lambda *_: None)
+            tensorboard = keras.callbacks.TensorBoard(run_dir / "tensorboard", write_graph=False, profile_batch=0)
+            ours.append(_fit(model, pipeline, config.steps, [recorder, tensorboard]))
+        start = time.perf_counter()  # the best checkpoint, as if validation improved every epoch
+        model.save(Path(tmp) / "best.keras")
+        best_save = time.perf_counter() - start
+    (bare_total, bare_steps), (ours_total, ours_steps) = min(bare), min(ours)
+    bare_step, ours_step = statistics.median(bare_steps), statistics.median(ours_steps)
+    step_extra = max(0.0, ours_step - bare_step)
+    fixed = max(0.0, (ours_total - bare_total) - config.steps * step_extra) + best_save
+    return LoopCost(bare_step=bare_step, step_seconds=step_extra, fixed_seconds=fixed)
+
+
+def _fit(model, pipeline, steps, callbacks):
+    """(seconds for the whole fit, seconds of each step) of one epoch of `steps` steps."""
+    timer = StepTimer()
+    start = time.perf_counter()
+    model.fit(pipeline.train_batches(0, 10**6), epochs=1, steps_per_epoch=steps, callbacks=[*callbacks, timer],
+              verbose=0, shuffle=False)
+    return time.perf_counter() - start, timer.times
+
+
+def _pipeline_rate(pipeline, batches: int) -> float:
+    iterator = iter(pipeline.train_batches(0, 10**6))
+    for _ in range(5):  # fill the caches and the prefetch buffer
+        next(iterator)
+    start = time.perf_counter()
+    for _ in range(batches):
+        next(iterator)
+    return batches * pipeline.batch_size / (time.perf_counter() - start)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def format_report(result: dict) -> str:
+    xla = "on" if result["jit_compile"] else "off"
+    if result["jit_compile_requested"] != "auto" and (result["jit_compile_requested"] == "on") != result["jit_compile"]:
+        xla += f" (requested {result['jit_compile_requested']}; Keras turned it {xla})"
+    return "\n".join([
+        f"{result['model']}, batch {result['batch_size']}, {result['precision']}, XLA {xla}, "
+        f"{result['strategy']} over {result['replicas']} replica(s) on {result['device']}",
+        f"  training       {result['train_images_per_second']:8.1f} images/s   "
+        f"(median step {result['step_seconds_median']:.3f} s over {result['steps']} steps)",
+        f"  arithmetic     {result['macs_per_image'] / 1e6:8.1f} M MACs/image -> {result['achieved_tflops'] * 1e3:.1f} "
+        f"GFLOP/s achieved (2 x 3 x MACs x images/s)",
+        f"  matmul peak    {result['matmul_tflops'] * 1e3:8.1f} GFLOP/s (float32, {MATMUL_SIZE}^3, this run)",
+        f"  mfu            {result['mfu']:8.2f}",
+        f"  input pipeline {result['pipeline_images_per_second']:8.0f} images/s = {result['pipeline_ratio']:.1f} x "
+        f"training",
+        f"  runner         {100 * result['runner_overhead']:+7.2f} % over a bare model.fit, over an epoch of "
+        f"{result['epoch_steps']} steps ({result['runner_seconds_per_step'] * 1e3:.1f} ms a step, "
+        f"{result['runner_seconds_per_epoch']:.2f} s an epoch; {100 * result['runner_overhead_short_epoch']:+.1f} % "
+        f"over the {result['steps']} timed steps alone)",
+        f"  peak memory    {result['peak_rss_mb']:8.0f} MB resident",
+    ])

@@ -1,0 +1,59 @@
+"""The benchmark's arithmetic from known inputs, and its JSON report."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ablation import bench
+from ablation.cli import main
+from builders import build, count_macs
+
+JSON_KEYS = {"train_images_per_second", "macs_per_image", "achieved_tflops", "matmul_tflops", "mfu",
+             "pipeline_images_per_second", "runner_overhead", "peak_rss_mb", "device", "strategy", "precision",
+             "jit_compile"}
+
+
+def test_training_flops_are_two_flops_per_mac_times_three_passes():
+    # WRN-28-2: 215.8M MACs per image (conv, dense, BN and ReLU) -> 2 * 3 * 215.8M = 1.295 GFLOP
+    # to train on one image; at 100 images/s that is 129.5 GFLOP/s.
+    macs = count_macs(build("wrn-28-2"))
+    assert bench.training_flops_per_image(macs) == 6 * macs
+    assert bench.achieved_flops(macs, 100.0) == pytest.approx(129.5e9, rel=2e-3)
+
+
+def test_matmul_rate_mfu_ratios_and_overhead():
+    # 2048^3 multiply-adds in 0.1 s: 2 * 8.59e9 / 0.1 = 171.8 GFLOP/s.
+    assert bench.matmul_flops(2048, 0.1) == pytest.approx(171.8e9, rel=1e-3)
+    assert bench.utilisation(129.5e9, 171.8e9) == pytest.approx(0.7538, rel=1e-3)
+    assert bench.overhead(10.5, 10.0) == pytest.approx(0.05)
+    assert bench.images_per_second(128, [1.0, 1.2, 0.8, 5.0, 1.0]) == pytest.approx(128.0)  # median step
+
+
+def test_loop_cost_is_amortised_over_a_real_epoch():
+    # 1 s bare steps; our loop adds 2 ms a step and 0.7 s an epoch. Over CIFAR-10's 351 steps:
+    # (351 * 0.002 + 0.7) / 351 = 0.4%; over 10 steps the epoch cost weighs 35 times more.
+    cost = bench.LoopCost(bare_step=1.0, step_seconds=0.002, fixed_seconds=0.7)
+    assert cost.overhead(351) == pytest.approx((351 * 0.002 + 0.7) / 351)
+    assert cost.overhead(10) == pytest.approx((10 * 0.002 + 0.7) / 10)
+
+
+def test_bench_json_report(capsys):
+    code = main(["bench", "--model", "wrn-10-1", "--batch-size", "16", "--steps", "2", "--warmup", "1", "--json"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert JSON_KEYS <= set(result)
+    assert result["macs_per_image"] == count_macs(build("wrn-10-1"))
+    assert result["achieved_tflops"] == pytest.approx(
+        6 * result["macs_per_image"] * result["train_images_per_second"] / 1e12)
+    assert result["mfu"] == pytest.approx(result["achieved_tflops"] / result["matmul_tflops"])
+    assert result["train_images_per_second"] > 0 and result["pipeline_images_per_second"] > 0
+    assert result["peak_rss_mb"] > 100 and result["precision"] == "float32"
+    assert result["jit_compile"] is False  # Keras's "auto" on a CPU
+    assert result["strategy"] == "_DefaultDistributionStrategy" and result["replicas"] == 1
+
+
+def test_bench_rejects_zero_steps(capsys):
+    assert main(["bench", "--model", "wrn-10-1", "--steps", "0"]) == 2
+    assert "steps=0" in capsys.readouterr().err
