@@ -126,15 +126,21 @@ def build_parser():
     return parser
 
 
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+def run_command(action, *, kept="finished epochs") -> int:
+    """The exit protocol of every command line here: `action()`'s status; bad input (ValueError)
+    as one line on stderr and status 2; Ctrl-C as status 130, saying that `kept` survive."""
     try:
-        return args.func(args) or 0
+        return action() or 0
     except ValueError as error:
         if os.environ.get("ABLATION_DEBUG"):
             raise
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\ninterrupted: finished epochs are kept; run the same command again to resume.", file=sys.stderr)
+        print(f"\ninterrupted: {kept} are kept; run the same command again to go on.", file=sys.stderr)
         return 130
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_command(lambda: args.func(args))

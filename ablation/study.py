@@ -341,12 +341,11 @@ def json_key(*parts) -> str:
 def main(study: Study, argv=None) -> int:
     """The command line of every study module: `python -m studies.NAME --help`."""
     import argparse
-    import sys
 
     from ablation import prepare_console
 
     prepare_console()
-    from ablation.cli import add_run_arguments
+    from ablation.cli import add_run_arguments, run_command
 
     parser = argparse.ArgumentParser(prog=f"python -m studies.{study.name}", description=study.question)
     parser.add_argument("--preset", default="paper", choices=PRESETS,
@@ -360,22 +359,15 @@ def main(study: Study, argv=None) -> int:
     parser.add_argument("--shard", help="I/N: run every N-th run starting at I (default: from SLURM_ARRAY_TASK_ID"
                                         "/SLURM_ARRAY_TASK_COUNT or JOB_COMPLETION_INDEX/JOB_COMPLETIONS)")
     args = parser.parse_args(argv)
-    try:
-        seeds = _parse_seeds(args.seeds)
-        options = Options(preset=args.preset, dataset=args.dataset, epochs=args.epochs, seeds=seeds,
+
+    def run():
+        options = Options(preset=args.preset, dataset=args.dataset, epochs=args.epochs, seeds=_parse_seeds(args.seeds),
                           strategy=args.strategy, precision=args.precision, jit_compile=args.jit_compile,
                           data_dir=args.data_dir)
         return run_study(study, options, results_dir=args.results_dir, only=args.only,
                          shard=parse_shard(args.shard) if args.shard else None, dry_run=args.dry_run)
-    except ValueError as error:
-        if os.environ.get("ABLATION_DEBUG"):
-            raise
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted: finished runs and epochs are kept; run the same command again to go on.",
-              file=sys.stderr)
-        return 130
+
+    return run_command(run, kept="finished runs and epochs")
 
 
 def _parse_seeds(text):

@@ -22,6 +22,7 @@ when every worker is done, writes the exports and retrains the winner.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import os
 import socket
@@ -73,12 +74,6 @@ def is_worker() -> bool:
     from keras_tuner.src.distribute import utils
 
     return utils.has_chief_oracle() and not utils.is_chief_oracle()
-
-
-def is_chief() -> bool:
-    from keras_tuner.src.distribute import utils
-
-    return utils.is_chief_oracle()
 
 
 def make_hypermodel(search: Search, pipeline, num_classes: int):
@@ -346,9 +341,9 @@ class Presets:
 def main(name: str, presets: Presets, argv=None) -> int:
     """The command line of a search module: `python -m studies.tune_dropout --help`."""
     import argparse
-    import sys
 
     from ablation import prepare_console
+    from ablation.cli import run_command
 
     prepare_console()
     parser = argparse.ArgumentParser(prog=f"python -m studies.{name}",
@@ -374,35 +369,23 @@ def main(name: str, presets: Presets, argv=None) -> int:
     parser.add_argument("--data-dir", help="tensorflow-datasets data_dir")
     args = parser.parse_args(argv)
     smoke = args.preset == "smoke"
-    try:
+
+    def run():
+        from builders import get_preset
+
+        if "dropout_rate" not in inspect.signature(get_preset(args.model).builder).parameters:
+            raise ValueError(f"model {args.model!r} has no dropout_rate; expected a Wide ResNet preset (wrn-...).")
         epochs = args.epochs if args.epochs is not None else (presets.smoke_epochs if smoke else None)
-        run = RunConfig(model=args.model, dataset=args.dataset, seed=args.seed, data_dir=args.data_dir,
-                        recipe_overrides={} if epochs is None else {"epochs": epochs},
-                        max_steps_per_epoch=presets.smoke_max_steps_per_epoch if smoke else None)
+        run_config = RunConfig(model=args.model, dataset=args.dataset, seed=args.seed, data_dir=args.data_dir,
+                               recipe_overrides={} if epochs is None else {"epochs": epochs},
+                               max_steps_per_epoch=presets.smoke_max_steps_per_epoch if smoke else None)
         search = Search(
-            run=run, tuner=args.tuner,
+            run=run_config, tuner=args.tuner,
             max_trials=args.max_trials or (presets.smoke_max_trials if smoke else presets.max_trials),
             executions_per_trial=args.executions_per_trial or (presets.smoke_executions_per_trial if smoke
                                                                else presets.executions_per_trial),
             min_rate=args.min_rate, max_rate=args.max_rate, step=args.step,
             tune_learning_rate=args.tune_learning_rate, preset=args.preset)
-        from builders import get_preset
+        return run_search(search, args.results_dir or Path("results") / (name if not smoke else f"{name}-smoke"))
 
-        if "dropout_rate" not in inspect_parameters(get_preset(args.model).builder):
-            raise ValueError(f"model {args.model!r} has no dropout_rate; expected a Wide ResNet preset (wrn-...).")
-        results_dir = args.results_dir or Path("results") / (name if not smoke else f"{name}-smoke")
-        return run_search(search, results_dir)
-    except ValueError as error:
-        if os.environ.get("ABLATION_DEBUG"):
-            raise
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted: finished trials are kept; run the same command again to go on.", file=sys.stderr)
-        return 130
-
-
-def inspect_parameters(fn):
-    import inspect
-
-    return inspect.signature(fn).parameters
+    return run_command(run, kept="finished trials")
