@@ -32,10 +32,11 @@ def inbound_layers(layer) -> list:
 
 
 def write_run_diagrams(config, run_dir: Path, *, title: str) -> None:
-    """The diagrams of a run's net, drawn before it trains; a failure is a warning, never an error."""
+    """The diagrams of a run's net, unless all are there (a kill may have stopped them half-way);
+    a failure is a warning, never an error."""
     from builders import get_preset
 
-    if (run_dir / "model_summary.txt").exists():
+    if all((run_dir / name).exists() for name in ("model_summary.txt", "architecture.png", "blocks.png")):
         return
     try:
         resolved = config.resolve()

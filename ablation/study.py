@@ -281,6 +281,7 @@ def run_study(study: Study, options: Options, *, results_dir=None, only=None, sh
         lock = RunLock(run_dir)
         if run_status(run_dir) == "done":
             _check_same_config(run, run_dir)
+            write_run_diagrams(run.config, run_dir, title=run.configuration.label)  # if a kill cut them short
             log(f"{prefix}: done, skipped")
             continue
         if not lock.acquire():

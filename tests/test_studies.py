@@ -303,6 +303,18 @@ def test_diagram_fallback_without_pydot_or_graphviz(tmp_path, monkeypatch):
     assert (tmp_path / "a" / "model_summary.txt").exists() and not (tmp_path / "a" / "architecture.png").exists()
 
 
+def test_diagrams_cut_short_by_a_kill_are_completed(tmp_path):
+    from ablation.diagrams import write_run_diagrams
+    from ablation.run import RunConfig
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "model_summary.txt").write_text("written before the process was killed\n")
+    write_run_diagrams(RunConfig(model="wrn-10-1"), run_dir, title="WRN-10-1")
+    assert (run_dir / "architecture.png").read_bytes()[:8] == PNG and (run_dir / "blocks.png").read_bytes()[:8] == PNG
+    assert "group1_block1_conv1" in (run_dir / "model_summary.txt").read_text()
+
+
 def test_block_diagram_reads_like_the_papers_table():
     from ablation.diagrams import block_dot
 
