@@ -274,7 +274,8 @@ def plot_study_curves(curves: dict, title: str):
         ax_acc.plot(history["epoch"], history["val_accuracy"], label=label)
         ax_loss.plot(history["epoch"], history["val_loss"], label=label)
     ax_acc.set(xlabel="epoch", ylabel="validation accuracy", title="validation accuracy")
-    ax_loss.set(xlabel="epoch", ylabel="validation cross-entropy", title="validation loss")
+    # Log scale: one configuration's early blow-up must not flatten the others' curves.
+    ax_loss.set(xlabel="epoch", ylabel="validation cross-entropy", title="validation loss", yscale="log")
     for ax in (ax_acc, ax_loss):
         ax.grid(alpha=0.3)
     if curves:
