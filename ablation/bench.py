@@ -120,8 +120,8 @@ class BenchConfig:
 def run_bench(config: BenchConfig, log=print) -> dict:
     from ablation import data, distribute
     from ablation.recipes import compile_model
-    from ablation.run import JIT_MODES, RunConfig, recipe_of
-    from builders import count_macs, get_preset
+    from ablation.run import JIT_MODES, RunConfig, build_model, recipe_of
+    from builders import count_macs
 
     if config.steps < 1 or config.warmup < 0:
         raise ValueError(f"steps={config.steps}, warmup={config.warmup} are not valid; expected steps >= 1, "
@@ -142,8 +142,7 @@ def run_bench(config: BenchConfig, log=print) -> dict:
     matmul = measure_matmul()
     with distribute.precision_policy(config.precision):
         with strategy.scope():
-            model = get_preset(config.model).build(**{**resolved["model_kwargs"], "input_shape": input_shape,
-                                                      "num_classes": len(source.class_names)})
+            model = build_model(resolved, num_classes=len(source.class_names))
             compile_model(model, recipe, steps_per_epoch, jit_compile=JIT_MODES[config.jit_compile])
         macs = count_macs(model)
 
@@ -196,11 +195,10 @@ def _loop_overhead(model, config, recipe, pipeline, strategy, resolved, source) 
     ours (the run's metrics and callbacks), an epoch of `steps` steps each, interleaved twice."""
     from ablation.callbacks import RunRecorder, read_history
     from ablation.recipes import apply_weight_decay
-    from builders import get_preset
+    from ablation.run import build_model
 
     with strategy.scope():
-        bare_model = get_preset(config.model).build(**{**resolved["model_kwargs"], "num_classes": len(source.class_names),
-                                                       "input_shape": tuple(resolved["input_shape"])})
+        bare_model = build_model(resolved, num_classes=len(source.class_names))
         bare_model.set_weights(model.get_weights())
         apply_weight_decay(bare_model, recipe.weight_decay)
         bare_model.compile(optimizer=recipe.make_optimizer(config.steps), loss=model.loss,

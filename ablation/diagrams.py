@@ -34,15 +34,12 @@ def inbound_layers(layer) -> list:
 def write_run_diagrams(config, run_dir: Path, *, title: str) -> None:
     """The diagrams of a run's net, unless all are there (a kill may have stopped them half-way);
     a failure is a warning, never an error."""
-    from builders import get_preset
+    from ablation.run import build_model
 
     if all((run_dir / name).exists() for name in ("model_summary.txt", "architecture.png", "blocks.png")):
         return
     try:
-        resolved = config.resolve()
-        model = get_preset(config.model).build(**{**resolved["model_kwargs"],
-                                                  "input_shape": tuple(resolved["input_shape"])})
-        write_diagrams(model, run_dir, title=title)
+        write_diagrams(build_model(config.resolve()), run_dir, title=title)
     except Exception as error:
         warnings.warn(f"{run_dir.name}: diagrams not written ({type(error).__name__}: {error})", stacklevel=2)
 

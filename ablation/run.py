@@ -99,6 +99,33 @@ class RunConfig:
         }
 
 
+def build_model(resolved: dict, **overrides):
+    """The net of a resolved config (its preset, arguments and input shape), with `overrides`,
+    e.g. num_classes from the data or the dropout rate a tuner drew."""
+    from builders import get_preset
+
+    kwargs = {**resolved["model_kwargs"], "input_shape": tuple(resolved["input_shape"]), **overrides}
+    return get_preset(resolved["model"]).build(**kwargs)
+
+
+def make_pipeline(config: RunConfig, resolved: dict, source):
+    """The data pipeline of a run, from its config (used by runs and by tuning searches alike)."""
+    from ablation import data
+
+    return data.make_pipeline(source, image_shape=tuple(resolved["input_shape"]),
+                              batch_size=resolved["recipe_fields"]["batch_size"], seed=config.seed,
+                              validation_fraction=config.validation_fraction, augment=config.augment,
+                              max_steps_per_epoch=config.max_steps_per_epoch)
+
+
+def check_same_run(out: Path, resolved: dict) -> None:
+    """Refuse a folder that holds another run: resuming it would mix two experiments."""
+    previous = io.read_json(Path(out) / "config.json")
+    if previous is not None and previous.get("run") != io.json_roundtrip(resolved):
+        raise ValueError(f"{out} holds a different run ({'; '.join(_differences(previous.get('run', {}), resolved))}); "
+                         f"choose another --out or --results-dir, or remove it.")
+
+
 def recipe_of(resolved: dict):
     """The Recipe of a resolved config (JSON lists back to tuples)."""
     from ablation.recipes import Recipe
@@ -129,10 +156,7 @@ def train(config: RunConfig, out, *, log=print) -> dict:
     """Train (or resume, or skip) the run of `config` in folder `out`; returns its metrics."""
     out = Path(out)
     resolved = config.resolve()
-    previous = io.read_json(out / "config.json")
-    if previous is not None and previous.get("run") != io.json_roundtrip(resolved):
-        raise ValueError(f"{out} holds a different run ({'; '.join(_differences(previous.get('run', {}), resolved))}); "
-                         f"choose another --out or remove it.")
+    check_same_run(out, resolved)
     if (out / "metrics.json").exists():
         metrics = io.read_json(out / "metrics.json")
         log(f"{out}: already finished (test accuracy {metrics['test_accuracy']:.4f}); nothing to do.")
@@ -156,20 +180,16 @@ def _train(config: RunConfig, resolved: dict, out: Path, log) -> dict:
     from ablation import data, distribute, report
     from ablation.callbacks import STATE_DIR, RunRecorder, latest_state, read_history
     from ablation.recipes import compile_model
-    from builders import count_macs, count_params, get_preset
+    from builders import count_macs, count_params
 
     recipe = recipe_of(resolved)
     strategy, devices = distribute.make_strategy(config.strategy)
     source = data.open_source(config.dataset, data_dir=config.data_dir)
-    input_shape = tuple(resolved["input_shape"])
     keras.utils.set_random_seed(config.seed)  # same seed, same initial weights
     with strategy.scope():
         # Built before the data passes below, so that bad model arguments fail at once.
-        model = get_preset(config.model).build(**{**resolved["model_kwargs"], "input_shape": input_shape,
-                                                  "num_classes": len(source.class_names)})
-    pipeline = data.make_pipeline(source, image_shape=input_shape, batch_size=recipe.batch_size, seed=config.seed,
-                                  validation_fraction=config.validation_fraction, augment=config.augment,
-                                  max_steps_per_epoch=config.max_steps_per_epoch)
+        model = build_model(resolved, num_classes=len(source.class_names))
+    pipeline = make_pipeline(config, resolved, source)
     steps = pipeline.steps_per_epoch
     with strategy.scope():
         compile_model(model, recipe, steps, jit_compile=JIT_MODES[config.jit_compile])

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
-import json
 import math
 import os
 import re
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from ablation import io
-from ablation.run import RunConfig, run_status, train
+from ablation.run import RunConfig, check_same_run, run_status, train
 
 PRESETS = ("paper", "smoke")
 
@@ -78,6 +77,7 @@ class PlannedRun:
     configuration: Configuration
     seed: int
     config: RunConfig
+    resolved: dict  # config.resolve(), computed once
     downsized: str = ""  # what the smoke preset changed in the net, if anything
 
 
@@ -125,8 +125,9 @@ def plan(study: Study, options: Options) -> list[PlannedRun]:
                 model_overrides=model_overrides, seed=seed, max_steps_per_epoch=max_steps,
                 strategy=options.strategy, precision=options.precision, jit_compile=options.jit_compile,
                 data_dir=options.data_dir)
-            config.resolve()  # validate every run before any trains
-            runs.append(PlannedRun(f"{slug(configuration.label)}-s{seed}", configuration, seed, config, downsized))
+            # Resolving validates: every run is checked before any trains.
+            runs.append(PlannedRun(f"{slug(configuration.label)}-s{seed}", configuration, seed, config,
+                                   config.resolve(), downsized))
     return runs
 
 
@@ -233,7 +234,7 @@ def describe_study(study: Study, options: Options, runs: list[PlannedRun]) -> di
         "configurations": [{"label": c.label, "model": c.model, "published_error": c.published_error}
                            for c in study.configurations],
         "runs": [{"run_id": r.run_id, "label": r.configuration.label, "seed": r.seed, "downsized": r.downsized,
-                  "run": r.config.resolve()} for r in runs],
+                  "run": r.resolved} for r in runs],
     }
 
 
@@ -280,7 +281,7 @@ def run_study(study: Study, options: Options, *, results_dir=None, only=None, sh
         prefix = f"[{n}/{len(mine)}] {run.run_id}"
         lock = RunLock(run_dir)
         if run_status(run_dir) == "done":
-            _check_same_config(run, run_dir)
+            check_same_run(run_dir, run.resolved)
             write_run_diagrams(run.config, run_dir, title=run.configuration.label)  # if a kill cut them short
             log(f"{prefix}: done, skipped")
             continue
@@ -305,38 +306,25 @@ def run_study(study: Study, options: Options, *, results_dir=None, only=None, sh
     return 1 if failed else 0
 
 
-def _check_same_config(run: PlannedRun, run_dir: Path):
-    previous = io.read_json(run_dir / "config.json", {}).get("run")
-    if previous is not None and previous != io.json_roundtrip(run.config.resolve()):
-        raise ValueError(f"{run_dir} was trained with a different config; use another --results-dir "
-                         f"for these settings.")
-
-
 def _failure(run_dir: Path) -> str:
     return io.read_json(run_dir / "failure.json", {}).get("error", "unknown error")
 
 
 def print_plan(study, options, runs, results_dir, mine, log):
-    from builders import count_macs, count_params, get_preset
+    from ablation.run import build_model
+    from builders import count_macs, count_params
 
     log(f"{study.name}: {study.question}\n{protocol(study, options)}; results in {results_dir}")
     log(f"{'run':28} {'configuration':20} {'model':22} {'params':>12} {'MACs':>10} {'status':8} note")
-    cache = {}
+    counts = {}  # a configuration's net is the same for every seed: built once
     for run in runs:
-        resolved = run.config.resolve()
-        key = json_key(resolved["model_kwargs"], resolved["input_shape"], run.config.model)
-        if key not in cache:
-            model = get_preset(run.config.model).build(**{**resolved["model_kwargs"],
-                                                          "input_shape": tuple(resolved["input_shape"])})
-            cache[key] = (count_params(model)["trainable_params"], count_macs(model))
-        params, macs = cache[key]
+        if run.configuration.label not in counts:
+            model = build_model(run.resolved)
+            counts[run.configuration.label] = (count_params(model)["trainable_params"], count_macs(model))
+        params, macs = counts[run.configuration.label]
         note = ("" if run in mine else "other shard") + (f" smoke: {run.downsized}" if run.downsized else "")
         log(f"{run.run_id:28} {run.configuration.label:20} {run.config.model:22} {params:>12,} {macs / 1e6:>9,.1f}M "
             f"{status(results_dir / 'runs' / run.run_id):8} {note.strip()}")
-
-
-def json_key(*parts) -> str:
-    return json.dumps(parts, sort_keys=True, default=str)
 
 
 def main(study: Study, argv=None) -> int:

@@ -80,11 +80,10 @@ def make_hypermodel(search: Search, pipeline, num_classes: int):
     import keras_tuner as kt
 
     from ablation.recipes import compile_model
-    from ablation.run import recipe_of
-    from builders import get_preset
+    from ablation.run import build_model, recipe_of
 
     resolved = search.run.resolve()
-    recipe, preset = recipe_of(resolved), get_preset(search.run.model)
+    recipe = recipe_of(resolved)
 
     class DropoutHyperModel(kt.HyperModel):
         """Our builder and recipe, with the dropout rate (and the lr) drawn by the tuner."""
@@ -96,8 +95,7 @@ def make_hypermodel(search: Search, pipeline, num_classes: int):
                 lr = hp.Choice("learning_rate", [recipe.learning_rate / 2, recipe.learning_rate,
                                                  recipe.learning_rate * 2])
                 trial_recipe = recipe.replace(learning_rate=lr)
-            model = preset.build(**{**resolved["model_kwargs"], "dropout_rate": rate, "num_classes": num_classes,
-                                    "input_shape": tuple(resolved["input_shape"])})
+            model = build_model(resolved, dropout_rate=rate, num_classes=num_classes)
             return compile_model(model, trial_recipe, pipeline.steps_per_epoch)
 
     return DropoutHyperModel()
@@ -269,7 +267,7 @@ def run_search(search: Search, results_dir, *, log=print) -> int:
 
     from ablation import data
     from ablation.diagrams import write_run_diagrams
-    from ablation.run import train
+    from ablation.run import make_pipeline, train
 
     results_dir = Path(results_dir)
     # What defines the search; max_trials may grow from one call to the next.
@@ -285,10 +283,7 @@ def run_search(search: Search, results_dir, *, log=print) -> int:
 
     resolved = settings["run"]
     source = data.open_source(search.run.dataset, data_dir=search.run.data_dir)
-    pipeline = data.make_pipeline(source, image_shape=tuple(resolved["input_shape"]),
-                                  batch_size=resolved["recipe_fields"]["batch_size"], seed=search.run.seed,
-                                  validation_fraction=search.run.validation_fraction,
-                                  max_steps_per_epoch=search.run.max_steps_per_epoch)
+    pipeline = make_pipeline(search.run, resolved, source)
     # The search sees the training and validation splits only.
     pipeline = dataclasses.replace(pipeline, test=None)
     hypermodel = make_hypermodel(search, pipeline, len(source.class_names))
