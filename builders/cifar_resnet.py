@@ -15,7 +15,7 @@ import keras
 from keras import layers
 
 from builders.layers import (BN_EPSILON, BN_MOMENTUM, LayerFactory, allow_deep_graph, check_choice,
-                             check_input_shape, check_positive_int)
+                             check_input_shape, check_model_name, check_positive_int)
 
 GROUP_WIDTHS = (16, 32, 64)
 GROUP_STRIDES = (1, 2, 2)
@@ -60,6 +60,7 @@ def cifar_resnet(*, depth=20, shortcut="zero_pad", num_classes=10, input_shape=(
     n = _depth_to_n(depth, per_block=6, family="He et al.'s CIFAR ResNet", examples="20, 32, 44, 56, 110, ...")
     check_choice("shortcut", shortcut, SHORTCUTS)
     check_positive_int("num_classes", num_classes)
+    check_model_name(name)
     allow_deep_graph(depth)
     f = LayerFactory(bn_momentum=bn_momentum, bn_epsilon=bn_epsilon, padding=padding)
 
@@ -89,6 +90,7 @@ def preact_resnet(*, depth=164, num_classes=10, input_shape=(32, 32, 3), bn_mome
     n = _depth_to_n(depth, per_block=9, family="a pre-activation bottleneck ResNet",
                     examples="164, 1001, ...")
     check_positive_int("num_classes", num_classes)
+    check_model_name(name)
     allow_deep_graph(depth)
     f = LayerFactory(bn_momentum=bn_momentum, bn_epsilon=bn_epsilon, padding=padding)
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from builders.layers import BN_EPSILON, BN_MOMENTUM, LayerFactory, check_input_shape, check_positive_int
+from builders.layers import (BN_EPSILON, BN_MOMENTUM, LayerFactory, check_input_shape, check_model_name,
+                             check_positive_int)
 
 GROUP_WIDTHS = (64, 128, 256, 512)
 GROUP_STRIDES = (1, 2, 2, 2)
@@ -39,6 +40,7 @@ def imagenet_resnet(*, depth=50, residual=True, num_classes=1000, input_shape=(2
     if not isinstance(residual, bool):
         raise ValueError(f"residual={residual!r} is not valid; expected True or False.")
     check_positive_int("num_classes", num_classes)
+    check_model_name(name)
     block, blocks_per_group = ARCHITECTURES[depth]
     f = LayerFactory(bn_momentum=bn_momentum, bn_epsilon=bn_epsilon, padding=padding)
 

@@ -13,6 +13,7 @@ Keras's own defaults in ways that change results (see the field guide, section 4
 from __future__ import annotations
 
 import functools
+import re
 import sys
 
 import keras
@@ -21,6 +22,9 @@ from keras import layers
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
 PADDINGS = ("symmetric", "same")
+# Keras opens a TensorFlow name scope named after the model when it traces a step, and TensorFlow
+# refuses a root scope name outside this pattern: "WRN-40-2-B(1,3,1)" builds, then fails in fit.
+MODEL_NAME = re.compile(r"[A-Za-z0-9.][A-Za-z0-9_.\\/>-]*")
 
 
 def faithful_conv_initializer():
@@ -52,6 +56,13 @@ def check_input_shape(input_shape, min_side=8):
     if min(shape[:2]) < min_side:
         raise ValueError(f"input_shape={input_shape!r} is too small; height and width must be >= {min_side}.")
     return shape
+
+
+def check_model_name(name):
+    if name is not None and not (isinstance(name, str) and MODEL_NAME.fullmatch(name)):
+        raise ValueError(f"name={name!r} is not valid; expected letters, digits and . _ - / > only "
+                         f"(TensorFlow names a scope after the model), e.g. 'WRN-40-2-B1_3_1'.")
+    return name
 
 
 def allow_deep_graph(depth):

@@ -18,7 +18,7 @@ import keras
 from keras import layers
 
 from builders.layers import (BN_EPSILON, BN_MOMENTUM, LayerFactory, allow_deep_graph, check_choice,
-                             check_input_shape, check_positive_int, check_rate)
+                             check_input_shape, check_model_name, check_positive_int, check_rate)
 
 GROUP_WIDTHS = (16, 32, 64)
 GROUP_STRIDES = (1, 2, 2)
@@ -44,7 +44,16 @@ def parse_block_type(block_type: str) -> tuple[int, ...]:
 
 
 def format_block_type(kernels) -> str:
+    """The paper's notation, "B(3,1,3)", for tables, diagrams and titles."""
     return "B(" + ",".join(str(k) for k in kernels) + ")"
+
+
+def model_name(depth, widen_factor, kernels) -> str:
+    """The net's Keras name: "WRN-28-10", or "WRN-40-2-B1_3_1" for another block type. Not the
+    paper's "B(1,3,1)": TensorFlow refuses parentheses and commas in the name scope Keras opens
+    for the model (see builders.layers.MODEL_NAME)."""
+    suffix = "" if tuple(kernels) == (3, 3) else "-B" + "_".join(str(k) for k in kernels)
+    return f"WRN-{depth}-{widen_factor}{suffix}"
 
 
 def blocks_per_group_for(depth) -> int:
@@ -74,6 +83,7 @@ def wide_resnet(*, depth=28, widen_factor=10, block_type="B(3,3)", dropout_rate=
     check_rate("dropout_rate", dropout_rate)
     check_choice("dropout_position", dropout_position, DROPOUT_POSITIONS)
     check_positive_int("num_classes", num_classes)
+    check_model_name(name)
     allow_deep_graph(depth)
     f = LayerFactory(bn_momentum=bn_momentum, bn_epsilon=bn_epsilon, padding=padding)
 
@@ -84,8 +94,7 @@ def wide_resnet(*, depth=28, widen_factor=10, block_type="B(3,3)", dropout_rate=
             x = _block(f, x, width * widen_factor, stride if b == 1 else 1, kernels, dropout_rate,
                        dropout_position, prefix=f"group{g}_block{b}")
     outputs = f.head(x, num_classes, preactivated=True)
-    default_name = f"WRN-{depth}-{widen_factor}" + ("" if kernels == (3, 3) else f"-{format_block_type(kernels)}")
-    return keras.Model(inputs, outputs, name=name or default_name)
+    return keras.Model(inputs, outputs, name=name or model_name(depth, widen_factor, kernels))
 
 
 def _block(f, x, width, stride, kernels, dropout_rate, dropout_position, *, prefix):

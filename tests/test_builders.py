@@ -227,6 +227,8 @@ def test_keras_save_load_round_trip_gives_the_same_outputs(tmp_path, name, overr
     (lambda: cifar_resnet(depth=20, shortcut="option_c"), "shortcut='option_c'"),
     (lambda: preact_resnet(depth=111), "depth=111"),
     (lambda: imagenet_resnet(depth=20), "depth=20"),
+    # TensorFlow refuses it as the name scope of the first training step.
+    (lambda: wide_resnet(depth=10, widen_factor=1, name="WRN-40-2-B(1,3,1)"), "name='WRN-40-2-B(1,3,1)'"),
     (lambda: build("resnet-50"), "'resnet-50'"),
 ])
 def test_bad_arguments_raise_a_value_error_naming_the_value(call, message):
