@@ -26,6 +26,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from ablation.errors import ConfigError
+
 FLOPS_PER_MAC = 2
 TRAINING_PASSES = 3  # forward, and backward at about twice the forward's cost
 MATMUL_SIZE = 2048
@@ -124,8 +126,8 @@ def run_bench(config: BenchConfig, log=print) -> dict:
     from builders import count_macs
 
     if config.steps < 1 or config.warmup < 0:
-        raise ValueError(f"steps={config.steps}, warmup={config.warmup} are not valid; expected steps >= 1, "
-                         f"warmup >= 0.")
+        raise ConfigError(f"steps={config.steps}, warmup={config.warmup} are not valid; expected steps >= 1, "
+                          f"warmup >= 0.")
     resolved = RunConfig(model=config.model, recipe_overrides={"batch_size": config.batch_size},
                          precision=config.precision, strategy=config.strategy,
                          jit_compile=config.jit_compile).resolve()
@@ -194,13 +196,11 @@ def _loop_overhead(model, config, recipe, pipeline, strategy, resolved, source) 
     """A bare model.fit (same net, optimizer and weight decay; the loss alone, no callbacks) against
     ours (the run's metrics and callbacks), an epoch of `steps` steps each, interleaved twice."""
     from ablation.callbacks import RunRecorder, read_history
-    from ablation.recipes import apply_weight_decay
     from ablation.run import build_model
 
     with strategy.scope():
         bare_model = build_model(resolved, num_classes=len(source.class_names))
         bare_model.set_weights(model.get_weights())
-        apply_weight_decay(bare_model, recipe.weight_decay)
         bare_model.compile(optimizer=recipe.make_optimizer(config.steps), loss=model.loss,
                            jit_compile=model.jit_compile)
     _fit(bare_model, pipeline, max(config.warmup, 1), [])  # tracing

@@ -21,8 +21,8 @@ from ablation import io
 
 STATE_DIR = "state"
 _STATE_FILE = re.compile(r"epoch-(\d+)\.weights\.h5")
-HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "objective", "learning_rate",
-                   "epoch_seconds", "train_seconds", "images_per_second"]
+HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "epoch_seconds",
+                   "train_seconds", "images_per_second"]
 
 
 class TrainingDiverged(RuntimeError):
@@ -52,6 +52,7 @@ class RunRecorder(keras.callbacks.Callback):
         self.run_dir, self.rows, self.epochs = run_dir, history.to_dict("records"), epochs
         self.steps, self.batch_size, self.schedule, self.log = steps_per_epoch, batch_size, schedule, log
         self.best = history["val_accuracy"].max() if len(history) else -math.inf
+        self.best_saved_epoch = None  # the epoch whose model best.keras holds, if saved in this attempt
         self.show_bar = sys.stdout.isatty()
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -77,10 +78,9 @@ class RunRecorder(keras.callbacks.Callback):
             raise TrainingDiverged(f"loss is {logs.get('loss')} at epoch {epoch + 1}")
         row = {
             "epoch": epoch + 1,
-            # Cross-entropy alone: Keras's "loss" also holds the weight-decay penalty.
-            "loss": logs.get("cross_entropy"), "accuracy": logs.get("accuracy"),
-            "val_loss": logs.get("val_cross_entropy"), "val_accuracy": logs.get("val_accuracy"),
-            "objective": logs.get("loss"),
+            # Cross-entropy: the loss holds nothing else (weight decay acts in the optimizer).
+            "loss": logs.get("loss"), "accuracy": logs.get("accuracy"),
+            "val_loss": logs.get("val_loss"), "val_accuracy": logs.get("val_accuracy"),
             "learning_rate": float(self.schedule(epoch * self.steps)),
             "epoch_seconds": end - self._start, "train_seconds": train_seconds,
             "images_per_second": self.steps * self.batch_size / train_seconds,
@@ -95,6 +95,7 @@ class RunRecorder(keras.callbacks.Callback):
             self.best = row["val_accuracy"]
             with io.atomic_path(self.run_dir / "best.keras") as tmp:
                 self.model.save(tmp)
+            self.best_saved_epoch = epoch + 1
         self.rows.append(row)
         save_history(self.run_dir, self.rows)
         val = f" val_loss {row['val_loss']:.4f} val_acc {row['val_accuracy']:.4f}" if row["val_loss"] is not None else ""

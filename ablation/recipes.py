@@ -8,8 +8,8 @@
 
 Weight decay is applied as the reference codes do: PyTorch's `SGD(weight_decay=wd)` and Torch's
 `optim.sgd` add wd * w to the gradient before momentum, for every parameter, BN's gamma and beta
-included. That is the gradient of an L2 penalty wd/2 * sum(w^2) on every trainable weight, which
-is what we add. Keras's own `weight_decay=` is decoupled (AdamW-style) and trains differently.
+included (the gradient of an L2 penalty wd/2 * sum(w^2)). Our optimizers do exactly that, in their
+update step. Keras's own `weight_decay=` is decoupled (AdamW-style) and trains differently.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from __future__ import annotations
 import dataclasses
 
 import keras
+
+from ablation.errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adam")
 
@@ -27,7 +29,7 @@ class Recipe:
     learning_rate: float = 0.1
     momentum: float = 0.9  # SGD only
     nesterov: bool = False
-    weight_decay: float = 0.0  # coupled, as an L2 penalty of weight_decay / 2
+    weight_decay: float = 0.0  # coupled: wd * w added to the gradient, as PyTorch's SGD
     lr_milestones: tuple[float, ...] = ()  # fractions of the run where the lr is multiplied by lr_decay
     lr_decay: float = 0.1
     warmup_steps: int = 0  # steps at warmup_learning_rate before the schedule starts
@@ -37,24 +39,24 @@ class Recipe:
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer={self.optimizer!r} is not valid; expected one of {', '.join(OPTIMIZERS)}.")
+            raise ConfigError(f"optimizer={self.optimizer!r} is not valid; expected one of {', '.join(OPTIMIZERS)}.")
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ValueError(f"batch_size={self.batch_size!r} is not valid; expected a positive integer.")
+            raise ConfigError(f"batch_size={self.batch_size!r} is not valid; expected a positive integer.")
         if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 0:
-            raise ValueError(f"epochs={self.epochs!r} is not valid; expected a non-negative integer.")
+            raise ConfigError(f"epochs={self.epochs!r} is not valid; expected a non-negative integer.")
         if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate={self.learning_rate!r} is not valid; expected a positive number.")
+            raise ConfigError(f"learning_rate={self.learning_rate!r} is not valid; expected a positive number.")
         if self.weight_decay < 0:
-            raise ValueError(f"weight_decay={self.weight_decay!r} is not valid; expected a number >= 0.")
+            raise ConfigError(f"weight_decay={self.weight_decay!r} is not valid; expected a number >= 0.")
         if any(not 0 < m < 1 for m in self.lr_milestones) or list(self.lr_milestones) != sorted(self.lr_milestones):
-            raise ValueError(f"lr_milestones={self.lr_milestones!r} is not valid; expected increasing "
-                             f"fractions of the run in (0, 1).")
+            raise ConfigError(f"lr_milestones={self.lr_milestones!r} is not valid; expected increasing "
+                              f"fractions of the run in (0, 1).")
 
     def replace(self, **overrides) -> "Recipe":
         unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(self)})
         if unknown:
-            raise ValueError(f"recipe field {unknown[0]!r} does not exist; expected one of "
-                             f"{', '.join(f.name for f in dataclasses.fields(self))}.")
+            raise ConfigError(f"recipe field {unknown[0]!r} does not exist; expected one of "
+                              f"{', '.join(f.name for f in dataclasses.fields(self))}.")
         return dataclasses.replace(self, **overrides)
 
     def boundaries(self, steps_per_epoch: int) -> list[int]:
@@ -68,8 +70,8 @@ class Recipe:
     def make_optimizer(self, steps_per_epoch: int) -> keras.optimizers.Optimizer:
         lr = self.schedule(steps_per_epoch)
         if self.optimizer == "adam":
-            return keras.optimizers.Adam(lr)
-        return keras.optimizers.SGD(lr, momentum=self.momentum, nesterov=self.nesterov)
+            return CoupledAdam(lr, coupled_weight_decay=self.weight_decay)
+        return CoupledSGD(lr, momentum=self.momentum, nesterov=self.nesterov, coupled_weight_decay=self.weight_decay)
 
 
 RECIPES = {
@@ -83,7 +85,7 @@ def get_recipe(name: str) -> Recipe:
     try:
         return RECIPES[name]
     except KeyError:
-        raise ValueError(f"recipe {name!r} is not known; expected one of {', '.join(RECIPES)}.") from None
+        raise ConfigError(f"recipe {name!r} is not known; expected one of {', '.join(RECIPES)}.") from None
 
 
 @keras.saving.register_keras_serializable(package="ablation")
@@ -113,24 +115,51 @@ class StepDecay(keras.optimizers.schedules.LearningRateSchedule):
                 "warmup_steps": self.warmup_steps, "warmup_lr": self.warmup_lr}
 
 
-def apply_weight_decay(model: keras.Model, weight_decay: float) -> None:
-    """The reference's coupled weight decay: an L2 penalty wd/2 * w^2 on every trainable weight.
+class CoupledWeightDecay:
+    """Adds `coupled_weight_decay * w` to each weight's gradient before the optimizer's own update,
+    as `torch.optim.SGD(weight_decay=)` does (`d_p = d_p.add(p, alpha=weight_decay)`).
 
-    Set on the variables (not the layers' configs), so a saved model carries the plain
-    architecture and the penalty is a property of the recipe, re-applied on resume.
+    The same arithmetic as an L2 penalty wd/2 * sum(w^2) in the loss, at a fraction of the cost:
+    Keras builds a penalty per weight into the loss and its gradient, a dozen ops per weight,
+    which doubled the time to trace a WRN's train step and slowed every step (see the note in
+    docs/benchmarks.md). Every trainable weight is decayed, BN's gamma and beta included.
     """
-    regularizer = keras.regularizers.L2(weight_decay / 2) if weight_decay else None
-    for variable in model.trainable_variables:
-        variable.regularizer = regularizer
+
+    def __init__(self, *args, coupled_weight_decay=0.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not coupled_weight_decay >= 0:
+            raise ConfigError(f"weight_decay={coupled_weight_decay!r} is not valid; expected a number >= 0.")
+        self.coupled_weight_decay = float(coupled_weight_decay)
+
+    def update_step(self, gradient, variable, learning_rate):
+        if self.coupled_weight_decay:
+            gradient = keras.ops.add(keras.ops.cast(gradient, variable.dtype),
+                                     keras.ops.multiply(variable, keras.ops.cast(self.coupled_weight_decay,
+                                                                                 variable.dtype)))
+        return super().update_step(gradient, variable, learning_rate)
+
+    def get_config(self):
+        return {**super().get_config(), "coupled_weight_decay": self.coupled_weight_decay}
+
+
+@keras.saving.register_keras_serializable(package="ablation")
+class CoupledSGD(CoupledWeightDecay, keras.optimizers.SGD):
+    """SGD with PyTorch's (coupled) weight decay."""
+
+
+@keras.saving.register_keras_serializable(package="ablation")
+class CoupledAdam(CoupledWeightDecay, keras.optimizers.Adam):
+    """Adam with PyTorch's (coupled) weight decay: `torch.optim.Adam(weight_decay=)`, not AdamW."""
 
 
 def compile_model(model: keras.Model, recipe: Recipe, steps_per_epoch: int, *, jit_compile="auto") -> keras.Model:
-    """The recipe's optimizer, schedule and weight decay on `model`, with the metrics every run
-    records: accuracy, and the cross-entropy alone (Keras's "loss" includes the L2 penalty)."""
-    apply_weight_decay(model, recipe.weight_decay)
+    """The recipe's optimizer, schedule and weight decay on `model`; the loss is the cross-entropy
+    alone (weight decay acts in the optimizer), and accuracy is the one metric."""
+    # A metric object, not the string "accuracy", and the optimizer built here: outside
+    # tf.distribute, Keras creates both lazily inside the first trace of the train step, and a
+    # trace that creates variables is traced a second time (about a third of a run's start-up).
     model.compile(optimizer=recipe.make_optimizer(steps_per_epoch),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy", keras.metrics.SparseCategoricalCrossentropy(from_logits=True,
-                                                                                   name="cross_entropy")],
-                  jit_compile=jit_compile)
+                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")], jit_compile=jit_compile)
+    model.optimizer.build(model.trainable_variables)
     return model

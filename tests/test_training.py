@@ -18,7 +18,7 @@ import tensorflow_datasets as tfds
 
 from ablation import data
 from ablation.cli import main
-from ablation.recipes import RECIPES, StepDecay, apply_weight_decay, get_recipe
+from ablation.recipes import RECIPES, StepDecay, get_recipe
 from ablation.run import RunConfig, run_status, train
 from builders import build, get_preset
 from tests.helpers import CLASS_NAMES, ROOT, make_npz, real_subset
@@ -68,7 +68,9 @@ def test_recipes_are_the_papers():
     assert (he.learning_rate, he.momentum, he.weight_decay, he.lr_decay) == (0.1, 0.9, 1e-4, 0.1)
     assert isinstance(adam.make_optimizer(10), keras.optimizers.Adam) and adam.learning_rate == 1e-3
     sgd = wrn.make_optimizer(10)
+    # Coupled (PyTorch's) decay, not Keras's decoupled weight_decay.
     assert isinstance(sgd, keras.optimizers.SGD) and sgd.nesterov and sgd.weight_decay is None
+    assert sgd.coupled_weight_decay == 5e-4 and he.make_optimizer(10).coupled_weight_decay == 1e-4
 
 
 def test_schedule_survives_a_keras_save(tmp_path):
@@ -77,27 +79,26 @@ def test_schedule_survives_a_keras_save(tmp_path):
     assert [float(restored(s)) for s in (0, 3, 10, 20)] == pytest.approx([0.01, 0.1, 0.02, 0.004])
 
 
-def test_l2_penalty_is_the_coupled_weight_decay():
-    # PyTorch's SGD(weight_decay=wd) adds wd * w to every parameter's gradient. Our penalty
-    # wd/2 * sum(w^2) must add exactly that, to every trainable weight: convs, BN gamma and
-    # beta, the dense kernel and bias.
-    wd = 5e-4
+@pytest.mark.parametrize("recipe", ["wrn", "adam"])
+def test_weight_decay_is_coupled_on_every_trainable_weight(recipe):
+    # PyTorch's SGD(weight_decay=wd) and Adam(weight_decay=wd) add wd * w to every parameter's
+    # gradient before the update. From a zero gradient, one step must therefore move every
+    # trainable weight (convs, BN gamma and beta, the dense kernel and bias) exactly as a
+    # gradient of wd * w would, and no weight may be left out.
+    wd = 0.05
     model = build("wrn-10-1")
-    apply_weight_decay(model, wd)
-    assert all(v.regularizer is not None for v in model.trainable_variables)
     assert {"gamma", "beta", "bias"} <= {v.name for v in model.trainable_variables}
-    with tf.GradientTape() as tape:
-        penalty = tf.add_n(model.losses)
-    for variable, gradient in zip(model.trainable_variables, tape.gradient(penalty, model.trainable_variables)):
-        np.testing.assert_allclose(gradient, wd * variable.numpy(), rtol=1e-5, atol=1e-12)
-    # And Keras adds it to the objective it differentiates in fit().
-    model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    x = np.random.default_rng(0).normal(size=(4, 32, 32, 3)).astype("float32")
-    y = np.array([0, 1, 2, 3])
-    logits = model(x, training=False)
-    objective = model.compute_loss(x=x, y=y, y_pred=logits, training=False)
-    cross_entropy = model.loss(y, logits)
-    assert float(objective - cross_entropy) == pytest.approx(float(tf.add_n(model.losses)), rel=1e-4)
+    decayed = get_recipe(recipe).replace(weight_decay=wd, lr_milestones=()).make_optimizer(10)
+    plain = get_recipe(recipe).replace(weight_decay=0.0, lr_milestones=()).make_optimizer(10)
+    before = [v.numpy() for v in model.trainable_variables]
+    decayed.apply_gradients([(tf.zeros_like(v), v) for v in model.trainable_variables])
+    after_decay = [v.numpy() for v in model.trainable_variables]
+    for variable, value in zip(model.trainable_variables, before):
+        variable.assign(value)
+    plain.apply_gradients([(tf.constant(wd * value), v) for v, value in zip(model.trainable_variables, before)])
+    for variable, expected in zip(model.trainable_variables, after_decay):
+        np.testing.assert_allclose(variable.numpy(), expected, rtol=1e-6, atol=1e-9, err_msg=variable.path)
+    assert sum(np.abs(a - b).sum() for a, b in zip(after_decay, before)) > 0
 
 
 def test_training_steps_match_pytorch_sgd_with_coupled_weight_decay():
@@ -113,7 +114,6 @@ def test_training_steps_match_pytorch_sgd_with_coupled_weight_decay():
     params = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in params_from_keras(model, depth=10).items()}
     trainable = [v.requires_grad_() for k, v in params.items() if "running" not in k]
     recipe = get_recipe("wrn").replace(weight_decay=0.05)
-    apply_weight_decay(model, recipe.weight_decay)
     model.compile(optimizer=recipe.make_optimizer(100), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     sgd = torch.optim.SGD(trainable, lr=0.1, momentum=0.9, nesterov=True, weight_decay=recipe.weight_decay)
     batches = [(rng.normal(size=(16, 32, 32, 3)).astype("float32"), rng.integers(0, 10, 16)) for _ in range(3)]
