@@ -9,6 +9,8 @@ PY := $(VENV)/bin/python
 SHARED_SUBSET := ../shared/data/cifar10-subset.npz
 DATASET ?= $(if $(wildcard $(SHARED_SUBSET)),npz:$(SHARED_SUBSET),cifar10)
 PYTEST_ARGS ?=
+# Test processes: most of a training test's time is Python tracing a graph on one core.
+TEST_WORKERS ?= 2
 
 .PHONY: setup graphviz study test clean
 
@@ -33,7 +35,7 @@ study: setup
 	$(PY) -m studies.depth_vs_width --preset smoke --dataset $(DATASET)
 
 test: setup $(VENV)/.reference
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 # PyTorch is the reference two tests compare against. It is not a requirement: it is installed
 # only where pip finds a wheel of it on disk (its find-links), never downloaded (that would be

@@ -10,6 +10,9 @@ import argparse
 import os
 import sys
 
+from ablation.errors import ConfigError
+from ablation.run import RunFailed
+
 
 def add_run_arguments(parser, *, single_run=True):
     """Options shared by `ablation train` and every study (one spelling for each)."""
@@ -127,15 +130,22 @@ def build_parser():
 
 
 def run_command(action, *, kept="finished epochs") -> int:
-    """The exit protocol of every command line here: `action()`'s status; bad input (ValueError)
-    as one line on stderr and status 2; Ctrl-C as status 130, saying that `kept` survive."""
+    """The exit protocol of every command line here: `action()`'s status; bad input (ConfigError)
+    as one line on stderr and status 2; a failed run as one line naming its failure.json and
+    status 1; Ctrl-C as status 130, saying that `kept` survive."""
     try:
         return action() or 0
-    except ValueError as error:
+    except ConfigError as error:
         if os.environ.get("ABLATION_DEBUG"):
             raise
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except RunFailed as error:
+        if os.environ.get("ABLATION_DEBUG"):
+            raise
+        print(f"error: the run in {error.out} failed ({error}); its traceback is in "
+              f"{error.out / 'failure.json'}; run the same command again to retry it.", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"\ninterrupted: {kept} are kept; run the same command again to go on.", file=sys.stderr)
         return 130

@@ -18,6 +18,8 @@ import zipfile
 import numpy as np
 import tensorflow as tf
 
+from ablation.errors import ConfigError
+
 AUTOTUNE = tf.data.AUTOTUNE
 # 4 pixels of the 32 of CIFAR (He et al.; Zagoruyko & Komodakis); other sizes pad in proportion.
 PAD_FRACTION = 4 / 32
@@ -114,9 +116,9 @@ def normalise(image, mean, std):
 
 
 def open_source(dataset: str, *, data_dir=None) -> Source:
-    """`cifar10` (any tfds name) or `npz:PATH`, validated; raises ValueError naming what is wrong."""
+    """`cifar10` (any tfds name) or `npz:PATH`, validated; raises ConfigError naming what is wrong."""
     if not isinstance(dataset, str) or not dataset:
-        raise ValueError(f"dataset={dataset!r} is not valid; expected a tensorflow-datasets name or npz:PATH.")
+        raise ConfigError(f"dataset={dataset!r} is not valid; expected a tensorflow-datasets name or npz:PATH.")
     if dataset.startswith("npz:"):
         return _npz_source(dataset)
     return _tfds_source(dataset, data_dir)
@@ -125,28 +127,28 @@ def open_source(dataset: str, *, data_dir=None) -> Source:
 def _npz_source(dataset):
     path = dataset[len("npz:"):]
     if not os.path.isfile(path):
-        raise ValueError(f"dataset {dataset!r}: no such file {path!r}.")
+        raise ConfigError(f"dataset {dataset!r}: no such file {path!r}.")
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
-        raise ValueError(f"dataset {dataset!r}: not a readable .npz archive ({error}).") from None
+        raise ConfigError(f"dataset {dataset!r}: not a readable .npz archive ({error}).") from None
     missing = [key for key in ("x_train", "y_train", "x_test", "y_test") if key not in arrays]
     if missing:
-        raise ValueError(f"dataset {dataset!r}: missing keys {missing}; expected x_train, y_train, x_test, "
-                         f"y_test (as keras.datasets) and optionally label_names.")
+        raise ConfigError(f"dataset {dataset!r}: missing keys {missing}; expected x_train, y_train, x_test, "
+                          f"y_test (as keras.datasets) and optionally label_names.")
     splits = {}
     for split in ("train", "test"):
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
         if x.ndim != 4 or x.shape[-1] != 3:
-            raise ValueError(f"dataset {dataset!r}: x_{split} has shape {x.shape}; expected (N, H, W, 3) images.")
+            raise ConfigError(f"dataset {dataset!r}: x_{split} has shape {x.shape}; expected (N, H, W, 3) images.")
         y = y.reshape(-1) if y.ndim == 2 and y.shape[1] == 1 else y
         if y.ndim != 1 or len(y) != len(x):
-            raise ValueError(f"dataset {dataset!r}: y_{split} has shape {y.shape} for {len(x)} images; "
-                             f"expected ({len(x)},) integer labels.")
+            raise ConfigError(f"dataset {dataset!r}: y_{split} has shape {y.shape} for {len(x)} images; "
+                              f"expected ({len(x)},) integer labels.")
         if not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
-            raise ValueError(f"dataset {dataset!r}: y_{split} must hold non-negative integer labels, "
-                             f"got dtype {y.dtype}.")
+            raise ConfigError(f"dataset {dataset!r}: y_{split} must hold non-negative integer labels, "
+                              f"got dtype {y.dtype}.")
         if x.dtype != np.uint8:
             if np.issubdtype(x.dtype, np.floating) and x.size and x.max() <= 1.0:
                 x = x * 255.0
@@ -156,8 +158,8 @@ def _npz_source(dataset):
     names = arrays.get("label_names")
     class_names = tuple(str(n) for n in names) if names is not None else tuple(str(i) for i in range(num_classes))
     if len(class_names) < num_classes:
-        raise ValueError(f"dataset {dataset!r}: label_names has {len(class_names)} names but labels go up to "
-                         f"{num_classes - 1}.")
+        raise ConfigError(f"dataset {dataset!r}: label_names has {len(class_names)} names but labels go up to "
+                          f"{num_classes - 1}.")
     return Source(dataset, *(tf.data.Dataset.from_tensor_slices(splits[s]) for s in ("train", "test")),
                   class_names=class_names, test_split="test")
 
@@ -169,13 +171,13 @@ def _tfds_source(name, data_dir):
         builder = tfds.builder(name, data_dir=data_dir)
     except Exception as error:  # tfds raises its own DatasetNotFoundError and friends
         known = "cifar10, cifar100, svhn_cropped, cats_vs_dogs"
-        raise ValueError(f"dataset {name!r} is not a tensorflow-datasets name ({known}, ...) nor npz:PATH "
-                         f"({type(error).__name__}).") from None
+        raise ConfigError(f"dataset {name!r} is not a tensorflow-datasets name ({known}, ...) nor npz:PATH "
+                          f"({type(error).__name__}).") from None
     info = builder.info
     label = info.features[info.supervised_keys[1]] if info.supervised_keys else None
     if label is None or not hasattr(label, "names"):
-        raise ValueError(f"dataset {name!r} is not an image-classification dataset (no supervised "
-                         f"image and class label).")
+        raise ConfigError(f"dataset {name!r} is not an image-classification dataset (no supervised "
+                          f"image and class label).")
     known_splits = set(info.splits.keys()) if info.splits else {"train", "test"}
     # cats_vs_dogs has only a train split: its last 10% is the fixed test split.
     train_split, test_split = ("train", "test") if "test" in known_splits else ("train[:90%]", "train[90%:]")
@@ -183,8 +185,8 @@ def _tfds_source(name, data_dir):
         train, test = tfds.load(name, split=[train_split, test_split], as_supervised=True, shuffle_files=False,
                                 data_dir=data_dir)
     except Exception as error:
-        raise ValueError(f"dataset {name!r} could not be loaded by tensorflow-datasets ({type(error).__name__}: "
-                         f"{str(error).splitlines()[0][:160]}); without internet, use npz:PATH.") from None
+        raise ConfigError(f"dataset {name!r} could not be loaded by tensorflow-datasets ({type(error).__name__}: "
+                          f"{str(error).splitlines()[0][:160]}); without internet, use npz:PATH.") from None
     cast = lambda image, label: (image, tf.cast(label, tf.int64))
     return Source(name, train.map(cast), test.map(cast), tuple(label.names), test_split)
 
@@ -197,13 +199,13 @@ def make_pipeline(source: Source, *, image_shape, batch_size, seed, validation_f
                   augment=True, max_steps_per_epoch=None, eval_batch_size=None) -> Pipeline:
     """Carve the validation split, compute normalisation from the training images, batch."""
     if not 0.0 <= validation_fraction < 1.0:
-        raise ValueError(f"validation_fraction={validation_fraction!r} is not valid; expected a number in [0, 1).")
+        raise ConfigError(f"validation_fraction={validation_fraction!r} is not valid; expected a number in [0, 1).")
     h, w, c = image_shape
     fit = lambda image, label: (_fit_size(image, h, w), label)
     train_all = source.train.map(fit, num_parallel_calls=AUTOTUNE)
     num_all = _size(train_all)
     if num_all == 0:
-        raise ValueError(f"dataset {source.name!r} has no training images.")
+        raise ConfigError(f"dataset {source.name!r} has no training images.")
     num_validation = int(round(num_all * validation_fraction))
     is_validation = np.zeros(num_all, bool)
     is_validation[np.random.default_rng(seed).permutation(num_all)[:num_validation]] = True
@@ -221,8 +223,8 @@ def make_pipeline(source: Source, *, image_shape, batch_size, seed, validation_f
     mean, std = channel_statistics(train)
     num_train = num_all - num_validation
     if num_train < batch_size:
-        raise ValueError(f"batch_size={batch_size} is larger than the {num_train} training images of "
-                         f"{source.name!r}; expected at most {num_train}.")
+        raise ConfigError(f"batch_size={batch_size} is larger than the {num_train} training images of "
+                          f"{source.name!r}; expected at most {num_train}.")
     eval_batch_size = eval_batch_size or max(batch_size, 256)
 
     def evaluate(ds, count):

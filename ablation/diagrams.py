@@ -31,15 +31,15 @@ def inbound_layers(layer) -> list:
     return [tensor._keras_history.operation for node in layer._inbound_nodes for tensor in node.input_tensors]
 
 
-def write_run_diagrams(config, run_dir: Path, *, title: str) -> None:
-    """The diagrams of a run's net, unless all are there (a kill may have stopped them half-way);
-    a failure is a warning, never an error."""
+def write_run_diagrams(config, run_dir: Path, *, title: str, model: keras.Model | None = None) -> None:
+    """The diagrams of a run's net (`model`, or built from `config`), unless all are there (a kill
+    may have stopped them half-way); a failure is a warning, never an error."""
     from ablation.run import build_model
 
     if all((run_dir / name).exists() for name in ("model_summary.txt", "architecture.png", "blocks.png")):
         return
     try:
-        write_diagrams(build_model(config.resolve()), run_dir, title=title)
+        write_diagrams(model or build_model(config.resolve()), run_dir, title=title)
     except Exception as error:
         warnings.warn(f"{run_dir.name}: diagrams not written ({type(error).__name__}: {error})", stacklevel=2)
 

@@ -13,6 +13,8 @@ import contextlib
 import keras
 import tensorflow as tf
 
+from ablation.errors import ConfigError
+
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
@@ -25,9 +27,9 @@ MULTI_WORKER_UNSUPPORTED = (
 def make_strategy(name: str):
     """The strategy for `name`, and a description of the devices it runs on."""
     if name not in STRATEGIES:
-        raise ValueError(f"strategy={name!r} is not valid; expected one of {', '.join(STRATEGIES[:3])}.")
+        raise ConfigError(f"strategy={name!r} is not valid; expected one of {', '.join(STRATEGIES[:3])}.")
     if name == "multi_worker":
-        raise ValueError(MULTI_WORKER_UNSUPPORTED)
+        raise ConfigError(MULTI_WORKER_UNSUPPORTED)
     gpus = tf.config.list_logical_devices("GPU")
     if name == "mirrored" or (name == "auto" and len(gpus) > 1):
         devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
@@ -40,7 +42,7 @@ def set_precision(precision: str) -> None:
     """Mixed precision computes in float16/bfloat16 with float32 weights; the builders keep the
     logits in float32, and Keras wraps the optimizer in loss scaling for mixed_float16."""
     if precision not in PRECISIONS:
-        raise ValueError(f"precision={precision!r} is not valid; expected one of {', '.join(PRECISIONS)}.")
+        raise ConfigError(f"precision={precision!r} is not valid; expected one of {', '.join(PRECISIONS)}.")
     keras.mixed_precision.set_global_policy(precision)
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ablation import io
+from ablation.errors import ConfigError
 
 
 def classification_metrics(logits: np.ndarray, labels: np.ndarray, class_names) -> dict:
@@ -124,7 +125,7 @@ def collect_results(results_dir: Path) -> tuple[dict, pd.DataFrame]:
     results_dir = Path(results_dir)
     study = io.read_json(results_dir / "study.json")
     if study is None:
-        raise ValueError(f"{results_dir} holds no study.json; expected a folder written by python -m studies.NAME.")
+        raise ConfigError(f"{results_dir} holds no study.json; expected a folder written by python -m studies.NAME.")
     rows = []
     for planned in study["runs"]:
         run_dir = results_dir / "runs" / planned["run_id"]

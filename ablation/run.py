@@ -21,17 +21,20 @@ Re-running the same config resumes from `state/`; re-running a finished run does
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import platform
 import shutil
 import time
+import traceback
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 
 from ablation import io
+from ablation.errors import ConfigError
 
 # --jit-compile: "auto" lets Keras decide (XLA on one GPU; off on CPU and under tf.distribute).
 JIT_MODES = {"auto": "auto", "on": True, "off": False}
@@ -61,32 +64,26 @@ class RunConfig:
         """Everything that defines the run, validated, as plain JSON data (the run's identity)."""
         from ablation.distribute import PRECISIONS, STRATEGIES
         from ablation.recipes import get_recipe
-        from builders import get_preset
 
-        preset = get_preset(self.model)
-        accepted = inspect.signature(preset.builder).parameters
-        for key, value in self.model_overrides.items():
-            if key not in MODEL_OVERRIDES or key not in accepted:
-                valid = [k for k in MODEL_OVERRIDES if k in accepted]
-                raise ValueError(f"{key}={value!r} does not apply to model {self.model!r} "
-                                 f"({preset.family}); it accepts {', '.join(valid)}.")
+        preset = preset_of(self.model)
+        overrides = self.checked_model_overrides()
         recipe_name = self.recipe or preset.recipe
         recipe = get_recipe(recipe_name)
         if recipe_name == preset.recipe:
             recipe = recipe.replace(**preset.recipe_overrides)
         recipe = recipe.replace(**self.recipe_overrides)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed={self.seed!r} is not valid; expected a non-negative integer.")
+            raise ConfigError(f"seed={self.seed!r} is not valid; expected a non-negative integer.")
         if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:
-            raise ValueError(f"max_steps_per_epoch={self.max_steps_per_epoch!r} is not valid; expected >= 1.")
+            raise ConfigError(f"max_steps_per_epoch={self.max_steps_per_epoch!r} is not valid; expected >= 1.")
         if self.strategy not in STRATEGIES:
-            raise ValueError(f"strategy={self.strategy!r} is not valid; expected one of "
-                             f"{', '.join(STRATEGIES[:3])}.")
+            raise ConfigError(f"strategy={self.strategy!r} is not valid; expected one of "
+                              f"{', '.join(STRATEGIES[:3])}.")
         if self.jit_compile not in JIT_MODES:
-            raise ValueError(f"jit_compile={self.jit_compile!r} is not valid; expected one of {', '.join(JIT_MODES)}.")
+            raise ConfigError(f"jit_compile={self.jit_compile!r} is not valid; expected one of {', '.join(JIT_MODES)}.")
         if self.precision not in PRECISIONS:
-            raise ValueError(f"precision={self.precision!r} is not valid; expected one of {', '.join(PRECISIONS)}.")
-        model_kwargs = {**preset.kwargs, **self.model_overrides}
+            raise ConfigError(f"precision={self.precision!r} is not valid; expected one of {', '.join(PRECISIONS)}.")
+        model_kwargs = {**preset.kwargs, **overrides}
         if "input_shape" in model_kwargs:
             model_kwargs["input_shape"] = list(model_kwargs["input_shape"])
         return {
@@ -98,14 +95,60 @@ class RunConfig:
             "precision": self.precision, "jit_compile": self.jit_compile,
         }
 
+    def checked_model_overrides(self) -> dict:
+        """The model overrides, each one a builder argument of this model's preset, and the block
+        type in the paper's notation ("B(1, 3,1)" is "B(1,3,1)"): validated before any run trains."""
+        from builders import format_block_type, parse_block_type
+
+        preset = preset_of(self.model)
+        accepted = inspect.signature(preset.builder).parameters
+        for key, value in self.model_overrides.items():
+            if key not in MODEL_OVERRIDES or key not in accepted:
+                valid = [k for k in MODEL_OVERRIDES if k in accepted]
+                raise ConfigError(f"{key}={value!r} does not apply to model {self.model!r} "
+                                  f"({preset.family}); it accepts {', '.join(valid)}.")
+        overrides = dict(self.model_overrides)
+        if "block_type" in overrides:
+            with builder_arguments():
+                overrides["block_type"] = format_block_type(parse_block_type(overrides["block_type"]))
+        return overrides
+
+    def title(self) -> str:
+        """The net in the papers' words, for plot titles: "wrn-40-2, block_type B(1,3,1)"."""
+        return ", ".join([self.model, *(f"{key} {_plain(value)}" for key, value in
+                                        self.checked_model_overrides().items())])
+
+
+def _plain(value) -> str:
+    return "x".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
+@contextlib.contextmanager
+def builder_arguments():
+    """The builders know nothing of this framework and raise ValueError for a bad argument; a net
+    built from a configuration is a function of that configuration alone, so here it is bad input."""
+    try:
+        yield
+    except ConfigError:
+        raise
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+
+
+def preset_of(model: str):
+    """The preset named `model`, or a ConfigError listing the known ones."""
+    from builders import get_preset
+
+    with builder_arguments():
+        return get_preset(model)
+
 
 def build_model(resolved: dict, **overrides):
     """The net of a resolved config (its preset, arguments and input shape), with `overrides`,
     e.g. num_classes from the data or the dropout rate a tuner drew."""
-    from builders import get_preset
-
     kwargs = {**resolved["model_kwargs"], "input_shape": tuple(resolved["input_shape"]), **overrides}
-    return get_preset(resolved["model"]).build(**kwargs)
+    with builder_arguments():
+        return preset_of(resolved["model"]).build(**kwargs)
 
 
 def make_pipeline(config: RunConfig, resolved: dict, source):
@@ -122,8 +165,9 @@ def check_same_run(out: Path, resolved: dict) -> None:
     """Refuse a folder that holds another run: resuming it would mix two experiments."""
     previous = io.read_json(Path(out) / "config.json")
     if previous is not None and previous.get("run") != io.json_roundtrip(resolved):
-        raise ValueError(f"{out} holds a different run ({'; '.join(_differences(previous.get('run', {}), resolved))}); "
-                         f"choose another --out or --results-dir, or remove it.")
+        differences = "; ".join(_differences(previous.get("run", {}), resolved))
+        raise ConfigError(f"{out} holds a different run ({differences}); "
+                          f"choose another --out or --results-dir, or remove it.")
 
 
 def recipe_of(resolved: dict):
@@ -152,8 +196,12 @@ def _differences(old: dict, new: dict) -> list[str]:
     return [f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
 
 
-def train(config: RunConfig, out, *, log=print) -> dict:
-    """Train (or resume, or skip) the run of `config` in folder `out`; returns its metrics."""
+def train(config: RunConfig, out, *, log=print, on_built=None) -> dict:
+    """Train (or resume, or skip) the run of `config` in folder `out`; returns its metrics.
+
+    `on_built(model)` is called with the net before it trains (a study draws its diagrams from
+    it: the net as trained, its classifier sized by the data).
+    """
     out = Path(out)
     resolved = config.resolve()
     check_same_run(out, resolved)
@@ -165,16 +213,30 @@ def train(config: RunConfig, out, *, log=print) -> dict:
 
     try:
         with precision_policy(config.precision):
-            return _train(config, resolved, out, log)
-    except (KeyboardInterrupt, ValueError):
-        raise
-    except Exception as error:
-        io.write_json(out / "failure.json", {"error": f"{type(error).__name__}: {error}",
-                                             "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
-        raise
+            return _train(config, resolved, out, log, on_built)
+    except (KeyboardInterrupt, ConfigError):
+        raise  # an interrupted run resumes; bad input is the caller's to report
+    except Exception as error:  # Keras, TensorFlow, the disk: the run failed, its input may be fine
+        failure = RunFailed(out, error)
+        io.write_json(out / "failure.json", {"error": str(failure), "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                                             "traceback": traceback.format_exc()})
+        raise failure from error
 
 
-def _train(config: RunConfig, resolved: dict, out: Path, log) -> dict:
+class RunFailed(RuntimeError):
+    """A run stopped by an error inside it, recorded in its `failure.json` with the traceback.
+
+    Not bad input (that is a ConfigError): the configuration may be fine, and the next call
+    retries the run from its last finished epoch.
+    """
+
+    def __init__(self, out: Path, error: BaseException):
+        lines = str(error).strip().splitlines()
+        super().__init__(f"{type(error).__name__}: {lines[0] if lines else ''}".rstrip(": "))
+        self.out = out
+
+
+def _train(config: RunConfig, resolved: dict, out: Path, log, on_built) -> dict:
     import keras
 
     from ablation import data, distribute, report
@@ -189,14 +251,15 @@ def _train(config: RunConfig, resolved: dict, out: Path, log) -> dict:
     with strategy.scope():
         # Built before the data passes below, so that bad model arguments fail at once.
         model = build_model(resolved, num_classes=len(source.class_names))
+    if on_built is not None:
+        on_built(model)
     pipeline = make_pipeline(config, resolved, source)
     steps = pipeline.steps_per_epoch
     with strategy.scope():
         compile_model(model, recipe, steps, jit_compile=JIT_MODES[config.jit_compile])
         initial_epoch, state = latest_state(out)
         if state is not None:
-            model.optimizer.build(model.trainable_variables)
-            model.load_weights(state)
+            model.load_weights(state)  # weights and optimizer (built by compile_model)
             log(f"{out}: resuming after epoch {initial_epoch} of {recipe.epochs}")
     history = read_history(out)
     history = history[history["epoch"] <= initial_epoch]
@@ -210,7 +273,7 @@ def _train(config: RunConfig, resolved: dict, out: Path, log) -> dict:
         "environment": environment(strategy, devices, model),
     })
     (out / "failure.json").unlink(missing_ok=True)
-    log(f"{out}: {config.model} ({params['trainable_params']:,} params) on {source.name}, "
+    log(f"{out}: {config.title()} ({params['trainable_params']:,} params) on {source.name}, "
         f"{pipeline.num_train}/{pipeline.num_validation}/{pipeline.num_test} train/validation/test images, "
         f"{recipe.epochs} epochs of {steps} steps, batch {recipe.batch_size}, {len(devices)} replica(s)")
 
@@ -221,7 +284,10 @@ def _train(config: RunConfig, resolved: dict, out: Path, log) -> dict:
               steps_per_epoch=steps, validation_data=pipeline.validation if pipeline.num_validation else None,
               callbacks=callbacks, shuffle=False, verbose=0)
     with io.atomic_path(out / "final.keras") as tmp:
-        model.save(tmp)
+        if recorder.best_saved_epoch == recipe.epochs:
+            shutil.copyfile(out / "best.keras", tmp)  # the final epoch was the best: the same model
+        else:
+            model.save(tmp)
 
     # The test split, read once: final weights, as the papers report (not the best epoch).
     logits, labels = predict(model, pipeline.test)
@@ -239,12 +305,16 @@ def _train(config: RunConfig, resolved: dict, out: Path, log) -> dict:
         "seconds_per_epoch": float(history["epoch_seconds"].median()) if len(history) else None,
         "images_per_second": _steady(history.loc[trained, "images_per_second"]) if trained.any() else None,
     }
-    report.write_run_exports(out, history, test, source.class_names, title=f"{config.model} on {source.name}")
+    report.write_run_exports(out, history, test, source.class_names, title=f"{config.title()} on {source.name}")
     io.write_json(out / "metrics.json", metrics)
     shutil.rmtree(out / STATE_DIR, ignore_errors=True)
     log(f"{out}: test accuracy {metrics['test_accuracy']:.4f}, test loss {metrics['test_loss']:.4f}, "
-        f"best validation accuracy {metrics['best_val_accuracy'] or float('nan'):.4f} at epoch {metrics['best_epoch']}")
+        f"best validation accuracy {_fmt(metrics['best_val_accuracy'])} at epoch {metrics['best_epoch']}")
     return metrics
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.4f}"  # 0.0 is a value: not `value or nan`
 
 
 def _steady(images_per_second):

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from ablation import io
-from ablation.run import RunConfig, check_same_run, run_status, train
+from ablation.errors import ConfigError
+from ablation.run import RunConfig, RunFailed, builder_arguments, check_same_run, preset_of, run_status, train
 
 PRESETS = ("paper", "smoke")
 
@@ -68,7 +69,7 @@ class Study:
     def __post_init__(self):
         labels = [c.label for c in self.configurations]
         if len(set(labels)) != len(labels):
-            raise ValueError(f"study {self.name!r} repeats a configuration label: {labels}")
+            raise ConfigError(f"study {self.name!r} repeats a configuration label: {labels}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,7 +97,7 @@ class Options:
 
     def __post_init__(self):
         if self.preset not in PRESETS:
-            raise ValueError(f"preset={self.preset!r} is not valid; expected one of {', '.join(PRESETS)}.")
+            raise ConfigError(f"preset={self.preset!r} is not valid; expected one of {', '.join(PRESETS)}.")
 
 
 def slug(text: str) -> str:
@@ -133,14 +134,17 @@ def plan(study: Study, options: Options) -> list[PlannedRun]:
 
 def smoke_downsize(model: str, overrides: dict, smoke: Smoke):
     """Nets too big for a CPU smoke run, made small enough, and a note saying how."""
-    from builders import count_macs, get_preset
+    from builders import count_macs
 
-    preset = get_preset(model)
+    preset = preset_of(model)
     kwargs = {**preset.kwargs, **overrides}
     if preset.family == "imagenet_resnet":
         return {**overrides, "input_shape": smoke.imagenet_input}, f"input {'x'.join(map(str, smoke.imagenet_input))}"
-    macs = count_macs(preset.build(**overrides))
-    if preset.family == "wide_resnet" and macs > smoke.max_macs:
+    if preset.family != "wide_resnet":
+        return overrides, ""  # only Wide ResNets are narrowed: no build (a second one per run) to count the others
+    with builder_arguments():
+        macs = count_macs(preset.build(**overrides))
+    if macs > smoke.max_macs:
         k = kwargs["widen_factor"]
         # MACs grow as k^2: the widest k that fits the budget.
         narrow = max(1, math.floor(k * math.sqrt(smoke.max_macs / macs)))
@@ -159,8 +163,8 @@ def shard_from_environment(environ=os.environ):
         return index, int(environ["SLURM_ARRAY_TASK_COUNT"])
     if "JOB_COMPLETION_INDEX" in environ:
         if "JOB_COMPLETIONS" not in environ:
-            raise ValueError("JOB_COMPLETION_INDEX is set but JOB_COMPLETIONS is not; set it to the Job's "
-                             "completions in the pod spec, or pass --shard I/N.")
+            raise ConfigError("JOB_COMPLETION_INDEX is set but JOB_COMPLETIONS is not; set it to the Job's "
+                              "completions in the pod spec, or pass --shard I/N.")
         return int(environ["JOB_COMPLETION_INDEX"]), int(environ["JOB_COMPLETIONS"])
     return 0, 1
 
@@ -168,7 +172,7 @@ def shard_from_environment(environ=os.environ):
 def parse_shard(text: str):
     match = re.fullmatch(r"(\d+)/(\d+)", text or "")
     if not match or not int(match.group(1)) < int(match.group(2)):
-        raise ValueError(f"--shard {text!r} is not valid; expected I/N with 0 <= I < N, e.g. 0/4.")
+        raise ConfigError(f"--shard {text!r} is not valid; expected I/N with 0 <= I < N, e.g. 0/4.")
     return int(match.group(1)), int(match.group(2))
 
 
@@ -260,8 +264,8 @@ def run_study(study: Study, options: Options, *, results_dir=None, only=None, sh
         known = [r.run_id for r in runs] + [slug(c.label) for c in study.configurations]
         selected = [r for r in runs if only in (r.run_id, slug(r.configuration.label))]
         if not selected:
-            raise ValueError(f"--only {only!r} matches no run; expected a run id or configuration: "
-                             f"{', '.join(known)}.")
+            raise ConfigError(f"--only {only!r} matches no run; expected a run id or configuration: "
+                              f"{', '.join(known)}.")
         runs_to_do = selected
     else:
         runs_to_do = runs
@@ -291,13 +295,15 @@ def run_study(study: Study, options: Options, *, results_dir=None, only=None, sh
         try:
             if run_status(run_dir) == "failed":
                 log(f"{prefix}: failed last time ({_failure(run_dir)}); retrying")
-            write_run_diagrams(run.config, run_dir, title=run.configuration.label)
-            train(run.config, run_dir, log=lambda line, p=prefix: log(f"{p}: {line.split(': ', 1)[-1]}"))
-        except ValueError:
+            train(run.config, run_dir, log=lambda line, p=prefix: log(f"{p}: {line.split(': ', 1)[-1]}"),
+                  on_built=lambda model, run=run, run_dir=run_dir: write_run_diagrams(
+                      run.config, run_dir, title=run.configuration.label, model=model))
+        except ConfigError:
             raise
         except Exception as error:  # recorded in failure.json by train(); the study goes on
             failed.append(run.run_id)
-            log(f"{prefix}: FAILED ({type(error).__name__}: {error}); it will be retried on the next call")
+            cause = error if isinstance(error, RunFailed) else f"{type(error).__name__}: {error}"
+            log(f"{prefix}: FAILED ({cause}); it will be retried on the next call")
         finally:
             lock.release()
     report.write_study_report(results_dir)
@@ -367,6 +373,6 @@ def _parse_seeds(text):
     except ValueError:
         seeds = ()
     if not seeds or any(s < 0 for s in seeds):
-        raise ValueError(f"--seeds {text!r} is not valid; expected comma-separated non-negative integers, "
-                         f"e.g. 42,43,44.")
+        raise ConfigError(f"--seeds {text!r} is not valid; expected comma-separated non-negative integers, "
+                          f"e.g. 42,43,44.")
     return seeds

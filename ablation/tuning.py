@@ -34,7 +34,8 @@ import numpy as np
 import pandas as pd
 
 from ablation import io
-from ablation.run import RunConfig
+from ablation.errors import ConfigError
+from ablation.run import RunConfig, preset_of
 
 TUNERS = ("random", "bayesian", "hyperband")
 PROJECT = "keras_tuner"
@@ -56,14 +57,14 @@ class Search:
 
     def __post_init__(self):
         if self.tuner not in TUNERS:
-            raise ValueError(f"tuner={self.tuner!r} is not valid; expected one of {', '.join(TUNERS)}.")
+            raise ConfigError(f"tuner={self.tuner!r} is not valid; expected one of {', '.join(TUNERS)}.")
         for name in ("max_trials", "executions_per_trial"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}={value!r} is not valid; expected a positive integer.")
+                raise ConfigError(f"{name}={value!r} is not valid; expected a positive integer.")
         if not 0.0 <= self.min_rate < self.max_rate < 1.0:
-            raise ValueError(f"dropout range [{self.min_rate}, {self.max_rate}] is not valid; expected "
-                             f"0 <= min < max < 1.")
+            raise ConfigError(f"dropout range [{self.min_rate}, {self.max_rate}] is not valid; expected "
+                              f"0 <= min < max < 1.")
 
     def seeds(self) -> list[int]:
         """Execution i of every trial uses seed base + i: weights, data order, augmentation."""
@@ -276,8 +277,8 @@ def run_search(search: Search, results_dir, *, log=print) -> int:
     previous = io.read_json(results_dir / "search.json")
     if previous is not None and previous != io.json_roundtrip(settings):
         changed = sorted(k for k in settings if previous.get(k) != io.json_roundtrip(settings)[k])
-        raise ValueError(f"{results_dir} holds a search with other settings ({', '.join(changed)}); "
-                         f"use another --results-dir.")
+        raise ConfigError(f"{results_dir} holds a search with other settings ({', '.join(changed)}); "
+                          f"use another --results-dir.")
     if not is_worker():
         io.write_json(results_dir / "search.json", settings)
 
@@ -312,8 +313,9 @@ def run_search(search: Search, results_dir, *, log=print) -> int:
         config = dataclasses.replace(search.run, model_overrides={**search.run.model_overrides, **overrides},
                                      recipe_overrides=recipe)
         log(f"best: {_describe(overrides)}; retraining it and testing it once in {results_dir / 'best'}")
-        write_run_diagrams(config, results_dir / "best", title=f"{config.model}, dropout {overrides['dropout_rate']:g}")
-        best_metrics = train(config, results_dir / "best", log=log)
+        title = f"{config.model}, dropout {overrides['dropout_rate']:g}"
+        best_metrics = train(config, results_dir / "best", log=log, on_built=lambda model: write_run_diagrams(
+            config, results_dir / "best", title=title, model=model))
     write_exports(results_dir, search, trials, best_metrics)
     log(f"trials.csv, dropout_rate.png and summary.md in {results_dir}")
     return 0 if (trials["status"] == "COMPLETED").all() else 1
@@ -366,10 +368,8 @@ def main(name: str, presets: Presets, argv=None) -> int:
     smoke = args.preset == "smoke"
 
     def run():
-        from builders import get_preset
-
-        if "dropout_rate" not in inspect.signature(get_preset(args.model).builder).parameters:
-            raise ValueError(f"model {args.model!r} has no dropout_rate; expected a Wide ResNet preset (wrn-...).")
+        if "dropout_rate" not in inspect.signature(preset_of(args.model).builder).parameters:
+            raise ConfigError(f"model {args.model!r} has no dropout_rate; expected a Wide ResNet preset (wrn-...).")
         epochs = args.epochs if args.epochs is not None else (presets.smoke_epochs if smoke else None)
         run_config = RunConfig(model=args.model, dataset=args.dataset, seed=args.seed, data_dir=args.data_dir,
                                recipe_overrides={} if epochs is None else {"epochs": epochs},

@@ -1,7 +1,9 @@
-"""Small data sets the tests make themselves, and the shared real CIFAR-10 subset."""
+"""Small data sets the tests make themselves, the shared real CIFAR-10 subset, the study modules."""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import subprocess
 import sys
 from pathlib import Path
@@ -9,9 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import studies
+
 ROOT = Path(__file__).resolve().parents[1]
 REAL_SUBSET = ROOT.parent / "shared" / "data" / "cifar10-subset.npz"
 CLASS_NAMES = ("red", "green", "blue", "grey")
+# Every module of studies/, found by listing the folder: a new study is tested without a list to edit.
+STUDY_ENTRY_POINTS = {m.name: importlib.import_module(f"studies.{m.name}")
+                      for m in pkgutil.iter_modules(studies.__path__)}
 
 
 def make_npz(path, *, n_train=256, n_test=64, size=32, seed=0, label_names=True) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
-import pkgutil
+import runpy
 import subprocess
 import sys
 import warnings
@@ -13,19 +13,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import studies
 from ablation import io, report
 from ablation.cli import main as ablation_main
 from ablation.diagrams import write_diagrams
-from ablation.study import Options, RunLock, parse_shard, plan, run_study, shard_from_environment, status
+from ablation.study import (Configuration, Options, RunLock, Smoke, Study, parse_shard, plan, run_study,
+                            shard_from_environment, status)
 from builders import build, count_params
-from tests.helpers import ROOT, make_npz
+from tests.helpers import ROOT, STUDY_ENTRY_POINTS, make_npz
 from tests.tiny_study import STUDY as TINY
 
 PNG = b"\x89PNG\r\n\x1a\n"
-# Every module of studies/ that declares a Study (tune_dropout declares a search instead).
-STUDY_MODULES = sorted(m.name for m in pkgutil.iter_modules(studies.__path__)
-                       if hasattr(importlib.import_module(f"studies.{m.name}"), "STUDY"))
+ALL_MODULES = sorted(STUDY_ENTRY_POINTS)
+# Those that declare a Study (tune_dropout declares a search instead).
+STUDY_MODULES = [name for name, module in STUDY_ENTRY_POINTS.items() if hasattr(module, "STUDY")]
 
 
 def load(name):
@@ -156,6 +156,98 @@ def test_smoke_study_end_to_end_with_a_failure_recorded_and_retried(easy, tmp_pa
     (results / "results.csv").unlink()
     assert ablation_main(["report", str(results)]) == 0
     assert len(pd.read_csv(results / "results.csv")) == 4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ALL_MODULES)
+def test_every_study_module_trains_every_configuration_and_writes_its_exports(name, easy, tmp_path, monkeypatch):
+    # As a user runs it, `python -m studies.NAME --preset smoke` (in this process: no second
+    # TensorFlow start-up), on tiny data and for one epoch: every configuration takes real steps.
+    results = tmp_path / name
+    monkeypatch.setattr(sys, "argv", [f"studies/{name}.py", "--preset", "smoke", "--dataset", easy, "--epochs", "1",
+                                      "--results-dir", str(results)])
+    with warnings.catch_warnings(), pytest.raises(SystemExit) as exit_status:
+        warnings.simplefilter("ignore")
+        runpy.run_module(f"studies.{name}", run_name="__main__")
+    assert exit_status.value.code == 0
+    module = importlib.import_module(f"studies.{name}")
+    if hasattr(module, "STUDY"):
+        frame = pd.read_csv(results / "results.csv")
+        study = module.STUDY
+        assert len(frame) == len(study.configurations) * study.smoke.seeds
+        assert list(dict.fromkeys(frame["configuration"])) == [c.label for c in study.configurations]
+        assert set(frame["status"]) == {"done"} and (frame["epochs"] == 1).all()
+        for run_id in frame["run_id"]:
+            run = results / "runs" / run_id
+            history = pd.read_csv(run / "history.csv")
+            assert len(history) == 1 and np.isfinite(history["loss"]).all(), run_id
+            for export in ("metrics.json", "final.keras", "model_summary.txt", "per_class_accuracy.csv"):
+                assert (run / export).stat().st_size > 0, (run_id, export)
+            for diagram in ("architecture", "blocks"):  # PNG, or DOT text where Graphviz is missing
+                assert _rendered(run / diagram), (run_id, diagram)
+        for export in ("summary.md", "test_results_summary.json", "learning_curves.png", "error_vs_params.png",
+                       "error_vs_time.png", "per_class_accuracy.png"):
+            assert (results / export).stat().st_size > 0, export
+        assert all(c.label in (results / "summary.md").read_text() for c in study.configurations)
+    else:  # a search: every trial completed, the winner retrained and tested once
+        trials = pd.read_csv(results / "trials.csv")
+        assert len(trials) and set(trials["status"]) == {"COMPLETED"}
+        assert json.loads((results / "best" / "metrics.json").read_text())["epochs"] == 1
+        for export in ("summary.md", "dropout_rate.png"):
+            assert (results / export).stat().st_size > 0, export
+
+
+def _rendered(stem) -> bool:
+    png = stem.with_suffix(".png")
+    return (png.exists() and png.read_bytes()[:8] == PNG) or stem.with_suffix(".dot").exists()
+
+
+# Before block types had names TensorFlow accepts, a B(1,3,1) net was named "WRN-10-1-B(1,3,1)".
+def _paper_notation_name(depth, widen_factor, kernels):
+    suffix = "" if tuple(kernels) == (3, 3) else "-B(" + ",".join(map(str, kernels)) + ")"
+    return f"WRN-{depth}-{widen_factor}{suffix}"
+
+
+BLOCKS = Study(name="blocks", question="Which block?", varies=("block_type",), recipe="wrn",
+               recipe_overrides={"batch_size": 32}, seeds=(1,),
+               configurations=[Configuration("B(3,3)", "wrn-10-1"),
+                               Configuration("B(1,3,1)", "wrn-10-1", {"block_type": "B(1,3,1)"})],
+               smoke=Smoke(epochs=1, max_steps_per_epoch=2))
+
+
+def test_an_error_inside_a_run_is_a_run_failure_not_bad_input(easy, tmp_path, monkeypatch):
+    # TensorFlow's own ValueError at the first step, as users met it: recorded, the study goes
+    # on, the next call retries that run alone.
+    monkeypatch.setattr(importlib.import_module("builders.wide_resnet"), "model_name", _paper_notation_name)
+    results, lines = tmp_path / "blocks", []
+    options = Options(preset="smoke", dataset=easy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert run_study(BLOCKS, options, results_dir=results, log=lines.append) == 1
+    assert status(results / "runs" / "b-3-3-s1") == "done" and status(results / "runs" / "b-1-3-1-s1") == "failed"
+    failure = json.loads((results / "runs" / "b-1-3-1-s1" / "failure.json").read_text())
+    assert failure["error"].startswith("ValueError: ") and "root scope name" in failure["error"]
+    assert "Traceback" in failure["traceback"]
+    assert any("b-1-3-1-s1: FAILED (ValueError:" in line and "retried" in line for line in lines)
+    assert "1 done, 1 failed" in (results / "summary.md").read_text()
+
+    monkeypatch.undo()
+    lines.clear()
+    assert run_study(BLOCKS, options, results_dir=results, log=lines.append) == 0
+    assert any("b-1-3-1-s1: failed last time" in line for line in lines)
+    assert any("b-3-3-s1: done, skipped" in line for line in lines)
+    assert set(pd.read_csv(results / "results.csv")["status"]) == {"done"}
+
+
+def test_a_failed_run_on_the_command_line_is_one_line_naming_its_record(easy, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(importlib.import_module("builders.wide_resnet"), "model_name", _paper_notation_name)
+    out = tmp_path / "run"
+    code = ablation_main(["train", "--model", "wrn-10-1", "--block-type", "B(1,3,1)", "--dataset", easy,
+                          "--epochs", "1", "--batch-size", "32", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "Traceback" not in err
+    assert "ValueError" in err and str(out / "failure.json") in err and "run the same command again" in err
+    assert (out / "failure.json").exists() and not (out / "metrics.json").exists()
 
 
 def test_two_shards_share_one_results_directory(easy, tmp_path):
