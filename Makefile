@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 # Test processes: most of a training test's time is Python tracing a graph on one core.
 TEST_WORKERS ?= 2
 
-.PHONY: setup graphviz study test clean
+.PHONY: setup graphviz study test test-slow clean
 
 setup: $(VENV)/.installed graphviz
 
@@ -34,8 +34,13 @@ graphviz:
 study: setup
 	$(PY) -m studies.depth_vs_width --preset smoke --dataset $(DATASET)
 
+# The test suite without the tests marked `slow`: every study end to end and the biggest nets,
+# which `make test-slow` runs (CI runs both).
 test: setup $(VENV)/.reference
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal -m "not slow" $(PYTEST_ARGS)
+
+test-slow: setup $(VENV)/.reference
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal -m slow $(PYTEST_ARGS)
 
 # PyTorch is the reference two tests compare against. It is not a requirement: it is installed
 # only where pip finds a wheel of it on disk (its find-links), never downloaded (that would be
