@@ -11,6 +11,7 @@ DATASET ?= $(if $(wildcard $(SHARED_SUBSET)),npz:$(SHARED_SUBSET),cifar10)
 PYTEST_ARGS ?=
 # Test processes: most of a training test's time is Python tracing a graph on one core.
 TEST_WORKERS ?= 2
+PYTEST = $(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 .PHONY: setup graphviz study test test-slow clean
 
@@ -37,10 +38,10 @@ study: setup
 # The test suite without the tests marked `slow`: every study end to end and the biggest nets,
 # which `make test-slow` runs (CI runs both).
 test: setup $(VENV)/.reference
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal -m "not slow" $(PYTEST_ARGS)
+	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
 
 test-slow: setup $(VENV)/.reference
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal -m slow $(PYTEST_ARGS)
+	$(PYTEST) -m slow $(PYTEST_ARGS)
 
 # PyTorch is the reference two tests compare against. It is not a requirement: it is installed
 # only where pip finds a wheel of it on disk (its find-links), never downloaded (that would be
