@@ -14,13 +14,22 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from builders.layers import (BN_EPSILON, BN_MOMENTUM, LayerFactory, allow_deep_graph, check_choice,
-                             check_input_shape, check_model_name, check_positive_int)
+from builders.layers import (
+    BN_EPSILON,
+    BN_MOMENTUM,
+    BOTTLENECK_EXPANSION,
+    CIFAR_GROUP_STRIDES,
+    CIFAR_GROUP_WIDTHS,
+    LayerFactory,
+    allow_deep_graph,
+    check_choice,
+    check_input_shape,
+    check_model_name,
+    check_positive_int,
+    stages,
+)
 
-GROUP_WIDTHS = (16, 32, 64)
-GROUP_STRIDES = (1, 2, 2)
 SHORTCUTS = ("zero_pad", "projection")
-BOTTLENECK_EXPANSION = 4
 
 
 @keras.saving.register_keras_serializable(package="builders")
@@ -65,20 +74,20 @@ def cifar_resnet(*, depth=20, shortcut="zero_pad", num_classes=10, input_shape=(
     f = LayerFactory(bn_momentum=bn_momentum, bn_epsilon=bn_epsilon, padding=padding)
 
     inputs = keras.Input(check_input_shape(input_shape), name="image")
-    x = f.bn_relu(f.conv(inputs, GROUP_WIDTHS[0], 3, name="stem_conv"), prefix="stem")
-    for g, (width, stride) in enumerate(zip(GROUP_WIDTHS, GROUP_STRIDES), start=1):
-        for b in range(1, n + 1):
-            prefix = f"group{g}_block{b}"
-            s = stride if b == 1 else 1
-            y = f.bn_relu(f.conv(x, width, 3, s, name=f"{prefix}_conv1"), prefix=prefix, suffix="1")
-            y = f.bn(f.conv(y, width, 3, name=f"{prefix}_conv2"), name=f"{prefix}_bn2")
-            if s == 1 and x.shape[-1] == width:
-                residual = x
-            elif shortcut == "projection":
-                residual = f.conv(x, width, 1, s, name=f"{prefix}_shortcut")
-            else:
-                residual = ZeroPadShortcut(width, s, name=f"{prefix}_shortcut")(x)
-            x = f.relu(layers.Add(name=f"{prefix}_add")([y, residual]), name=f"{prefix}_out_relu")
+    x = f.bn_relu(f.conv(inputs, CIFAR_GROUP_WIDTHS[0], 3, name="stem_conv"), prefix="stem")
+
+    def basic_block(x, width, stride, *, prefix):
+        y = f.bn_relu(f.conv(x, width, 3, stride, name=f"{prefix}_conv1"), prefix=prefix, suffix="1")
+        y = f.bn(f.conv(y, width, 3, name=f"{prefix}_conv2"), name=f"{prefix}_bn2")
+        if stride == 1 and x.shape[-1] == width:
+            residual = x
+        elif shortcut == "projection":
+            residual = f.conv(x, width, 1, stride, name=f"{prefix}_shortcut")
+        else:
+            residual = ZeroPadShortcut(width, stride, name=f"{prefix}_shortcut")(x)
+        return f.relu(layers.Add(name=f"{prefix}_add")([y, residual]), name=f"{prefix}_out_relu")
+
+    x = stages(x, basic_block, widths=CIFAR_GROUP_WIDTHS, strides=CIFAR_GROUP_STRIDES, blocks_per_group=[n] * 3)
     outputs = f.head(x, num_classes, preactivated=False)
     suffix = "" if shortcut == "zero_pad" else "-projection"
     return keras.Model(inputs, outputs, name=name or f"ResNet-{depth}{suffix}")
@@ -95,20 +104,20 @@ def preact_resnet(*, depth=164, num_classes=10, input_shape=(32, 32, 3), bn_mome
     f = LayerFactory(bn_momentum=bn_momentum, bn_epsilon=bn_epsilon, padding=padding)
 
     inputs = keras.Input(check_input_shape(input_shape), name="image")
-    x = f.conv(inputs, GROUP_WIDTHS[0], 3, name="stem_conv")
-    for g, (width, stride) in enumerate(zip(GROUP_WIDTHS, GROUP_STRIDES), start=1):
+    x = f.conv(inputs, CIFAR_GROUP_WIDTHS[0], 3, name="stem_conv")
+
+    def bottleneck(x, width, stride, *, prefix):
         out_width = width * BOTTLENECK_EXPANSION
-        for b in range(1, n + 1):
-            prefix = f"group{g}_block{b}"
-            s = stride if b == 1 else 1
-            preactivated = f.bn_relu(x, prefix=prefix, suffix="1")
-            if s != 1 or x.shape[-1] != out_width:
-                residual = f.conv(preactivated, out_width, 1, s, name=f"{prefix}_shortcut")
-            else:
-                residual = x
-            y = f.conv(preactivated, width, 1, name=f"{prefix}_conv1")
-            y = f.conv(f.bn_relu(y, prefix=prefix, suffix="2"), width, 3, s, name=f"{prefix}_conv2")
-            y = f.conv(f.bn_relu(y, prefix=prefix, suffix="3"), out_width, 1, name=f"{prefix}_conv3")
-            x = layers.Add(name=f"{prefix}_add")([y, residual])
+        preactivated = f.bn_relu(x, prefix=prefix, suffix="1")
+        if stride != 1 or x.shape[-1] != out_width:
+            residual = f.conv(preactivated, out_width, 1, stride, name=f"{prefix}_shortcut")
+        else:
+            residual = x
+        y = f.conv(preactivated, width, 1, name=f"{prefix}_conv1")
+        y = f.conv(f.bn_relu(y, prefix=prefix, suffix="2"), width, 3, stride, name=f"{prefix}_conv2")
+        y = f.conv(f.bn_relu(y, prefix=prefix, suffix="3"), out_width, 1, name=f"{prefix}_conv3")
+        return layers.Add(name=f"{prefix}_add")([y, residual])
+
+    x = stages(x, bottleneck, widths=CIFAR_GROUP_WIDTHS, strides=CIFAR_GROUP_STRIDES, blocks_per_group=[n] * 3)
     outputs = f.head(x, num_classes, preactivated=True)
     return keras.Model(inputs, outputs, name=name or f"PreAct-ResNet-{depth}")

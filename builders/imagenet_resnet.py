@@ -14,12 +14,19 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from builders.layers import (BN_EPSILON, BN_MOMENTUM, LayerFactory, check_input_shape, check_model_name,
-                             check_positive_int)
+from builders.layers import (
+    BN_EPSILON,
+    BN_MOMENTUM,
+    BOTTLENECK_EXPANSION,
+    LayerFactory,
+    check_input_shape,
+    check_model_name,
+    check_positive_int,
+    stages,
+)
 
 GROUP_WIDTHS = (64, 128, 256, 512)
 GROUP_STRIDES = (1, 2, 2, 2)
-BOTTLENECK_EXPANSION = 4
 # depth -> (block, blocks per group), from Table 1 of the paper.
 ARCHITECTURES = {
     18: ("basic", (2, 2, 2, 2)),
@@ -50,26 +57,25 @@ def imagenet_resnet(*, depth=50, residual=True, num_classes=1000, input_shape=(2
     if padding == "symmetric":
         x = layers.ZeroPadding2D(1, name="stem_pool_pad")(x)
     x = layers.MaxPooling2D(3, 2, padding="valid" if padding == "symmetric" else "same", name="stem_pool")(x)
-    for g, (width, stride, count) in enumerate(zip(GROUP_WIDTHS, GROUP_STRIDES, blocks_per_group), start=1):
-        for b in range(1, count + 1):
-            prefix = f"group{g}_block{b}"
-            s = stride if b == 1 else 1
-            if block == "basic":
-                out_width = width
-                y = f.bn_relu(f.conv(x, width, 3, s, name=f"{prefix}_conv1"), prefix=prefix, suffix="1")
-                y = f.bn(f.conv(y, width, 3, name=f"{prefix}_conv2"), name=f"{prefix}_bn2")
+
+    def block_of_table_1(x, width, stride, *, prefix):
+        if block == "basic":
+            out_width = width
+            y = f.bn_relu(f.conv(x, width, 3, stride, name=f"{prefix}_conv1"), prefix=prefix, suffix="1")
+            y = f.bn(f.conv(y, width, 3, name=f"{prefix}_conv2"), name=f"{prefix}_bn2")
+        else:
+            out_width = width * BOTTLENECK_EXPANSION
+            y = f.bn_relu(f.conv(x, width, 1, name=f"{prefix}_conv1"), prefix=prefix, suffix="1")
+            y = f.bn_relu(f.conv(y, width, 3, stride, name=f"{prefix}_conv2"), prefix=prefix, suffix="2")
+            y = f.bn(f.conv(y, out_width, 1, name=f"{prefix}_conv3"), name=f"{prefix}_bn3")
+        if residual:
+            if stride != 1 or x.shape[-1] != out_width:
+                shortcut = f.bn(f.conv(x, out_width, 1, stride, name=f"{prefix}_shortcut"), name=f"{prefix}_shortcut_bn")
             else:
-                out_width = width * BOTTLENECK_EXPANSION
-                y = f.bn_relu(f.conv(x, width, 1, name=f"{prefix}_conv1"), prefix=prefix, suffix="1")
-                y = f.bn_relu(f.conv(y, width, 3, s, name=f"{prefix}_conv2"), prefix=prefix, suffix="2")
-                y = f.bn(f.conv(y, out_width, 1, name=f"{prefix}_conv3"), name=f"{prefix}_bn3")
-            if residual:
-                if s != 1 or x.shape[-1] != out_width:
-                    shortcut = f.bn(f.conv(x, out_width, 1, s, name=f"{prefix}_shortcut"),
-                                    name=f"{prefix}_shortcut_bn")
-                else:
-                    shortcut = x
-                y = layers.Add(name=f"{prefix}_add")([y, shortcut])
-            x = f.relu(y, name=f"{prefix}_out_relu")
+                shortcut = x
+            y = layers.Add(name=f"{prefix}_add")([y, shortcut])
+        return f.relu(y, name=f"{prefix}_out_relu")
+
+    x = stages(x, block_of_table_1, widths=GROUP_WIDTHS, strides=GROUP_STRIDES, blocks_per_group=blocks_per_group)
     outputs = f.head(x, num_classes, preactivated=False)
     return keras.Model(inputs, outputs, name=name or f"{'ResNet' if residual else 'Plain'}-{depth}")

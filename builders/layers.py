@@ -21,6 +21,11 @@ from keras import layers
 
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
+# The CIFAR nets' three groups (He et al. section 4.2; Wide ResNets multiply the widths by k).
+CIFAR_GROUP_WIDTHS = (16, 32, 64)
+CIFAR_GROUP_STRIDES = (1, 2, 2)
+# A bottleneck's 1x1 -> 3x3 -> 1x1 ends at this many times its inner width.
+BOTTLENECK_EXPANSION = 4
 PADDINGS = ("symmetric", "same")
 # Keras opens a TensorFlow name scope named after the model when it traces a step, and TensorFlow
 # refuses a root scope name outside this pattern: "WRN-40-2-B(1,3,1)" builds, then fails in fit.
@@ -69,6 +74,16 @@ def allow_deep_graph(depth):
     """Keras walks a functional graph recursively, several frames per layer: ResNet-1001's
     ~3,000 layers need more than Python's default limit of 1,000 frames."""
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 20 * depth))
+
+
+def stages(x, block, *, widths, strides, blocks_per_group):
+    """The groups of blocks every builder here shares: group g (from 1) holds `blocks_per_group[g]`
+    blocks at `widths[g]`; the first block of a group carries the group's stride (the later ones
+    stride 1); layers are named `group{g}_block{b}_...` through `block(x, width, stride, prefix=)`."""
+    for g, (width, stride, count) in enumerate(zip(widths, strides, blocks_per_group, strict=True), start=1):
+        for b in range(1, count + 1):
+            x = block(x, width, stride if b == 1 else 1, prefix=f"group{g}_block{b}")
+    return x
 
 
 class LayerFactory:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Callable, Mapping
 
 import keras
 
@@ -21,11 +21,21 @@ from builders.wide_resnet import wide_resnet
 
 
 @dataclasses.dataclass(frozen=True)
+class Published:
+    """What the paper (or torchvision, for the ImageNet nets) publishes about a net; the tests
+    check every preset that carries one (field guide, section 3)."""
+
+    trainable_params: int | None = None
+    macs: float | None = None  # forward multiply-accumulates per image, as published (to about 1%)
+
+
+@dataclasses.dataclass(frozen=True)
 class Preset:
     builder: Callable[..., keras.Model]
     kwargs: Mapping
     recipe: str  # the training recipe of the paper the net comes from
     recipe_overrides: Mapping = dataclasses.field(default_factory=dict)  # what the paper changed for this net
+    published: Published = Published()
 
     @property
     def input_shape(self):
@@ -43,32 +53,43 @@ def _default(fn, arg):
     return inspect.signature(fn).parameters[arg].default
 
 
-def _wrn(depth, k, **kwargs):
-    return Preset(wide_resnet, {"depth": depth, "widen_factor": k, **kwargs}, recipe="wrn")
+def _wrn(depth, widen_factor, **kwargs):
+    return Preset(wide_resnet, {"depth": depth, "widen_factor": widen_factor, **kwargs}, recipe="wrn",
+                  published=_WRN_PUBLISHED.get((depth, widen_factor), Published()))
 
 
 # WRN-n-k of the paper's tables (Zagoruyko & Komodakis 2016, Tables 4-6).
 _WRN = [(10, 1), (16, 2), (16, 4), (16, 8), (16, 10), (22, 8), (22, 10), (28, 2), (28, 10), (28, 12),
         (40, 1), (40, 2), (40, 4), (40, 8), (52, 1)]
-_WRN_DROPOUT = [(16, 4), (28, 2), (28, 10), (52, 1)]
-# He et al.'s CIFAR nets, n = 3, 5, 7, 9 (6n+2 layers; n = 18 below), option A shortcuts as in the paper.
-_CIFAR_DEPTHS = [20, 32, 44, 56]
+_WRN_DROPOUT = [(16, 4), (28, 2), (28, 10), (52, 1)]  # dropout adds no weights: the same published numbers
+# Published trainable params and MACs per 32x32 image (field guide, section 3); WRN-28-2's count is
+# derived by hand in tests/test_builders.py.
+_WRN_PUBLISHED = {(28, 2): Published(1_467_610, 214e6), (40, 4): Published(8_949_210, 1299e6),
+                  (16, 8): Published(10_961_370, 1548e6), (28, 10): Published(36_479_194, 5247e6)}
 _RESNET_110_WARMUP = {"warmup_steps": 400, "warmup_learning_rate": 0.01}
 
 PRESETS: Mapping[str, Preset] = MappingProxyType({
     **{f"wrn-{d}-{k}": _wrn(d, k) for d, k in _WRN},
     # Dropout 0.3 between the convs, the paper's choice on CIFAR by cross-validation.
     **{f"wrn-{d}-{k}-dropout": _wrn(d, k, dropout_rate=0.3) for d, k in _WRN_DROPOUT},
-    **{f"resnet-{d}": Preset(cifar_resnet, {"depth": d}, recipe="he") for d in _CIFAR_DEPTHS},
+    # He et al.'s CIFAR nets, n = 3, 5, 7, 9 (6n+2 layers; n = 18 below), option A shortcuts as in the paper.
+    "resnet-20": Preset(cifar_resnet, {"depth": 20}, recipe="he", published=Published(269_722)),
+    "resnet-32": Preset(cifar_resnet, {"depth": 32}, recipe="he"),
+    "resnet-44": Preset(cifar_resnet, {"depth": 44}, recipe="he"),
+    "resnet-56": Preset(cifar_resnet, {"depth": 56}, recipe="he", published=Published(macs=127e6)),
     # "0.1 is slightly too large to start converging": He et al. warm ResNet-110 up at 0.01 for
     # about 400 iterations. Without it the loss explodes in the first steps (PyTorch's too).
-    "resnet-110": Preset(cifar_resnet, {"depth": 110}, recipe="he", recipe_overrides=_RESNET_110_WARMUP),
-    # The depth-vs-width baseline: 1x1 projections where the shape changes (1,730,522 params).
+    "resnet-110": Preset(cifar_resnet, {"depth": 110}, recipe="he", recipe_overrides=_RESNET_110_WARMUP,
+                         published=Published(1_727_962, 256e6)),
+    # The depth-vs-width baseline: 1x1 projections where the shape changes, 16*32 + 32*64 = 2,560
+    # params more than option A.
     "resnet-110-projection": Preset(cifar_resnet, {"depth": 110, "shortcut": "projection"}, recipe="wrn",
-                                    recipe_overrides=_RESNET_110_WARMUP),
-    "preact-resnet-164": Preset(preact_resnet, {"depth": 164}, recipe="wrn"),
+                                    recipe_overrides=_RESNET_110_WARMUP, published=Published(1_730_522)),
+    "preact-resnet-164": Preset(preact_resnet, {"depth": 164}, recipe="wrn", published=Published(1_703_258)),
     "preact-resnet-1001": Preset(preact_resnet, {"depth": 1001}, recipe="wrn"),
-    **{f"imagenet-resnet-{d}": Preset(imagenet_resnet, {"depth": d}, recipe="he") for d in (18, 34, 50, 101, 152)},
+    # torchvision's counts: convs without bias, BN, fc with bias.
+    **{f"imagenet-resnet-{d}": Preset(imagenet_resnet, {"depth": d}, recipe="he", published=Published(params))
+       for d, params in ((18, 11_689_512), (34, 21_797_672), (50, 25_557_032), (101, None), (152, None))},
     **{f"imagenet-plain-{d}": Preset(imagenet_resnet, {"depth": d, "residual": False}, recipe="he")
        for d in (18, 34, 50)},
 })

@@ -12,16 +12,27 @@ Reference: szagoruyko/wide-residual-networks, pytorch/resnet.py.
 
 from __future__ import annotations
 
+import functools
 import re
 
 import keras
 from keras import layers
 
-from builders.layers import (BN_EPSILON, BN_MOMENTUM, LayerFactory, allow_deep_graph, check_choice,
-                             check_input_shape, check_model_name, check_positive_int, check_rate)
+from builders.layers import (
+    BN_EPSILON,
+    BN_MOMENTUM,
+    CIFAR_GROUP_STRIDES,
+    CIFAR_GROUP_WIDTHS,
+    LayerFactory,
+    allow_deep_graph,
+    check_choice,
+    check_input_shape,
+    check_model_name,
+    check_positive_int,
+    check_rate,
+    stages,
+)
 
-GROUP_WIDTHS = (16, 32, 64)
-GROUP_STRIDES = (1, 2, 2)
 # Where dropout sits inside a block, before every conv but the first:
 #   "before_conv": BN-ReLU-dropout-conv, as the paper and its reference code;
 #   "after_conv":  conv-dropout-BN-ReLU, as many hand-written Keras ports do.
@@ -88,16 +99,15 @@ def wide_resnet(*, depth=28, widen_factor=10, block_type="B(3,3)", dropout_rate=
     f = LayerFactory(bn_momentum=bn_momentum, bn_epsilon=bn_epsilon, padding=padding)
 
     inputs = keras.Input(check_input_shape(input_shape), name="image")
-    x = f.conv(inputs, GROUP_WIDTHS[0], 3, name="stem_conv")
-    for g, (width, stride) in enumerate(zip(GROUP_WIDTHS, GROUP_STRIDES), start=1):
-        for b in range(1, blocks_per_group + 1):
-            x = _block(f, x, width * widen_factor, stride if b == 1 else 1, kernels, dropout_rate,
-                       dropout_position, prefix=f"group{g}_block{b}")
+    x = f.conv(inputs, CIFAR_GROUP_WIDTHS[0], 3, name="stem_conv")
+    block = functools.partial(_block, f, kernels=kernels, dropout_rate=dropout_rate, dropout_position=dropout_position)
+    x = stages(x, block, widths=[w * widen_factor for w in CIFAR_GROUP_WIDTHS], strides=CIFAR_GROUP_STRIDES,
+               blocks_per_group=[blocks_per_group] * len(CIFAR_GROUP_WIDTHS))
     outputs = f.head(x, num_classes, preactivated=True)
     return keras.Model(inputs, outputs, name=name or model_name(depth, widen_factor, kernels))
 
 
-def _block(f, x, width, stride, kernels, dropout_rate, dropout_position, *, prefix):
+def _block(f, x, width, stride, *, kernels, dropout_rate, dropout_position, prefix):
     preactivated = f.bn_relu(x, prefix=prefix, suffix="1")
     if stride != 1 or x.shape[-1] != width:
         # The reference projects the pre-activated input, not the raw one.

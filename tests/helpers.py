@@ -16,9 +16,19 @@ import studies
 ROOT = Path(__file__).resolve().parents[1]
 REAL_SUBSET = ROOT.parent / "shared" / "data" / "cifar10-subset.npz"
 CLASS_NAMES = ("red", "green", "blue", "grey")
+# Presets over 20M trainable params (tests/test_builders.py checks this list): building one takes seconds,
+# so a test that builds one is marked `slow`.
+BIG_PRESETS = frozenset({"wrn-22-10", "wrn-28-10", "wrn-28-10-dropout", "wrn-28-12", "wrn-40-8", "imagenet-resnet-34",
+                         "imagenet-resnet-50", "imagenet-resnet-101", "imagenet-resnet-152", "imagenet-plain-34",
+                         "imagenet-plain-50"})
 # Every module of studies/, found by listing the folder: a new study is tested without a list to edit.
 STUDY_ENTRY_POINTS = {m.name: importlib.import_module(f"studies.{m.name}")
                       for m in pkgutil.iter_modules(studies.__path__)}
+
+
+def preset_params(names):
+    """Preset names as pytest parameters, the big ones marked slow."""
+    return [pytest.param(name, marks=pytest.mark.slow) if name in BIG_PRESETS else name for name in names]
 
 
 def make_npz(path, *, n_train=256, n_test=64, size=32, seed=0, label_names=True) -> str:
@@ -36,6 +46,10 @@ def make_npz(path, *, n_train=256, n_test=64, size=32, seed=0, label_names=True)
     extra = {"label_names": np.array(CLASS_NAMES)} if label_names else {}
     np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test, **extra)
     return f"npz:{path}"
+
+
+def quiet(*_):
+    """A `log` that prints nothing."""
 
 
 def real_subset() -> str:

@@ -3,12 +3,23 @@ reference implementation's logits, save/load, and the errors bad arguments raise
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
-import keras
 
-from builders import (PRESETS, build, cifar_resnet, count_macs, count_params, imagenet_resnet, parse_block_type,
-                      preact_resnet, wide_resnet)
+from builders import (
+    PRESETS,
+    Published,
+    build,
+    cifar_resnet,
+    count_macs,
+    count_params,
+    imagenet_resnet,
+    parse_block_type,
+    preact_resnet,
+    wide_resnet,
+)
+from tests.helpers import BIG_PRESETS, preset_params
 from tests.reference_wrn import NumpyOps, params_from_keras, wrn_forward
 
 
@@ -16,36 +27,36 @@ def trainable(model):
     return count_params(model)["trainable_params"]
 
 
-# Trainable parameters, as published (field guide, section 3). Arithmetic for the first one:
-# WRN-28-2 has N = (28 - 4) / 6 = 4 blocks per group at widths 32/64/128; a BN has 2 weights
-# per channel. Block 1 of a group: BN(in) + conv 3x3 in->w + BN(w) + conv 3x3 w->w + 1x1 in->w.
+# The presets' published numbers (builders/presets.py, field guide section 3). Arithmetic for the
+# first one: WRN-28-2 has N = (28 - 4) / 6 = 4 blocks per group at widths 32/64/128; a BN has 2
+# weights per channel. Block 1 of a group: BN(in) + conv 3x3 in->w + BN(w) + conv 3x3 w->w + 1x1 in->w.
 #   stem 3*3*3*16                                                               =       432
 #   group1: 32 + 4,608 + 64 + 9,216 + 512 = 14,432; blocks 2-4 3 * 2 * (64 + 9,216)  =    70,112
 #   group2: 64 + 18,432 + 128 + 36,864 + 2,048 = 57,536; 3 * 2 * (128 + 36,864)       =   279,488
 #   group3: 128 + 73,728 + 256 + 147,456 + 8,192 = 229,760; 3 * 2 * (256 + 147,456)  = 1,116,032
 #   head BN(128) 256 + dense 128 * 10 + 10                                           =     1,546
 #                                                                                      1,467,610
-# ResNet-110 option A vs option B differ by the two 1x1 projections, 16*32 + 32*64 = 2,560.
-PUBLISHED_PARAMS = [
-    ("wrn-28-2", {}, 1_467_610),
-    ("wrn-28-2-dropout", {}, 1_467_610),  # dropout adds no weights
-    ("wrn-40-4", {}, 8_949_210),
-    ("wrn-16-8", {}, 10_961_370),
-    ("wrn-28-10", {}, 36_479_194),
-    ("wrn-28-10", {"num_classes": 100}, 36_536_884),  # + 90 * (640 + 1) = 57,690 for 90 more classes
-    ("resnet-110-projection", {}, 1_730_522),
-    ("resnet-110", {}, 1_727_962),
-    ("resnet-20", {}, 269_722),
-    ("preact-resnet-164", {}, 1_703_258),
-    ("imagenet-resnet-18", {}, 11_689_512),  # torchvision's counts: convs without bias, BN, fc with bias
-    ("imagenet-resnet-34", {}, 21_797_672),
-    ("imagenet-resnet-50", {}, 25_557_032),
-]
+PUBLISHED = sorted(name for name, preset in PRESETS.items() if preset.published != Published())
 
 
-@pytest.mark.parametrize("name,overrides,expected", PUBLISHED_PARAMS, ids=lambda v: str(v) if v else "")
-def test_trainable_params_equal_published(name, overrides, expected):
-    assert trainable(build(name, **overrides)) == expected
+def test_the_published_numbers_cover_every_family_and_the_baseline_trio():
+    assert {PRESETS[name].family for name in PUBLISHED} == {PRESETS[name].family for name in PRESETS}
+    assert {"resnet-110-projection", "wrn-28-2", "wrn-28-2-dropout"} <= set(PUBLISHED)
+
+
+@pytest.mark.parametrize("name", preset_params(PUBLISHED))
+def test_every_preset_matches_its_published_params_and_macs(name):
+    model, published = build(name), PRESETS[name].published
+    if published.trainable_params is not None:
+        assert trainable(model) == published.trainable_params
+    if published.macs is not None:  # within 1%: the papers round, and count BN and ReLU differently
+        assert count_macs(model) == pytest.approx(published.macs, rel=0.01)
+
+
+@pytest.mark.slow
+def test_more_classes_add_exactly_the_classifier_weights():
+    # WRN-28-10 with 100 classes: + 90 * (640 + 1) = 57,690 for 90 more classes.
+    assert trainable(build("wrn-28-10", num_classes=100)) == 36_479_194 + 57_690
 
 
 def test_plain_nets_have_the_same_layers_without_shortcuts():
@@ -82,13 +93,6 @@ def test_deepening_factor_nets_all_have_2_2m_params():
     assert round(counts[1] / 1e6, 1) == 2.2
 
 
-# Published forward multiply-accumulates per 32x32 image (field guide, section 3), within 1%.
-@pytest.mark.parametrize("name,published", [("wrn-28-2", 214e6), ("wrn-28-10", 5247e6), ("resnet-110", 256e6),
-                                            ("wrn-40-4", 1299e6), ("wrn-16-8", 1548e6), ("resnet-56", 127e6)])
-def test_macs_match_published(name, published):
-    assert count_macs(build(name)) == pytest.approx(published, rel=0.01)
-
-
 def test_macs_of_a_conv_by_hand():
     # One 3x3 conv, 8 -> 4 channels on a 5x5 map with "same" padding: 5*5*4 outputs * 3*3*8 = 7,200;
     # the dense layer 4 -> 2 adds 8 (after pooling).
@@ -99,10 +103,11 @@ def test_macs_of_a_conv_by_hand():
     assert count_macs(model) == 7_200 + 8
 
 
-@pytest.mark.parametrize("name", sorted(PRESETS))
+@pytest.mark.parametrize("name", preset_params(sorted(PRESETS)))
 def test_every_preset_builds_with_the_right_output_shape(name):
     model = build(name, num_classes=7)
     assert model.output.shape == (None, 7)
+    assert (trainable(model) > 20e6) == (name in BIG_PRESETS)  # the tests' list of big nets is true
     assert model.input.shape[1:] == PRESETS[name].input_shape
     assert model.get_layer("stem_conv") and model.get_layer("head_dense")
 
