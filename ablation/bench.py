@@ -2,7 +2,8 @@
 
 In one process it measures
   * the training throughput of the model's real training step (the run's optimizer, weight
-    decay and metrics, fed by the run's input pipeline): the median step after warm-up;
+    decay and metrics, fed by the run's input pipeline): the median of the timed steps, after
+    untimed steps that trace the graph (not the recipe's learning-rate warm-up);
   * its arithmetic: MACs per image, achieved FLOP/s = 2 FLOPs per MAC x 3 (forward, and a
     backward pass of twice the forward's cost) x MACs x images/s, the float32 matrix-multiply
     FLOP/s of this machine measured now, and their ratio, the model FLOPs utilisation (mfu);
@@ -25,8 +26,16 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 
+from ablation import data, distribute, records
+from ablation.callbacks import RunRecorder
+from ablation.choices import JIT_MODES
+from ablation.config import RunConfig, build_model
+from ablation.data import Source
 from ablation.errors import ConfigError
+from ablation.recipes import compile_model
+from builders import count_macs
 
 FLOPS_PER_MAC = 2
 TRAINING_PASSES = 3  # forward, and backward at about twice the forward's cost
@@ -70,8 +79,6 @@ def images_per_second(batch_size: int, step_seconds) -> float:
 
 def measure_matmul(n=MATMUL_SIZE, repeats=7) -> float:
     """The machine's float32 matrix-multiply FLOP/s through TensorFlow (oneDNN/cuBLAS), median."""
-    import tensorflow as tf
-
     a, b = tf.random.uniform((n, n), dtype=tf.float32), tf.random.uniform((n, n), dtype=tf.float32)
     product = tf.function(lambda: tf.reduce_sum(tf.linalg.matmul(a, b)))
     product().numpy()
@@ -97,10 +104,6 @@ class StepTimer(keras.callbacks.Callback):
 
 def synthetic_source(num_images=4096, shape=(32, 32, 3), num_classes=10, seed=0):
     """Random CIFAR-shaped images: throughput does not depend on what the pixels show."""
-    import tensorflow as tf
-
-    from ablation.data import Source
-
     rng = np.random.default_rng(seed)
     split = lambda n: tf.data.Dataset.from_tensor_slices(
         (rng.integers(0, 256, (n,) + tuple(shape), dtype=np.uint8), rng.integers(0, num_classes, n).astype(np.int64)))
@@ -111,8 +114,8 @@ def synthetic_source(num_images=4096, shape=(32, 32, 3), num_classes=10, seed=0)
 class BenchConfig:
     model: str = "wrn-28-2"
     batch_size: int = 128
-    steps: int = 10
-    warmup: int = 3
+    timed_steps: int = 10
+    untimed_steps: int = 3  # first, untimed: tracing the graph
     dataset: str | None = None  # None: synthetic CIFAR-shaped images
     precision: str = "float32"
     jit_compile: str = "auto"
@@ -120,25 +123,20 @@ class BenchConfig:
 
 
 def run_bench(config: BenchConfig, log=print) -> dict:
-    from ablation import data, distribute
-    from ablation.recipes import compile_model
-    from ablation.run import JIT_MODES, RunConfig, build_model, recipe_of
-    from builders import count_macs
-
-    if config.steps < 1 or config.warmup < 0:
-        raise ConfigError(f"steps={config.steps}, warmup={config.warmup} are not valid; expected steps >= 1, "
-                          f"warmup >= 0.")
+    if config.timed_steps < 1 or config.untimed_steps < 0:
+        raise ConfigError(f"timed_steps={config.timed_steps}, untimed_steps={config.untimed_steps} are not valid; "
+                          f"expected timed_steps >= 1, untimed_steps >= 0.")
     resolved = RunConfig(model=config.model, recipe_overrides={"batch_size": config.batch_size},
                          precision=config.precision, strategy=config.strategy,
                          jit_compile=config.jit_compile).resolve()
-    recipe = recipe_of(resolved)
+    recipe = resolved.recipe_fields
     strategy, devices = distribute.make_strategy(config.strategy)
-    input_shape = tuple(resolved["input_shape"])
+    input_shape = resolved.input_shape
     source = (data.open_source(config.dataset) if config.dataset
               else synthetic_source(num_images=max(4096, 2 * config.batch_size), shape=input_shape))
     pipeline = data.make_pipeline(source, image_shape=input_shape, batch_size=config.batch_size, seed=0,
                                   validation_fraction=0.0)
-    steps_per_epoch = min(pipeline.steps_per_epoch, config.warmup + config.steps)
+    steps_per_epoch = min(pipeline.steps_per_epoch, config.untimed_steps + config.timed_steps)
 
     log("measuring the float32 matrix-multiply rate ...")
     matmul = measure_matmul()
@@ -148,12 +146,13 @@ def run_bench(config: BenchConfig, log=print) -> dict:
             compile_model(model, recipe, steps_per_epoch, jit_compile=JIT_MODES[config.jit_compile])
         macs = count_macs(model)
 
-        log(f"timing {config.warmup} + {config.steps} training steps of {config.model}, batch {config.batch_size} ...")
-        step_times = _fit(model, pipeline, config.warmup + config.steps, [])[1][config.warmup:]
+        log(f"timing {config.timed_steps} training steps of {config.model} after {config.untimed_steps} untimed ones, "
+            f"batch {config.batch_size} ...")
+        step_times = _fit(model, pipeline, config.untimed_steps + config.timed_steps, [])[1][config.untimed_steps:]
         train_rate = images_per_second(config.batch_size, step_times)
 
         log("timing the input pipeline alone ...")
-        pipeline_rate = _pipeline_rate(pipeline, batches=max(20, 2 * config.steps))
+        pipeline_rate = _pipeline_rate(pipeline, batches=max(20, 2 * config.timed_steps))
 
         log("timing our training loop against a bare model.fit ...")
         loop = _loop_overhead(model, config, recipe, pipeline, strategy, resolved, source)
@@ -162,18 +161,18 @@ def run_bench(config: BenchConfig, log=print) -> dict:
     epoch_steps = (pipeline.num_train if config.dataset else CIFAR10_TRAIN) // config.batch_size
     achieved = achieved_flops(macs, train_rate)
     return {
-        "model": config.model, "batch_size": config.batch_size, "steps": config.steps,
+        "model": config.model, "batch_size": config.batch_size, "timed_steps": config.timed_steps,
         "train_images_per_second": train_rate, "step_seconds_median": statistics.median(step_times),
         "macs_per_image": macs, "training_flops_per_image": training_flops_per_image(macs),
         "achieved_tflops": achieved / 1e12, "matmul_tflops": matmul / 1e12, "mfu": utilisation(achieved, matmul),
         "pipeline_images_per_second": pipeline_rate, "pipeline_ratio": pipeline_rate / train_rate,
-        "runner_overhead": loop.overhead(epoch_steps), "runner_overhead_short_epoch": loop.overhead(config.steps),
+        "runner_overhead": loop.overhead(epoch_steps), "runner_overhead_short_epoch": loop.overhead(config.timed_steps),
         "runner_seconds_per_epoch": loop.fixed_seconds, "runner_seconds_per_step": loop.step_seconds,
         "epoch_steps": epoch_steps,
         "peak_rss_mb": peak_rss_mb(),
         "device": distribute.device_kind(), "devices": devices, "strategy": type(strategy).__name__,
         "replicas": strategy.num_replicas_in_sync, "precision": config.precision,
-        "jit_compile_requested": config.jit_compile, "jit_compile": bool(model.jit_compile),
+        "jit_compile_requested": config.jit_compile, "jit_compile": "on" if model.jit_compile else "off",
         "input": source.name,
     }
 
@@ -194,33 +193,31 @@ class LoopCost:
 
 def _loop_overhead(model, config, recipe, pipeline, strategy, resolved, source) -> LoopCost:
     """A bare model.fit (same net, optimizer and weight decay; the loss alone, no callbacks) against
-    ours (the run's metrics and callbacks), an epoch of `steps` steps each, interleaved twice."""
-    from ablation.callbacks import RunRecorder, read_history
-    from ablation.run import build_model
-
+    ours (the run's metrics and callbacks), an epoch of `timed_steps` steps each, interleaved twice."""
     with strategy.scope():
         bare_model = build_model(resolved, num_classes=len(source.class_names))
         bare_model.set_weights(model.get_weights())
-        bare_model.compile(optimizer=recipe.make_optimizer(config.steps), loss=model.loss,
+        bare_model.compile(optimizer=recipe.make_optimizer(config.timed_steps), loss=model.loss,
                            jit_compile=model.jit_compile)
-    _fit(bare_model, pipeline, max(config.warmup, 1), [])  # tracing
+    _fit(bare_model, pipeline, max(config.untimed_steps, 1), [])  # tracing
     bare, ours = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for attempt in range(2):  # interleaved, so that drift hits both alike
-            bare.append(_fit(bare_model, pipeline, config.steps, []))
+            bare.append(_fit(bare_model, pipeline, config.timed_steps, []))
             run_dir = Path(tmp) / f"run{attempt}"
-            recorder = RunRecorder(run_dir, history=read_history(run_dir), epochs=1, steps_per_epoch=config.steps,
-                                   batch_size=config.batch_size, schedule=recipe.schedule(config.steps),
+            recorder = RunRecorder(run_dir, history=records.read_history(run_dir), epochs=1,
+                                   steps_per_epoch=config.timed_steps, batch_size=config.batch_size,
+                                   schedule=recipe.schedule(config.timed_steps),
                                    log=lambda *_: None)
             tensorboard = keras.callbacks.TensorBoard(run_dir / "tensorboard", write_graph=False, profile_batch=0)
-            ours.append(_fit(model, pipeline, config.steps, [recorder, tensorboard]))
+            ours.append(_fit(model, pipeline, config.timed_steps, [recorder, tensorboard]))
         start = time.perf_counter()  # the best checkpoint, as if validation improved every epoch
         model.save(Path(tmp) / "best.keras")
         best_save = time.perf_counter() - start
     (bare_total, bare_steps), (ours_total, ours_steps) = min(bare), min(ours)
     bare_step, ours_step = statistics.median(bare_steps), statistics.median(ours_steps)
     step_extra = max(0.0, ours_step - bare_step)
-    fixed = max(0.0, (ours_total - bare_total) - config.steps * step_extra) + best_save
+    fixed = max(0.0, (ours_total - bare_total) - config.timed_steps * step_extra) + best_save
     return LoopCost(bare_step=bare_step, step_seconds=step_extra, fixed_seconds=fixed)
 
 
@@ -248,14 +245,14 @@ def peak_rss_mb() -> float:
 
 
 def format_report(result: dict) -> str:
-    xla = "on" if result["jit_compile"] else "off"
-    if result["jit_compile_requested"] != "auto" and (result["jit_compile_requested"] == "on") != result["jit_compile"]:
+    xla = result["jit_compile"]
+    if result["jit_compile_requested"] not in ("auto", xla):
         xla += f" (requested {result['jit_compile_requested']}; Keras turned it {xla})"
     return "\n".join([
         f"{result['model']}, batch {result['batch_size']}, {result['precision']}, XLA {xla}, "
         f"{result['strategy']} over {result['replicas']} replica(s) on {result['device']}",
         f"  training       {result['train_images_per_second']:8.1f} images/s   "
-        f"(median step {result['step_seconds_median']:.3f} s over {result['steps']} steps)",
+        f"(median step {result['step_seconds_median']:.3f} s over {result['timed_steps']} timed steps)",
         f"  arithmetic     {result['macs_per_image'] / 1e6:8.1f} M MACs/image -> {result['achieved_tflops'] * 1e3:.1f} "
         f"GFLOP/s achieved (2 x 3 x MACs x images/s)",
         f"  matmul peak    {result['matmul_tflops'] * 1e3:8.1f} GFLOP/s (float32, {MATMUL_SIZE}^3, this run)",
@@ -265,6 +262,6 @@ def format_report(result: dict) -> str:
         f"  runner         {100 * result['runner_overhead']:+7.2f} % over a bare model.fit, over an epoch of "
         f"{result['epoch_steps']} steps ({result['runner_seconds_per_step'] * 1e3:.1f} ms a step, "
         f"{result['runner_seconds_per_epoch']:.2f} s an epoch; {100 * result['runner_overhead_short_epoch']:+.1f} % "
-        f"over the {result['steps']} timed steps alone)",
+        f"over the {result['timed_steps']} timed steps alone)",
         f"  peak memory    {result['peak_rss_mb']:8.0f} MB resident",
     ])

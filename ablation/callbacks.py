@@ -9,7 +9,6 @@ truncates the history to the restored epoch, so the records always agree.
 from __future__ import annotations
 
 import math
-import re
 import sys
 import time
 from pathlib import Path
@@ -17,28 +16,11 @@ from pathlib import Path
 import keras
 import pandas as pd
 
-from ablation import io
-
-STATE_DIR = "state"
-_STATE_FILE = re.compile(r"epoch-(\d+)\.weights\.h5")
-HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "epoch_seconds",
-                   "train_seconds", "images_per_second"]
+from ablation import io, records
 
 
 class TrainingDiverged(RuntimeError):
-    pass
-
-
-def latest_state(run_dir: Path):
-    """(epochs finished, path) of the newest resumable state, or (0, None)."""
-    found = [(int(m.group(1)), p) for p in (run_dir / STATE_DIR).glob("epoch-*.weights.h5")
-             if (m := _STATE_FILE.fullmatch(p.name))]
-    return max(found, default=(0, None))
-
-
-def read_history(run_dir: Path) -> pd.DataFrame:
-    path = run_dir / "history.csv"
-    return pd.read_csv(path) if path.exists() else pd.DataFrame(columns=HISTORY_COLUMNS)
+    """The training loss became NaN or infinite: the run fails (a search records the trial as failed)."""
 
 
 class RunRecorder(keras.callbacks.Callback):
@@ -85,26 +67,20 @@ class RunRecorder(keras.callbacks.Callback):
             "epoch_seconds": end - self._start, "train_seconds": train_seconds,
             "images_per_second": self.steps * self.batch_size / train_seconds,
         }
-        state = self.run_dir / STATE_DIR / f"epoch-{epoch + 1:04d}.weights.h5"
+        state = records.state_path(self.run_dir, epoch + 1)
         with io.atomic_path(state) as tmp:
             self.model.save_weights(tmp)
-        for old in (self.run_dir / STATE_DIR).glob("epoch-*.weights.h5"):
+        for old in (self.run_dir / records.STATE_DIR).glob("epoch-*.weights.h5"):
             if old != state:
                 old.unlink()
         if row["val_accuracy"] is not None and row["val_accuracy"] > self.best:
             self.best = row["val_accuracy"]
-            with io.atomic_path(self.run_dir / "best.keras") as tmp:
+            with io.atomic_path(self.run_dir / records.BEST_MODEL_FILE) as tmp:
                 self.model.save(tmp)
             self.best_saved_epoch = epoch + 1
         self.rows.append(row)
-        save_history(self.run_dir, self.rows)
+        records.save_history(self.run_dir, self.rows)
         val = f" val_loss {row['val_loss']:.4f} val_acc {row['val_accuracy']:.4f}" if row["val_loss"] is not None else ""
         self.log(f"epoch {epoch + 1}/{self.epochs}: loss {row['loss']:.4f} acc {row['accuracy']:.4f}{val} "
                  f"lr {row['learning_rate']:.4g} {row['epoch_seconds']:.1f}s ({row['images_per_second']:.0f} img/s)")
 
-
-def save_history(run_dir: Path, rows: list[dict]) -> None:
-    history = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
-    io.write_csv(run_dir / "history.csv", history)
-    io.write_json(run_dir / "training_history.json",
-                  {column: history[column].tolist() for column in history.columns})

@@ -1,44 +1,41 @@
-"""`python -m ablation`: one training run, reports, the model table and the benchmark.
+"""Every command line: `python -m ablation {train,report,models,bench}`, `python -m studies.NAME`
+and the search modules. The top layer: it parses, calls the library, and turns errors into exits.
 
 Bad input ends with one line on stderr naming the bad value and exit status 2, no traceback
-(set ABLATION_DEBUG=1 to see it). Ctrl-C keeps every finished epoch: run the command again.
+(set ABLATION_DEBUG=1 to see it); a failed run with one line naming its failure.json and exit 1.
+Ctrl-C keeps every finished epoch: run the command again.
+
+`main`, `study_main` and `search_main` change no process-wide state, so tests call them directly;
+the entry points (`ablation/__main__.py`, the `__main__` blocks of the study modules) call
+`console.prepare_console()` first.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import sys
+import inspect
+import json
+from pathlib import Path
 
+from ablation import bench as bench_module
+from ablation.bench import BenchConfig, format_report, run_bench
+from ablation.choices import PROTOCOLS
+from ablation.config import RunConfig, preset_of
+from ablation.console import add_alias, add_device_arguments, add_run_arguments, run_command
 from ablation.errors import ConfigError
-from ablation.run import RunFailed
+from ablation.recipes import RECIPES
+from ablation.report import write_study_report
+from ablation.run import train
+from ablation.runner import parse_shard, run_study
+from ablation.study import Options, SearchDefaults, Study
+from ablation.tuning import TUNERS, Search, run_search
+from builders import PRESETS, count_macs, count_params
 
-
-def add_run_arguments(parser, *, single_run=True):
-    """Options shared by `ablation train` and every study (one spelling for each)."""
-    parser.add_argument("--dataset", default=None if not single_run else "cifar10",
-                        help="a tensorflow-datasets name (cifar10, cifar100, svhn_cropped, cats_vs_dogs, ...) "
-                             "or npz:PATH with keras.datasets keys (default: %(default)s)")
-    parser.add_argument("--epochs", type=int, help="epochs (default: the recipe's); the lr milestones scale with it")
-    add_device_arguments(parser)
-    parser.add_argument("--data-dir", help="tensorflow-datasets data_dir")
-
-
-def add_device_arguments(parser):
-    from ablation.distribute import PRECISIONS, STRATEGIES
-
-    parser.add_argument("--strategy", default="auto", choices=STRATEGIES,
-                        help="auto: MirroredStrategy over all GPUs when there are several, else one device "
-                             "(default: %(default)s)")
-    parser.add_argument("--precision", default="float32", choices=PRECISIONS, help="(default: %(default)s)")
-    parser.add_argument("--jit-compile", default="auto", choices=("auto", "on", "off"),
-                        help="XLA for the train step; auto lets Keras decide: on for one GPU, off on CPU and under "
-                             "tf.distribute (default: %(default)s)")
+# ----------------------------------------------------------------------------------------------
+# python -m ablation
 
 
 def cmd_train(args):
-    from ablation.run import RunConfig, train
-
     recipe = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size),
                                 ("learning_rate", args.learning_rate)) if v is not None}
     model = {k: v for k, v in (("dropout_rate", args.dropout_rate), ("block_type", args.block_type)) if v is not None}
@@ -51,20 +48,14 @@ def cmd_train(args):
 
 
 def cmd_bench(args):
-    import json
-
-    from ablation.bench import BenchConfig, format_report, run_bench
-
-    config = BenchConfig(model=args.model, batch_size=args.batch_size, steps=args.steps, warmup=args.warmup,
-                         dataset=args.dataset, precision=args.precision, jit_compile=args.jit_compile,
-                         strategy=args.strategy)
+    config = BenchConfig(model=args.model, batch_size=args.batch_size, timed_steps=args.timed_steps,
+                         untimed_steps=args.untimed_steps, dataset=args.dataset, precision=args.precision,
+                         jit_compile=args.jit_compile, strategy=args.strategy)
     result = run_bench(config, log=(lambda *_: None) if args.json else lambda line: print(line, flush=True))
     print(json.dumps(result, indent=2) if args.json else format_report(result))
 
 
 def cmd_report(args):
-    from ablation.report import write_study_report
-
     frame = write_study_report(args.results_dir)
     done = int((frame["status"] == "done").sum())
     print(f"{args.results_dir}: results.csv, summary.md, test_results_summary.json and plots rebuilt "
@@ -72,8 +63,6 @@ def cmd_report(args):
 
 
 def cmd_models(args):
-    from builders import PRESETS, count_macs, count_params
-
     print(f"{'model':24} {'builder':16} {'input':12} {'recipe':6} {'params':>12} {'MACs/image':>12}")
     for name, preset in PRESETS.items():
         model = preset.build()
@@ -84,37 +73,38 @@ def cmd_models(args):
 
 
 def build_parser():
-    from ablation.recipes import RECIPES
-
-    parser = argparse.ArgumentParser(prog="python -m ablation", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m ablation", description="one training run, reports, "
+                                     "the model table and the benchmark")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    train = commands.add_parser("train", help="one training run into a self-describing folder",
-                                description="Train one model the way its paper did; re-running the same "
-                                            "command resumes it, or does nothing if it finished.")
-    train.add_argument("--model", required=True, help="a preset name (python -m ablation models lists them)")
-    add_run_arguments(train)
-    train.add_argument("--recipe", choices=list(RECIPES), help="training recipe (default: the model's paper's)")
-    train.add_argument("--batch-size", type=int, help="global batch, split across replicas (default: the recipe's)")
-    train.add_argument("--learning-rate", type=float, help="initial learning rate (default: the recipe's)")
-    train.add_argument("--dropout-rate", type=float, help="dropout between the convs of a block (Wide ResNets)")
-    train.add_argument("--block-type", help='the paper\'s block type, e.g. "B(3,1,3)" (Wide ResNets)')
-    train.add_argument("--seed", type=int, default=42, help="weights, split, data order (default: %(default)s)")
-    train.add_argument("--validation-fraction", type=float, default=0.1,
-                       help="of the training split, for model selection (default: %(default)s)")
-    train.add_argument("--max-steps-per-epoch", type=int, help="cut every epoch short (smoke runs)")
-    train.add_argument("--no-augment", action="store_true", help="no pad-crop-flip augmentation")
-    train.add_argument("--out", required=True, help="the run folder")
-    train.set_defaults(func=cmd_train)
-
-    from ablation.bench import __doc__ as bench_doc
+    train_parser = commands.add_parser("train", help="one training run into a self-describing folder",
+                                       description="Train one model the way its paper did; re-running the same "
+                                                   "command resumes it, or does nothing if it finished.")
+    train_parser.add_argument("--model", required=True, help="a preset name (python -m ablation models lists them)")
+    add_run_arguments(train_parser)
+    train_parser.add_argument("--recipe", choices=list(RECIPES), help="training recipe (default: the model's paper's)")
+    train_parser.add_argument("--batch-size", type=int, help="global batch, split across replicas (default: the "
+                                                             "recipe's)")
+    train_parser.add_argument("--learning-rate", type=float, help="initial learning rate (default: the recipe's)")
+    train_parser.add_argument("--dropout-rate", type=float, help="dropout between the convs of a block (Wide ResNets)")
+    train_parser.add_argument("--block-type", help='the paper\'s block type, e.g. "B(3,1,3)" (Wide ResNets)')
+    train_parser.add_argument("--seed", type=int, default=42, help="weights, split, data order (default: %(default)s)")
+    train_parser.add_argument("--validation-fraction", type=float, default=0.1,
+                              help="of the training split, for model selection (default: %(default)s)")
+    train_parser.add_argument("--max-steps-per-epoch", type=int, help="cut every epoch short (smoke runs)")
+    train_parser.add_argument("--no-augment", action="store_true", help="no pad-crop-flip augmentation")
+    train_parser.add_argument("--out", required=True, help="the run folder")
+    train_parser.set_defaults(func=cmd_train)
 
     bench = commands.add_parser("bench", help="training throughput, MFU, input pipeline, loop overhead, memory",
-                                description=bench_doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+                                description=bench_module.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     bench.add_argument("--model", default="wrn-28-2", help="a preset name (default: %(default)s)")
     bench.add_argument("--batch-size", type=int, default=128, help="(default: %(default)s)")
-    bench.add_argument("--steps", type=int, default=10, help="timed training steps (default: %(default)s)")
-    bench.add_argument("--warmup", type=int, default=3, help="untimed steps first: tracing (default: %(default)s)")
+    bench.add_argument("--timed-steps", type=int, default=10, help="training steps timed (default: %(default)s)")
+    bench.add_argument("--untimed-steps", type=int, default=3,
+                       help="training steps run first and not timed: graph tracing (default: %(default)s)")
+    add_alias(bench, "--steps", "--timed-steps", "timed_steps", type=int)
+    add_alias(bench, "--warmup", "--untimed-steps", "untimed_steps", type=int)
     bench.add_argument("--dataset", help="npz:PATH or a tfds name (default: synthetic CIFAR-shaped images)")
     add_device_arguments(bench)
     bench.add_argument("--json", action="store_true", help="print one JSON object")
@@ -129,28 +119,100 @@ def build_parser():
     return parser
 
 
-def run_command(action, *, kept="finished epochs") -> int:
-    """The exit protocol of every command line here: `action()`'s status; bad input (ConfigError)
-    as one line on stderr and status 2; a failed run as one line naming its failure.json and
-    status 1; Ctrl-C as status 130, saying that `kept` survive."""
-    try:
-        return action() or 0
-    except ConfigError as error:
-        if os.environ.get("ABLATION_DEBUG"):
-            raise
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except RunFailed as error:
-        if os.environ.get("ABLATION_DEBUG"):
-            raise
-        print(f"error: the run in {error.out} failed ({error}); its traceback is in "
-              f"{error.out / 'failure.json'}; run the same command again to retry it.", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"\ninterrupted: {kept} are kept; run the same command again to go on.", file=sys.stderr)
-        return 130
-
-
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     return run_command(lambda: args.func(args))
+
+
+# ----------------------------------------------------------------------------------------------
+# python -m studies.NAME
+
+
+def add_protocol_argument(parser, help_text: str):
+    parser.add_argument("--protocol", default="paper", choices=PROTOCOLS, help=help_text)
+    add_alias(parser, "--preset", "--protocol", "protocol", choices=PROTOCOLS)
+
+
+def study_main(study: Study, argv=None) -> int:
+    """The command line of every study module: `python -m studies.NAME --help`."""
+    parser = argparse.ArgumentParser(prog=f"python -m studies.{study.name}", description=study.question)
+    add_protocol_argument(parser, "paper: the published protocol; smoke: the whole study in minutes on a CPU, "
+                                  "downsized and labelled as such (default: %(default)s)")
+    add_run_arguments(parser, single_run=False)
+    parser.add_argument("--seeds", help=f"comma-separated seeds (default: {','.join(map(str, study.seeds))})")
+    parser.add_argument("--results-dir", help=f"(default: results/{study.name}, results/{study.name}-smoke)")
+    parser.add_argument("--dry-run", action="store_true", help="list the runs with params, MACs and status")
+    parser.add_argument("--only", help="one run id or configuration label (as in --dry-run)")
+    parser.add_argument("--shard", help="I/N: run every N-th run starting at I (default: from SLURM_ARRAY_TASK_ID"
+                                        "/SLURM_ARRAY_TASK_COUNT or JOB_COMPLETION_INDEX/JOB_COMPLETIONS)")
+    args = parser.parse_args(argv)
+
+    def run():
+        options = Options(protocol=args.protocol, dataset=args.dataset, epochs=args.epochs,
+                          seeds=parse_seeds(args.seeds), strategy=args.strategy, precision=args.precision,
+                          jit_compile=args.jit_compile, data_dir=args.data_dir)
+        return run_study(study, options, results_dir=args.results_dir, only=args.only,
+                         shard=parse_shard(args.shard) if args.shard else None, dry_run=args.dry_run)
+
+    return run_command(run, kept="finished runs and epochs")
+
+
+def parse_seeds(text):
+    if text is None:
+        return None
+    try:
+        seeds = tuple(int(s) for s in text.split(","))
+    except ValueError:
+        seeds = ()
+    if not seeds or any(s < 0 for s in seeds):
+        raise ConfigError(f"--seeds {text!r} is not valid; expected comma-separated non-negative integers, "
+                          f"e.g. 42,43,44.")
+    return seeds
+
+
+# ----------------------------------------------------------------------------------------------
+# python -m studies.tune_dropout (a search module)
+
+
+def search_main(name: str, defaults: SearchDefaults, argv=None) -> int:
+    """The command line of a search module: `python -m studies.tune_dropout --help`."""
+    parser = argparse.ArgumentParser(prog=f"python -m studies.{name}",
+                                     description="keras-tuner search over the dropout rate, on the validation split.")
+    add_protocol_argument(parser, f"paper: the recipe's epochs, {defaults.max_trials} trials; smoke: "
+                                  f"{defaults.smoke_max_trials} trials of {defaults.smoke_epochs} short epochs, "
+                                  f"{defaults.smoke_executions_per_trial} executions each (default: %(default)s)")
+    parser.add_argument("--model", default=defaults.model, help="a preset name (default: %(default)s)")
+    parser.add_argument("--dataset", default=defaults.dataset, help="tfds name or npz:PATH (default: %(default)s)")
+    parser.add_argument("--tuner", default="bayesian", choices=TUNERS, help="(default: %(default)s)")
+    parser.add_argument("--max-trials", type=int, help="trials to run in all, including earlier calls' "
+                                                       "(not for hyperband, which sizes itself from --epochs)")
+    parser.add_argument("--executions-per-trial", type=int, help="seeds per trial, each score kept")
+    parser.add_argument("--epochs", type=int, help="epochs per execution (default: the recipe's; smoke: "
+                                                   f"{defaults.smoke_epochs})")
+    parser.add_argument("--seed", type=int, default=42, help="validation split, and execution i's seed is seed + i")
+    parser.add_argument("--min-rate", type=float, default=0.0)
+    parser.add_argument("--max-rate", type=float, default=0.5)
+    parser.add_argument("--step", type=float, default=0.05)
+    parser.add_argument("--tune-learning-rate", action="store_true", help="also search lr x0.5, x1, x2")
+    parser.add_argument("--results-dir", help=f"(default: results/{name}, results/{name}-smoke)")
+    parser.add_argument("--data-dir", help="tensorflow-datasets data_dir")
+    args = parser.parse_args(argv)
+    smoke = args.protocol == "smoke"
+
+    def run():
+        if "dropout_rate" not in inspect.signature(preset_of(args.model).builder).parameters:
+            raise ConfigError(f"model {args.model!r} has no dropout_rate; expected a Wide ResNet preset (wrn-...).")
+        epochs = args.epochs if args.epochs is not None else (defaults.smoke_epochs if smoke else None)
+        run_config = RunConfig(model=args.model, dataset=args.dataset, seed=args.seed, data_dir=args.data_dir,
+                               recipe_overrides={} if epochs is None else {"epochs": epochs},
+                               max_steps_per_epoch=defaults.smoke_max_steps_per_epoch if smoke else None)
+        search = Search(
+            run=run_config, tuner=args.tuner,
+            max_trials=args.max_trials or (defaults.smoke_max_trials if smoke else defaults.max_trials),
+            executions_per_trial=args.executions_per_trial or (defaults.smoke_executions_per_trial if smoke
+                                                               else defaults.executions_per_trial),
+            min_rate=args.min_rate, max_rate=args.max_rate, step=args.step,
+            tune_learning_rate=args.tune_learning_rate, protocol=args.protocol)
+        return run_search(search, args.results_dir or Path("results") / (name if not smoke else f"{name}-smoke"))
+
+    return run_command(run, kept="finished trials")

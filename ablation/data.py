@@ -17,6 +17,7 @@ import zipfile
 
 import numpy as np
 import tensorflow as tf
+import tensorflow_datasets as tfds
 
 from ablation.errors import ConfigError
 
@@ -165,8 +166,6 @@ def _npz_source(dataset):
 
 
 def _tfds_source(name, data_dir):
-    import tensorflow_datasets as tfds
-
     try:
         builder = tfds.builder(name, data_dir=data_dir)
     except Exception as error:  # tfds raises its own DatasetNotFoundError and friends

@@ -21,6 +21,7 @@ from pathlib import Path
 import keras
 
 from ablation import io
+from ablation.config import RunConfig, build_model
 
 _warned = False
 _BLOCK = re.compile(r"(group\d+)_(block\d+)_(.+)")
@@ -31,11 +32,9 @@ def inbound_layers(layer) -> list:
     return [tensor._keras_history.operation for node in layer._inbound_nodes for tensor in node.input_tensors]
 
 
-def write_run_diagrams(config, run_dir: Path, *, title: str, model: keras.Model | None = None) -> None:
+def write_run_diagrams(config: RunConfig, run_dir: Path, *, title: str, model: keras.Model | None = None) -> None:
     """The diagrams of a run's net (`model`, or built from `config`), unless all are there (a kill
     may have stopped them half-way); a failure is a warning, never an error."""
-    from ablation.run import build_model
-
     if all((run_dir / name).exists() for name in ("model_summary.txt", "architecture.png", "blocks.png")):
         return
     try:

@@ -13,10 +13,8 @@ import contextlib
 import keras
 import tensorflow as tf
 
+from ablation.choices import OFFERED_STRATEGIES, PRECISIONS, STRATEGIES, one_of
 from ablation.errors import ConfigError
-
-STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 MULTI_WORKER_UNSUPPORTED = (
     "--strategy multi_worker is not supported: MultiWorkerMirroredStrategy with model.fit fails under "
@@ -27,7 +25,7 @@ MULTI_WORKER_UNSUPPORTED = (
 def make_strategy(name: str):
     """The strategy for `name`, and a description of the devices it runs on."""
     if name not in STRATEGIES:
-        raise ConfigError(f"strategy={name!r} is not valid; expected one of {', '.join(STRATEGIES[:3])}.")
+        raise ConfigError(f"strategy={name!r} is not valid; expected one of {one_of(OFFERED_STRATEGIES)}.")
     if name == "multi_worker":
         raise ConfigError(MULTI_WORKER_UNSUPPORTED)
     gpus = tf.config.list_logical_devices("GPU")
@@ -42,7 +40,7 @@ def set_precision(precision: str) -> None:
     """Mixed precision computes in float16/bfloat16 with float32 weights; the builders keep the
     logits in float32, and Keras wraps the optimizer in loss scaling for mixed_float16."""
     if precision not in PRECISIONS:
-        raise ConfigError(f"precision={precision!r} is not valid; expected one of {', '.join(PRECISIONS)}.")
+        raise ConfigError(f"precision={precision!r} is not valid; expected one of {one_of(PRECISIONS)}.")
     keras.mixed_precision.set_global_policy(precision)
 
 

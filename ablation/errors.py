@@ -1,12 +1,29 @@
-"""The one exception for bad input.
+"""The two ways a command ends badly: bad input, and a run that failed.
 
 Validators raise `ConfigError` naming the bad value and what would be valid; command lines show
 it as one line and exit with status 2. The builders, which know nothing of this framework, raise
-plain ValueError for bad arguments; `ablation.run` turns those into ConfigError where it builds a
-net from a configuration. Any other exception inside a run (Keras, TensorFlow, a full disk) is a
-run failure, recorded in the run's failure.json and retried by the next call, never bad input.
+plain ValueError for bad arguments; `ablation.config` turns those into ConfigError where it builds
+a net from a configuration. Any other exception inside a run (Keras, TensorFlow, a full disk) is a
+run failure, `RunFailed`: recorded in the run's failure.json, retried by the next call, exit 1.
 """
+
+from __future__ import annotations
+
+from pathlib import Path
 
 
 class ConfigError(ValueError):
     """A value that is not valid, named together with what would be."""
+
+
+class RunFailed(RuntimeError):
+    """A run stopped by an error inside it, recorded in `record` (its failure.json) with the traceback.
+
+    Not bad input (that is a ConfigError): the configuration may be fine, and the next call
+    retries the run from its last finished epoch.
+    """
+
+    def __init__(self, out: Path, record: Path, error: BaseException):
+        lines = str(error).strip().splitlines()
+        super().__init__(f"{type(error).__name__}: {lines[0] if lines else ''}".rstrip(": "))
+        self.out, self.record = Path(out), Path(record)

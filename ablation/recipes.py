@@ -52,7 +52,7 @@ class Recipe:
             raise ConfigError(f"lr_milestones={self.lr_milestones!r} is not valid; expected increasing "
                               f"fractions of the run in (0, 1).")
 
-    def replace(self, **overrides) -> "Recipe":
+    def replace(self, **overrides) -> Recipe:
         unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(self)})
         if unknown:
             raise ConfigError(f"recipe field {unknown[0]!r} does not exist; expected one of "
@@ -63,7 +63,7 @@ class Recipe:
         """Steps where the lr drops: fraction x epochs, rounded to a whole epoch (60/120/160 of 200)."""
         return [round(m * self.epochs) * steps_per_epoch for m in self.lr_milestones]
 
-    def schedule(self, steps_per_epoch: int) -> "StepDecay":
+    def schedule(self, steps_per_epoch: int) -> StepDecay:
         return StepDecay(self.learning_rate, self.boundaries(steps_per_epoch), self.lr_decay, self.warmup_steps,
                          self.warmup_learning_rate)
 
@@ -90,7 +90,8 @@ def get_recipe(name: str) -> Recipe:
 
 @keras.saving.register_keras_serializable(package="ablation")
 class StepDecay(keras.optimizers.schedules.LearningRateSchedule):
-    """lr = base * decay ** (number of boundaries <= step), after `warmup_steps` at `warmup_lr`.
+    """lr = learning_rate * lr_decay ** (number of boundaries <= step), after `warmup_steps` at
+    `warmup_learning_rate` (the Recipe's field names).
 
     The optimizer's step counter starts at 0, so step `b` is the first one at the lower rate:
     with boundaries [60 * steps_per_epoch, ...] the first batch of epoch 60 (0-indexed) is
@@ -98,21 +99,28 @@ class StepDecay(keras.optimizers.schedules.LearningRateSchedule):
     (Keras's PiecewiseConstantDecay keeps the old rate at the boundary step itself.)
     """
 
-    def __init__(self, base_lr, boundaries, decay, warmup_steps=0, warmup_lr=0.01):
-        self.base_lr, self.boundaries, self.decay = float(base_lr), [int(b) for b in boundaries], float(decay)
-        self.warmup_steps, self.warmup_lr = int(warmup_steps), float(warmup_lr)
+    def __init__(self, learning_rate, boundaries, lr_decay, warmup_steps=0, warmup_learning_rate=0.01):
+        self.learning_rate, self.lr_decay = float(learning_rate), float(lr_decay)
+        self.boundaries = [int(b) for b in boundaries]
+        self.warmup_steps, self.warmup_learning_rate = int(warmup_steps), float(warmup_learning_rate)
 
     def __call__(self, step):
         step = keras.ops.cast(step, "int64")
         drops = sum((keras.ops.cast(step >= b, "float32") for b in self.boundaries), keras.ops.zeros((), "float32"))
-        lr = self.base_lr * keras.ops.power(self.decay, drops)
+        lr = self.learning_rate * keras.ops.power(self.lr_decay, drops)
         if self.warmup_steps:
-            lr = keras.ops.where(step < self.warmup_steps, self.warmup_lr, lr)
+            lr = keras.ops.where(step < self.warmup_steps, self.warmup_learning_rate, lr)
         return lr
 
     def get_config(self):
-        return {"base_lr": self.base_lr, "boundaries": self.boundaries, "decay": self.decay,
-                "warmup_steps": self.warmup_steps, "warmup_lr": self.warmup_lr}
+        return {"learning_rate": self.learning_rate, "boundaries": self.boundaries, "lr_decay": self.lr_decay,
+                "warmup_steps": self.warmup_steps, "warmup_learning_rate": self.warmup_learning_rate}
+
+    @classmethod
+    def from_config(cls, config):
+        # .keras files saved before the rename spell three arguments the old way.
+        renamed = {"base_lr": "learning_rate", "decay": "lr_decay", "warmup_lr": "warmup_learning_rate"}
+        return cls(**{renamed.get(key, key): value for key, value in config.items()})
 
 
 class CoupledWeightDecay:

@@ -1,138 +1,50 @@
-"""Metrics, tables and plots made from run records.
+"""A study's tables and plots, rebuilt from its run folders (`python -m ablation report results/NAME`).
 
-Exports never kill a run: a plot that fails is reported as a warning and the run goes on.
+Everything is read from disk (study.json and each run's records), so a report can be rebuilt at
+any time, by any shard, without the study module. A plot that fails is a warning.
 """
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ablation import io
+from ablation import io, records
+from ablation.config import ResolvedRun
 from ablation.errors import ConfigError
-
-
-def classification_metrics(logits: np.ndarray, labels: np.ndarray, class_names) -> dict:
-    """Cross-entropy, accuracy, per-class accuracy and confusion matrix from logits."""
-    logits = logits.astype(np.float64)
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    predictions = logits.argmax(axis=1)
-    k = len(class_names)
-    confusion = np.bincount(labels * k + predictions, minlength=k * k).reshape(k, k)
-    support = confusion.sum(axis=1)
-    per_class = pd.DataFrame({
-        "class": list(class_names), "support": support,
-        "correct": np.diag(confusion),
-        "accuracy": np.divide(np.diag(confusion), support, out=np.full(k, np.nan), where=support > 0),
-    })
-    return {"loss": float(-log_probs[np.arange(len(labels)), labels].mean()),
-            "accuracy": float((predictions == labels).mean()), "per_class": per_class, "confusion": confusion}
-
-
-def write_run_exports(run_dir: Path, history: pd.DataFrame, test: dict, class_names, *, title: str) -> None:
-    io.write_csv(run_dir / "per_class_accuracy.csv", test["per_class"])
-    safe_plot(run_dir / "learning_curves.png", plot_learning_curves, history, title)
-    safe_plot(run_dir / "confusion_matrix.png", plot_confusion_matrix, test["confusion"], class_names, title)
-
-
-def safe_plot(path: Path, plot, *args) -> bool:
-    """Draw with `plot(*args)` -> Figure and save atomically; a failure is a warning, never an error."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        figure = plot(*args)
-        with io.atomic_path(path) as tmp:
-            figure.savefig(tmp, dpi=120, bbox_inches="tight")
-        plt.close(figure)
-        return True
-    except Exception as error:  # a plot must never cost a finished run
-        warnings.warn(f"could not write {path.name}: {type(error).__name__}: {error}", stacklevel=2)
-        return False
-
-
-def plot_learning_curves(history: pd.DataFrame, title: str):
-    import matplotlib.pyplot as plt
-
-    figure, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
-    for column, label in (("loss", "train"), ("val_loss", "validation")):
-        ax_loss.plot(history["epoch"], history[column], label=label)
-    for column, label in (("accuracy", "train"), ("val_accuracy", "validation")):
-        ax_acc.plot(history["epoch"], history[column], label=label)
-    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
-    for ax in (ax_loss, ax_acc):
-        ax.grid(alpha=0.3)
-        ax.legend()
-    figure.suptitle(title)
-    return figure
-
-
-def plot_confusion_matrix(confusion: np.ndarray, class_names, title: str):
-    import matplotlib.pyplot as plt
-
-    k = len(class_names)
-    figure, ax = plt.subplots(figsize=(1.0 + 0.55 * k, 0.8 + 0.5 * k))
-    rates = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
-    image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
-    ax.set(xticks=range(k), yticks=range(k), xlabel="predicted", ylabel="true", title=f"{title}: test confusion")
-    ax.set_xticklabels(class_names, rotation=45, ha="right")
-    ax.set_yticklabels(class_names)
-    for i in range(k):
-        for j in range(k):
-            if confusion[i, j]:
-                ax.text(j, i, confusion[i, j], ha="center", va="center", fontsize=7,
-                        color="white" if rates[i, j] > 0.5 else "black")
-    figure.colorbar(image, ax=ax, fraction=0.046)
-    return figure
-
-
-# ----------------------------------------------------------------------------------------------
-# Study tables and plots, rebuilt from the run folders (python -m ablation report results/NAME)
+from ablation.plots import plot_error_vs, plot_heatmap, plot_per_class, plot_study_curves, safe_plot
 
 RESULT_COLUMNS = ["run_id", "configuration", "model", "seed", "trainable_params", "macs", "test_accuracy",
                   "test_error", "test_loss", "best_val_accuracy", "epochs", "seconds_per_epoch", "images_per_second",
-                  "status", "preset", "downsized"]
+                  "status", "protocol", "downsized"]
 
 
-def _setting(run: dict, key: str):
-    """A hyperparameter's value in a run's resolved config: model argument, recipe field or run field,
-    falling back to the builder's default (dropout_rate 0.0 when a preset does not set it)."""
-    import inspect
-
-    from builders import get_preset
-
-    if key in run["model_kwargs"]:
-        return run["model_kwargs"][key]
-    if key in run["recipe_fields"]:
-        return run["recipe_fields"][key]
-    if key in run:
-        return run[key]
-    parameter = inspect.signature(get_preset(run["model"]).builder).parameters.get(key)
-    return None if parameter is None else parameter.default
+def read_study(results_dir: Path) -> dict:
+    """study.json, with a study written before the vocabulary change ("preset" for the protocol)
+    read in today's words."""
+    study = io.read_json(Path(results_dir) / records.STUDY_FILE)
+    if study is None:
+        raise ConfigError(f"{results_dir} holds no {records.STUDY_FILE}; expected a folder written by "
+                          f"python -m studies.NAME.")
+    if "preset" in study:
+        study["protocol_description"] = study.pop("protocol")
+        study["protocol"] = study.pop("preset")
+    return study
 
 
 def collect_results(results_dir: Path) -> tuple[dict, pd.DataFrame]:
     """study.json and one row per planned run, from whatever the run folders hold now."""
-    from ablation.study import status
-
-    results_dir = Path(results_dir)
-    study = io.read_json(results_dir / "study.json")
-    if study is None:
-        raise ConfigError(f"{results_dir} holds no study.json; expected a folder written by python -m studies.NAME.")
+    study = read_study(results_dir)
     rows = []
     for planned in study["runs"]:
-        run_dir = results_dir / "runs" / planned["run_id"]
-        metrics = io.read_json(run_dir / "metrics.json", {})
-        row = {"run_id": planned["run_id"], "configuration": planned["label"], "model": planned["run"]["model"],
-               "seed": planned["seed"], "status": status(run_dir), "preset": study["preset"],
-               "downsized": planned["downsized"], **{key: _setting(planned["run"], key) for key in study["varies"]}}
+        run_dir = records.run_dir_of(results_dir, planned["run_id"])
+        metrics = records.read_metrics(run_dir) or {}
+        run = ResolvedRun.from_json(planned["run"])
+        row = {"run_id": planned["run_id"], "configuration": planned["label"], "model": run.model,
+               "seed": planned["seed"], "status": records.status(run_dir), "protocol": study["protocol"],
+               "downsized": planned["downsized"], **{key: _cell(run.setting(key)) for key in study["varies"]}}
         row.update({k: metrics.get(k) for k in RESULT_COLUMNS if k in metrics})
         rows.append(row)
     columns = RESULT_COLUMNS[:3] + list(study["varies"]) + RESULT_COLUMNS[3:]
@@ -150,11 +62,11 @@ def summarise(frame: pd.DataFrame, configurations: list[dict]) -> pd.DataFrame:
         errors = runs["test_error"].astype(float)
         published = configuration.get("published_error")
         median = errors.median() if len(errors) else np.nan
-        params = runs["trainable_params"].iloc[0] if len(runs) else np.nan
+        trainable_params = runs["trainable_params"].iloc[0] if len(runs) else np.nan
         accuracy = runs["test_accuracy"].astype(float).median() if len(runs) else np.nan
         out.append({
             "configuration": configuration["label"], "runs": len(runs),
-            "params": params, "macs": runs["macs"].iloc[0] if len(runs) else np.nan,
+            "trainable_params": trainable_params, "macs": runs["macs"].iloc[0] if len(runs) else np.nan,
             "median_error": median, "mean_error": errors.mean() if len(errors) else np.nan,
             "std_error": errors.std(ddof=1) if len(errors) > 1 else np.nan,
             "min_error": errors.min() if len(errors) else np.nan, "max_error": errors.max() if len(errors) else np.nan,
@@ -162,7 +74,7 @@ def summarise(frame: pd.DataFrame, configurations: list[dict]) -> pd.DataFrame:
             "median_best_val_accuracy": runs["best_val_accuracy"].astype(float).median() if len(runs) else np.nan,
             "seconds_per_epoch": runs["seconds_per_epoch"].astype(float).median() if len(runs) else np.nan,
             # Accuracy points per million parameters: what a parameter buys.
-            "accuracy_per_million_params": 100 * accuracy / (params / 1e6) if len(runs) else np.nan,
+            "accuracy_per_million_params": 100 * accuracy / (trainable_params / 1e6) if len(runs) else np.nan,
         })
     return pd.DataFrame(out)
 
@@ -173,22 +85,22 @@ def _fmt(value, spec="{:.2f}", missing="–"):
 
 def summary_markdown(study: dict, summary: pd.DataFrame, frame: pd.DataFrame) -> str:
     lines = [f"# {study['name']}", ""]
-    if study["preset"] != "paper":
-        lines += [f"> **{study['preset'].upper()} PRESET.** These numbers check the pipeline end to end; they are "
+    if study["protocol"] != "paper":
+        lines += [f"> **{study['protocol'].upper()} PROTOCOL.** These numbers check the pipeline end to end; they are "
                   f"not results and are not comparable to the published ones.", ""]
     lines += [f"**Question.** {study['question']}", "",
-              f"**Protocol.** {study['protocol']}. Test error in %, from the final epoch's weights; the test split "
+              f"**Protocol.** {study['protocol_description']}. Test error in %, from the final epoch's weights; the test split "
               f"is read once per run. Model selection uses the validation split only.", ""]
     if study.get("published_protocol"):
         lines += [f"**Published.** {study['published_protocol']}", ""]
     lines += ["| configuration | runs | params | test error median | mean ± std | min | max | published | "
               "difference | acc. % per M params | s / epoch |",
               "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    smoke = study["preset"] != "paper"
+    smoke = study["protocol"] != "paper"
     for row in summary.itertuples():
         difference = "n/a (smoke)" if smoke and row.published_error is not None else _fmt(row.difference, "{:+.2f}")
         mean_std = (f"{_fmt(row.mean_error)} ± {_fmt(row.std_error)}" if row.runs > 1 else _fmt(row.mean_error))
-        lines.append(f"| {row.configuration} | {row.runs} | {_fmt(row.params, '{:,.0f}')} | "
+        lines.append(f"| {row.configuration} | {row.runs} | {_fmt(row.trainable_params, '{:,.0f}')} | "
                      f"{_fmt(row.median_error)} | {mean_std} | {_fmt(row.min_error)} | {_fmt(row.max_error)} | "
                      f"{_fmt(row.published_error)} | {difference} | "
                      f"{_fmt(row.accuracy_per_million_params, '{:.1f}')} | {_fmt(row.seconds_per_epoch, '{:.1f}')} |")
@@ -211,10 +123,10 @@ def write_study_report(results_dir) -> pd.DataFrame:
     io.write_csv(results_dir / "results.csv", frame)
     io.write_text(results_dir / "summary.md", summary_markdown(study, summary, frame))
     io.write_json(results_dir / "test_results_summary.json", test_results_summary(frame, study))
-    tag = "" if study["preset"] == "paper" else f" [{study['preset']} preset]"
+    tag = "" if study["protocol"] == "paper" else f" [{study['protocol']} protocol]"
     histories = _histories(results_dir, frame)
     safe_plot(results_dir / "learning_curves.png", plot_study_curves, histories, study["name"] + tag)
-    safe_plot(results_dir / "error_vs_params.png", plot_error_vs, summary, "params", "trainable parameters",
+    safe_plot(results_dir / "error_vs_params.png", plot_error_vs, summary, "trainable_params", "trainable parameters",
               study["name"] + tag)
     safe_plot(results_dir / "error_vs_time.png", plot_error_vs, summary, "seconds_per_epoch", "seconds per epoch",
               study["name"] + tag)
@@ -229,16 +141,21 @@ def write_study_report(results_dir) -> pd.DataFrame:
 
 
 def test_results_summary(frame: pd.DataFrame, study: dict) -> dict:
-    """Per configuration (model): params, depth, k, test accuracy and loss (mean over seeds)."""
+    """Per configuration (model): trainable params, depth, widen_factor, test accuracy and loss (mean over seeds)."""
     done = frame[frame["status"] == "done"]
     out = {}
     for label, runs in done.groupby("configuration", sort=False):
         first = runs.iloc[0]
-        out[label] = {"model": first["model"], "params": int(first["trainable_params"]),
-                      "depth": _maybe(first.get("depth")), "k": _maybe(first.get("widen_factor")),
+        out[label] = {"model": first["model"], "trainable_params": int(first["trainable_params"]),
+                      "depth": _maybe(first.get("depth")), "widen_factor": _maybe(first.get("widen_factor")),
                       "test_accuracy": float(runs["test_accuracy"].mean()), "test_loss": float(runs["test_loss"].mean()),
-                      "seeds": [int(s) for s in runs["seed"]], "preset": study["preset"]}
+                      "seeds": [int(s) for s in runs["seed"]], "protocol": study["protocol"]}
     return out
+
+
+def _cell(value):
+    """A setting as a table cell: tuples (an input shape) as lists, as JSON would have them."""
+    return list(value) if isinstance(value, tuple) else value
 
 
 def _maybe(value):
@@ -249,7 +166,8 @@ def _histories(results_dir: Path, frame: pd.DataFrame) -> dict:
     """Per configuration, the per-epoch mean over its seeds of every run that has a history."""
     curves = {}
     for label, runs in frame.groupby("configuration", sort=False):
-        tables = [pd.read_csv(p) for p in (results_dir / "runs" / r / "history.csv" for r in runs["run_id"]) if p.exists()]
+        paths = (records.run_dir_of(results_dir, run_id) / records.HISTORY_FILE for run_id in runs["run_id"])
+        tables = [pd.read_csv(path) for path in paths if path.exists()]
         if tables:
             curves[label] = pd.concat(tables).groupby("epoch", as_index=False).mean(numeric_only=True)
     return curves
@@ -258,83 +176,10 @@ def _histories(results_dir: Path, frame: pd.DataFrame) -> dict:
 def _per_class(results_dir: Path, frame: pd.DataFrame) -> pd.DataFrame:
     tables = []
     for row in frame[frame["status"] == "done"].itertuples():
-        path = results_dir / "runs" / row.run_id / "per_class_accuracy.csv"
+        path = records.run_dir_of(results_dir, row.run_id) / records.PER_CLASS_FILE
         if path.exists():
             tables.append(pd.read_csv(path).assign(configuration=row.configuration))
     if not tables:
         return pd.DataFrame(columns=["class", "configuration", "accuracy"])
     table = pd.concat(tables)
     return table.groupby(["class", "configuration"], sort=False, as_index=False)["accuracy"].mean()
-
-
-def plot_study_curves(curves: dict, title: str):
-    import matplotlib.pyplot as plt
-
-    figure, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for label, history in curves.items():
-        ax_acc.plot(history["epoch"], history["val_accuracy"], label=label)
-        ax_loss.plot(history["epoch"], history["val_loss"], label=label)
-    ax_acc.set(xlabel="epoch", ylabel="validation accuracy", title="validation accuracy")
-    # Log scale: one configuration's early blow-up must not flatten the others' curves.
-    ax_loss.set(xlabel="epoch", ylabel="validation cross-entropy", title="validation loss", yscale="log")
-    for ax in (ax_acc, ax_loss):
-        ax.grid(alpha=0.3)
-    if curves:
-        ax_acc.legend(fontsize=8)
-    figure.suptitle(title)
-    return figure
-
-
-def plot_error_vs(summary: pd.DataFrame, column: str, xlabel: str, title: str):
-    import matplotlib.pyplot as plt
-
-    figure, ax = plt.subplots(figsize=(6.5, 4.5))
-    points = summary.dropna(subset=[column, "median_error"])
-    ax.scatter(points[column].astype(float), points["median_error"], zorder=3, label="this study")
-    for row in points.itertuples():
-        ax.annotate(row.configuration, (float(getattr(row, column)), row.median_error), fontsize=8,
-                    xytext=(4, 4), textcoords="offset points")
-    published = points.dropna(subset=["published_error"])
-    if len(published):
-        ax.scatter(published[column].astype(float), published["published_error"], marker="x", color="grey",
-                   label="published", zorder=2)
-    ax.legend(fontsize=8)
-    if column == "params":
-        ax.set_xscale("log")
-    ax.set(xlabel=xlabel, ylabel="test error % (median over seeds)", title=title)
-    ax.grid(alpha=0.3)
-    return figure
-
-
-def plot_per_class(table: pd.DataFrame, title: str):
-    import matplotlib.pyplot as plt
-
-    pivot = table.pivot(index="class", columns="configuration", values="accuracy")
-    pivot = pivot.reindex(index=list(dict.fromkeys(table["class"])), columns=list(dict.fromkeys(table["configuration"])))
-    figure, ax = plt.subplots(figsize=(max(7, 0.9 * len(pivot)), 4.5))
-    pivot.plot.bar(ax=ax, width=0.8)
-    ax.set(xlabel="", ylabel="test accuracy", title=f"{title}: per-class test accuracy", ylim=(0, 1))
-    ax.legend(fontsize=8)
-    ax.grid(axis="y", alpha=0.3)
-    return figure
-
-
-def plot_heatmap(frame: pd.DataFrame, rows: str, columns: str, title: str):
-    """Median test error over two varying settings (depth x widen_factor for the widening study)."""
-    import matplotlib.pyplot as plt
-
-    done = frame[frame["status"] == "done"]
-    grid = done.pivot_table(index=rows, columns=columns, values="test_error", aggfunc="median")
-    figure, ax = plt.subplots(figsize=(1.5 + 0.9 * len(grid.columns), 1.2 + 0.7 * len(grid.index)))
-    image = ax.imshow(grid.values.astype(float), cmap="viridis_r")
-    ax.set(xticks=range(len(grid.columns)), yticks=range(len(grid.index)), xlabel=columns.replace("_", " "),
-           ylabel=rows.replace("_", " "), title=f"{title}: test error %")
-    ax.set_xticklabels(grid.columns)
-    ax.set_yticklabels(grid.index)
-    for i in range(len(grid.index)):
-        for j in range(len(grid.columns)):
-            value = grid.values[i, j]
-            if not np.isnan(value):
-                ax.text(j, i, f"{value:.2f}", ha="center", va="center", color="white", fontsize=9)
-    figure.colorbar(image, ax=ax, fraction=0.046)
-    return figure

@@ -1,6 +1,7 @@
 """One training run, the way the papers did it, leaving a complete, self-describing folder.
 
-    from ablation.run import RunConfig, train
+    from ablation.config import RunConfig
+    from ablation.run import train
     metrics = train(RunConfig(model="wrn-16-2", dataset="npz:cifar10.npz", recipe_overrides={"epochs": 15}),
                     "results/wrn-16-2")
 
@@ -15,185 +16,31 @@ The folder (all files written atomically):
     best.keras, final.keras, tensorboard/
     state/                 the last finished epoch's weights and optimizer, while training
     failure.json           why the last attempt failed, if it did
+(their names and what they say about a run: ablation.records)
 
 Re-running the same config resumes from `state/`; re-running a finished run does nothing.
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import inspect
 import platform
 import shutil
-import time
 import traceback
 from pathlib import Path
-from typing import Mapping
 
+import keras
 import numpy as np
+import pandas as pd
+import tensorflow as tf
+import tensorflow_datasets as tfds
 
-from ablation import io
+from ablation import data, distribute, io, plots, records
+from ablation.callbacks import RunRecorder
+from ablation.choices import JIT_MODES
+from ablation.config import ResolvedRun, RunConfig, build_model, make_pipeline
 from ablation.errors import ConfigError
-
-# --jit-compile: "auto" lets Keras decide (XLA on one GPU; off on CPU and under tf.distribute).
-JIT_MODES = {"auto": "auto", "on": True, "off": False}
-
-# Model arguments a run may override, and the dataset decides (num_classes).
-MODEL_OVERRIDES = ("dropout_rate", "block_type", "depth", "widen_factor", "blocks_per_group", "dropout_position",
-                   "bn_momentum", "bn_epsilon", "padding", "shortcut", "residual", "input_shape")
-
-
-@dataclasses.dataclass(frozen=True)
-class RunConfig:
-    model: str
-    dataset: str = "cifar10"
-    recipe: str | None = None  # None: the recipe of the model's paper (its preset's)
-    recipe_overrides: Mapping = dataclasses.field(default_factory=dict)  # e.g. epochs, batch_size
-    model_overrides: Mapping = dataclasses.field(default_factory=dict)  # e.g. dropout_rate, block_type
-    seed: int = 42
-    validation_fraction: float = 0.1
-    augment: bool = True
-    max_steps_per_epoch: int | None = None  # smoke runs: cut every epoch short
-    strategy: str = "auto"
-    precision: str = "float32"
-    jit_compile: str = "auto"  # one of JIT_MODES
-    data_dir: str | None = None  # tensorflow-datasets' data_dir
-
-    def resolve(self) -> dict:
-        """Everything that defines the run, validated, as plain JSON data (the run's identity)."""
-        from ablation.distribute import PRECISIONS, STRATEGIES
-        from ablation.recipes import get_recipe
-
-        preset = preset_of(self.model)
-        overrides = self.checked_model_overrides()
-        recipe_name = self.recipe or preset.recipe
-        recipe = get_recipe(recipe_name)
-        if recipe_name == preset.recipe:
-            recipe = recipe.replace(**preset.recipe_overrides)
-        recipe = recipe.replace(**self.recipe_overrides)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"seed={self.seed!r} is not valid; expected a non-negative integer.")
-        if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:
-            raise ConfigError(f"max_steps_per_epoch={self.max_steps_per_epoch!r} is not valid; expected >= 1.")
-        if self.strategy not in STRATEGIES:
-            raise ConfigError(f"strategy={self.strategy!r} is not valid; expected one of "
-                              f"{', '.join(STRATEGIES[:3])}.")
-        if self.jit_compile not in JIT_MODES:
-            raise ConfigError(f"jit_compile={self.jit_compile!r} is not valid; expected one of {', '.join(JIT_MODES)}.")
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"precision={self.precision!r} is not valid; expected one of {', '.join(PRECISIONS)}.")
-        model_kwargs = {**preset.kwargs, **overrides}
-        if "input_shape" in model_kwargs:
-            model_kwargs["input_shape"] = list(model_kwargs["input_shape"])
-        return {
-            "model": self.model, "builder": preset.family, "model_kwargs": model_kwargs,
-            "input_shape": list(model_kwargs.get("input_shape") or preset.input_shape),
-            "dataset": self.dataset, "recipe": recipe_name, "recipe_fields": dataclasses.asdict(recipe),
-            "seed": self.seed, "validation_fraction": self.validation_fraction, "augment": self.augment,
-            "max_steps_per_epoch": self.max_steps_per_epoch, "strategy": self.strategy,
-            "precision": self.precision, "jit_compile": self.jit_compile,
-        }
-
-    def checked_model_overrides(self) -> dict:
-        """The model overrides, each one a builder argument of this model's preset, and the block
-        type in the paper's notation ("B(1, 3,1)" is "B(1,3,1)"): validated before any run trains."""
-        from builders import format_block_type, parse_block_type
-
-        preset = preset_of(self.model)
-        accepted = inspect.signature(preset.builder).parameters
-        for key, value in self.model_overrides.items():
-            if key not in MODEL_OVERRIDES or key not in accepted:
-                valid = [k for k in MODEL_OVERRIDES if k in accepted]
-                raise ConfigError(f"{key}={value!r} does not apply to model {self.model!r} "
-                                  f"({preset.family}); it accepts {', '.join(valid)}.")
-        overrides = dict(self.model_overrides)
-        if "block_type" in overrides:
-            with builder_arguments():
-                overrides["block_type"] = format_block_type(parse_block_type(overrides["block_type"]))
-        return overrides
-
-    def title(self) -> str:
-        """The net in the papers' words, for plot titles: "wrn-40-2, block_type B(1,3,1)"."""
-        return ", ".join([self.model, *(f"{key} {_plain(value)}" for key, value in
-                                        self.checked_model_overrides().items())])
-
-
-def _plain(value) -> str:
-    return "x".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
-
-
-@contextlib.contextmanager
-def builder_arguments():
-    """The builders know nothing of this framework and raise ValueError for a bad argument; a net
-    built from a configuration is a function of that configuration alone, so here it is bad input."""
-    try:
-        yield
-    except ConfigError:
-        raise
-    except ValueError as error:
-        raise ConfigError(str(error)) from None
-
-
-def preset_of(model: str):
-    """The preset named `model`, or a ConfigError listing the known ones."""
-    from builders import get_preset
-
-    with builder_arguments():
-        return get_preset(model)
-
-
-def build_model(resolved: dict, **overrides):
-    """The net of a resolved config (its preset, arguments and input shape), with `overrides`,
-    e.g. num_classes from the data or the dropout rate a tuner drew."""
-    kwargs = {**resolved["model_kwargs"], "input_shape": tuple(resolved["input_shape"]), **overrides}
-    with builder_arguments():
-        return preset_of(resolved["model"]).build(**kwargs)
-
-
-def make_pipeline(config: RunConfig, resolved: dict, source):
-    """The data pipeline of a run, from its config (used by runs and by tuning searches alike)."""
-    from ablation import data
-
-    return data.make_pipeline(source, image_shape=tuple(resolved["input_shape"]),
-                              batch_size=resolved["recipe_fields"]["batch_size"], seed=config.seed,
-                              validation_fraction=config.validation_fraction, augment=config.augment,
-                              max_steps_per_epoch=config.max_steps_per_epoch)
-
-
-def check_same_run(out: Path, resolved: dict) -> None:
-    """Refuse a folder that holds another run: resuming it would mix two experiments."""
-    previous = io.read_json(Path(out) / "config.json")
-    if previous is not None and previous.get("run") != io.json_roundtrip(resolved):
-        differences = "; ".join(_differences(previous.get("run", {}), resolved))
-        raise ConfigError(f"{out} holds a different run ({differences}); "
-                          f"choose another --out or --results-dir, or remove it.")
-
-
-def recipe_of(resolved: dict):
-    """The Recipe of a resolved config (JSON lists back to tuples)."""
-    from ablation.recipes import Recipe
-
-    return Recipe(**{k: tuple(v) if isinstance(v, list) else v for k, v in resolved["recipe_fields"].items()})
-
-
-def run_status(run_dir: Path) -> str:
-    """done, failed (last attempt), partial (epochs finished, resumable) or pending."""
-    from ablation.callbacks import latest_state
-
-    run_dir = Path(run_dir)
-    if (run_dir / "metrics.json").exists():
-        return "done"
-    if (run_dir / "failure.json").exists():
-        return "failed"
-    if latest_state(run_dir)[1] is not None:
-        return "partial"
-    return "pending"
-
-
-def _differences(old: dict, new: dict) -> list[str]:
-    keys = sorted(set(old) | set(new))
-    return [f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
+from ablation.recipes import compile_model
+from builders import count_macs, count_params
 
 
 def train(config: RunConfig, out, *, log=print, on_built=None) -> dict:
@@ -204,47 +51,22 @@ def train(config: RunConfig, out, *, log=print, on_built=None) -> dict:
     """
     out = Path(out)
     resolved = config.resolve()
-    check_same_run(out, resolved)
-    if (out / "metrics.json").exists():
-        metrics = io.read_json(out / "metrics.json")
+    records.check_same_run(out, resolved.to_json())
+    metrics = records.read_metrics(out)
+    if metrics is not None:
         log(f"{out}: already finished (test accuracy {metrics['test_accuracy']:.4f}); nothing to do.")
         return metrics
-    from ablation.distribute import precision_policy
-
     try:
-        with precision_policy(config.precision):
+        with distribute.precision_policy(config.precision):
             return _train(config, resolved, out, log, on_built)
     except (KeyboardInterrupt, ConfigError):
         raise  # an interrupted run resumes; bad input is the caller's to report
     except Exception as error:  # Keras, TensorFlow, the disk: the run failed, its input may be fine
-        failure = RunFailed(out, error)
-        io.write_json(out / "failure.json", {"error": str(failure), "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                                             "traceback": traceback.format_exc()})
-        raise failure from error
+        raise records.record_failure(out, error, traceback.format_exc()) from error
 
 
-class RunFailed(RuntimeError):
-    """A run stopped by an error inside it, recorded in its `failure.json` with the traceback.
-
-    Not bad input (that is a ConfigError): the configuration may be fine, and the next call
-    retries the run from its last finished epoch.
-    """
-
-    def __init__(self, out: Path, error: BaseException):
-        lines = str(error).strip().splitlines()
-        super().__init__(f"{type(error).__name__}: {lines[0] if lines else ''}".rstrip(": "))
-        self.out = out
-
-
-def _train(config: RunConfig, resolved: dict, out: Path, log, on_built) -> dict:
-    import keras
-
-    from ablation import data, distribute, report
-    from ablation.callbacks import STATE_DIR, RunRecorder, latest_state, read_history
-    from ablation.recipes import compile_model
-    from builders import count_macs, count_params
-
-    recipe = recipe_of(resolved)
+def _train(config: RunConfig, resolved: ResolvedRun, out: Path, log, on_built) -> dict:
+    recipe = resolved.recipe_fields
     strategy, devices = distribute.make_strategy(config.strategy)
     source = data.open_source(config.dataset, data_dir=config.data_dir)
     keras.utils.set_random_seed(config.seed)  # same seed, same initial weights
@@ -253,26 +75,26 @@ def _train(config: RunConfig, resolved: dict, out: Path, log, on_built) -> dict:
         model = build_model(resolved, num_classes=len(source.class_names))
     if on_built is not None:
         on_built(model)
-    pipeline = make_pipeline(config, resolved, source)
+    pipeline = make_pipeline(resolved, source)
     steps = pipeline.steps_per_epoch
     with strategy.scope():
         compile_model(model, recipe, steps, jit_compile=JIT_MODES[config.jit_compile])
-        initial_epoch, state = latest_state(out)
+        initial_epoch, state = records.latest_state(out)
         if state is not None:
             model.load_weights(state)  # weights and optimizer (built by compile_model)
             log(f"{out}: resuming after epoch {initial_epoch} of {recipe.epochs}")
-    history = read_history(out)
+    history = records.read_history(out)
     history = history[history["epoch"] <= initial_epoch]
 
     params = count_params(model)
-    io.write_json(out / "config.json", {
-        "run": resolved,
+    io.write_json(out / records.CONFIG_FILE, {
+        "run": resolved.to_json(),
         "data": {"class_names": list(source.class_names), "test_split": source.test_split,
                  "num_train": pipeline.num_train, "num_validation": pipeline.num_validation,
                  "num_test": pipeline.num_test, "steps_per_epoch": steps, "mean": pipeline.mean, "std": pipeline.std},
         "environment": environment(strategy, devices, model),
     })
-    (out / "failure.json").unlink(missing_ok=True)
+    records.clear_failure(out)
     log(f"{out}: {config.title()} ({params['trainable_params']:,} params) on {source.name}, "
         f"{pipeline.num_train}/{pipeline.num_validation}/{pipeline.num_test} train/validation/test images, "
         f"{recipe.epochs} epochs of {steps} steps, batch {recipe.batch_size}, {len(devices)} replica(s)")
@@ -283,16 +105,16 @@ def _train(config: RunConfig, resolved: dict, out: Path, log, on_built) -> dict:
     model.fit(pipeline.train_batches(initial_epoch, recipe.epochs), epochs=recipe.epochs, initial_epoch=initial_epoch,
               steps_per_epoch=steps, validation_data=pipeline.validation if pipeline.num_validation else None,
               callbacks=callbacks, shuffle=False, verbose=0)
-    with io.atomic_path(out / "final.keras") as tmp:
+    with io.atomic_path(out / records.FINAL_MODEL_FILE) as tmp:
         if recorder.best_saved_epoch == recipe.epochs:
-            shutil.copyfile(out / "best.keras", tmp)  # the final epoch was the best: the same model
+            shutil.copyfile(out / records.BEST_MODEL_FILE, tmp)  # the final epoch was the best: the same model
         else:
             model.save(tmp)
 
     # The test split, read once: final weights, as the papers report (not the best epoch).
     logits, labels = predict(model, pipeline.test)
-    test = report.classification_metrics(logits, labels, source.class_names)
-    history = read_history(out)
+    test = classification_metrics(logits, labels, source.class_names)
+    history = records.read_history(out)
     trained = history["epoch"] > initial_epoch
     best = history.loc[history["val_accuracy"].idxmax()] if history["val_accuracy"].notna().any() else None
     metrics = {
@@ -305,12 +127,38 @@ def _train(config: RunConfig, resolved: dict, out: Path, log, on_built) -> dict:
         "seconds_per_epoch": float(history["epoch_seconds"].median()) if len(history) else None,
         "images_per_second": _steady(history.loc[trained, "images_per_second"]) if trained.any() else None,
     }
-    report.write_run_exports(out, history, test, source.class_names, title=f"{config.title()} on {source.name}")
-    io.write_json(out / "metrics.json", metrics)
-    shutil.rmtree(out / STATE_DIR, ignore_errors=True)
+    write_run_exports(out, history, test, source.class_names, title=f"{config.title()} on {source.name}")
+    io.write_json(out / records.METRICS_FILE, metrics)
+    shutil.rmtree(out / records.STATE_DIR, ignore_errors=True)
     log(f"{out}: test accuracy {metrics['test_accuracy']:.4f}, test loss {metrics['test_loss']:.4f}, "
         f"best validation accuracy {_fmt(metrics['best_val_accuracy'])} at epoch {metrics['best_epoch']}")
     return metrics
+
+
+def classification_metrics(logits: np.ndarray, labels: np.ndarray, class_names) -> dict:
+    """Cross-entropy, accuracy, per-class accuracy and confusion matrix from logits."""
+    logits = logits.astype(np.float64)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    predictions = logits.argmax(axis=1)
+    k = len(class_names)
+    confusion = np.bincount(labels * k + predictions, minlength=k * k).reshape(k, k)
+    support = confusion.sum(axis=1)
+    per_class = pd.DataFrame({
+        "class": list(class_names), "support": support,
+        "correct": np.diag(confusion),
+        "accuracy": np.divide(np.diag(confusion), support, out=np.full(k, np.nan), where=support > 0),
+    })
+    return {"loss": float(-log_probs[np.arange(len(labels)), labels].mean()),
+            "accuracy": float((predictions == labels).mean()), "per_class": per_class, "confusion": confusion}
+
+
+def write_run_exports(run_dir: Path, history: pd.DataFrame, test: dict, class_names, *, title: str) -> None:
+    """The per-class table and the run's two figures (a figure that fails is a warning)."""
+    io.write_csv(run_dir / records.PER_CLASS_FILE, test["per_class"])
+    plots.safe_plot(run_dir / "learning_curves.png", plots.plot_learning_curves, history, title)
+    plots.safe_plot(run_dir / "confusion_matrix.png", plots.plot_confusion_matrix, test["confusion"], class_names,
+                    title)
 
 
 def _fmt(value) -> str:
@@ -335,16 +183,12 @@ def predict(model, dataset):
 
 
 def environment(strategy, devices, model) -> dict:
-    import keras
-    import tensorflow as tf
-    import tensorflow_datasets as tfds
-
-    from ablation.distribute import device_kind
-
+    # jit_compile in the run's own words (choices.JIT_MODES): what Keras decided for "auto".
+    xla = bool(getattr(model, "jit_compile", False))
     return {
         "python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
         "tensorflow_datasets": tfds.__version__, "numpy": np.__version__, "platform": platform.platform(),
-        "device": device_kind(), "strategy": type(strategy).__name__, "devices": devices,
+        "device": distribute.device_kind(), "strategy": type(strategy).__name__, "devices": devices,
         "replicas": strategy.num_replicas_in_sync, "dtype_policy": keras.mixed_precision.global_policy().name,
-        "jit_compile": bool(getattr(model, "jit_compile", False)),
+        "jit_compile": "on" if xla else "off",
     }

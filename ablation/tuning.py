@@ -22,7 +22,6 @@ when every worker is done, writes the exports and retrains the winner.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import math
 import os
 import socket
@@ -30,12 +29,21 @@ import time
 import warnings
 from pathlib import Path
 
+import keras
+import keras_tuner as kt
 import numpy as np
 import pandas as pd
+from keras_tuner.src.distribute import utils as tuner_distribute
+from keras_tuner.src.engine import trial as trial_module
 
-from ablation import io
+from ablation import data, io, plots
+from ablation.callbacks import TrainingDiverged
+from ablation.choices import PROTOCOLS, one_of
+from ablation.config import RunConfig, build_model, make_pipeline
+from ablation.diagrams import write_run_diagrams
 from ablation.errors import ConfigError
-from ablation.run import RunConfig, preset_of
+from ablation.recipes import compile_model
+from ablation.run import train
 
 TUNERS = ("random", "bayesian", "hyperband")
 PROJECT = "keras_tuner"
@@ -53,11 +61,13 @@ class Search:
     max_rate: float = 0.5
     step: float = 0.05
     tune_learning_rate: bool = False
-    preset: str = "paper"
+    protocol: str = "paper"  # one of choices.PROTOCOLS
 
     def __post_init__(self):
         if self.tuner not in TUNERS:
-            raise ConfigError(f"tuner={self.tuner!r} is not valid; expected one of {', '.join(TUNERS)}.")
+            raise ConfigError(f"tuner={self.tuner!r} is not valid; expected one of {one_of(TUNERS)}.")
+        if self.protocol not in PROTOCOLS:
+            raise ConfigError(f"protocol={self.protocol!r} is not valid; expected one of {one_of(PROTOCOLS)}.")
         for name in ("max_trials", "executions_per_trial"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -72,19 +82,12 @@ class Search:
 
 
 def is_worker() -> bool:
-    from keras_tuner.src.distribute import utils
-
-    return utils.has_chief_oracle() and not utils.is_chief_oracle()
+    return tuner_distribute.has_chief_oracle() and not tuner_distribute.is_chief_oracle()
 
 
 def make_hypermodel(search: Search, pipeline, num_classes: int):
-    import keras_tuner as kt
-
-    from ablation.recipes import compile_model
-    from ablation.run import build_model, recipe_of
-
     resolved = search.run.resolve()
-    recipe = recipe_of(resolved)
+    recipe = resolved.recipe_fields
 
     class DropoutHyperModel(kt.HyperModel):
         """Our builder and recipe, with the dropout rate (and the lr) drawn by the tuner."""
@@ -103,13 +106,8 @@ def make_hypermodel(search: Search, pipeline, num_classes: int):
 
 
 def make_tuner(search: Search, results_dir: Path, hypermodel, pipeline, log=print):
-    import keras
-    import keras_tuner as kt
-
-    from ablation.callbacks import TrainingDiverged
-
     objective = kt.Objective("val_accuracy", direction="max")
-    epochs = search.run.resolve()["recipe_fields"]["epochs"]
+    epochs = search.run.resolve().recipe_fields.epochs
     seed = search.run.seed
     # A failed trial is recorded as FAILED and the search goes on (never retried in the same call).
     common = dict(objective=objective, seed=seed, max_retries_per_trial=0, max_consecutive_failed_trials=10**6)
@@ -172,8 +170,6 @@ def _describe(values: dict) -> str:
 
 
 def collect_trials(results_dir: Path, search: Search) -> pd.DataFrame:
-    from keras_tuner.src.engine import trial as trial_module
-
     rows = []
     seeds = search.seeds()
     for path in sorted((Path(results_dir) / PROJECT).glob("trial_*/trial.json")):
@@ -194,35 +190,18 @@ def collect_trials(results_dir: Path, search: Search) -> pd.DataFrame:
 
 
 def write_exports(results_dir: Path, search: Search, trials: pd.DataFrame, best_metrics: dict | None) -> None:
-    from ablation.report import safe_plot
-
     io.write_csv(results_dir / "trials.csv", trials)
-    safe_plot(results_dir / "dropout_rate.png", plot_rates, trials, search)
+    plots.safe_plot(results_dir / "dropout_rate.png", plots.plot_dropout_search, trials, search.seeds(),
+                    f"{search.run.model}: {search.tuner} search")
     io.write_text(results_dir / "summary.md", summary_markdown(search, trials, best_metrics))
-
-
-def plot_rates(trials: pd.DataFrame, search: Search):
-    import matplotlib.pyplot as plt
-
-    figure, ax = plt.subplots(figsize=(6.5, 4.5))
-    done = trials[trials["status"] == "COMPLETED"].sort_values("dropout_rate")
-    for seed in search.seeds():
-        column = f"val_accuracy_seed{seed}"
-        ax.scatter(done["dropout_rate"], done[column], s=18, alpha=0.6, label=f"execution, seed {seed}")
-    means = done.groupby("dropout_rate")["mean_val_accuracy"].mean()
-    ax.plot(means.index, means.values, color="black", marker="o", label="mean over executions")
-    ax.set(xlabel="dropout rate", ylabel="validation accuracy", title=f"{search.run.model}: {search.tuner} search")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return figure
 
 
 def summary_markdown(search: Search, trials: pd.DataFrame, best_metrics: dict | None) -> str:
     done = trials[trials["status"] == "COMPLETED"].sort_values("mean_val_accuracy", ascending=False)
     columns = [f"val_accuracy_seed{s}" for s in search.seeds()]
     lines = [f"# Dropout-rate search: {search.run.model}", ""]
-    if search.preset != "paper":
-        lines += [f"> **{search.preset.upper()} PRESET.** A check of the search end to end; these scores are not "
+    if search.protocol != "paper":
+        lines += [f"> **{search.protocol.upper()} PROTOCOL.** A check of the search end to end; these scores are not "
                   f"results.", ""]
     lines += [f"{search.tuner} search, {len(done)} completed of {len(trials)} trials, {search.executions_per_trial} "
               f"execution(s) per trial (seeds {', '.join(map(str, search.seeds()))}), scored on the validation "
@@ -250,7 +229,7 @@ def summary_markdown(search: Search, trials: pd.DataFrame, best_metrics: dict | 
                       f"{noise:.2f} points, so the gap is {verdict}.", ""]
         lines += ["| trial | dropout rate | " + " | ".join(c.replace("val_accuracy_", "") for c in columns)
                   + " | mean | std |", "| --- | ---: | " + " | ".join("---:" for _ in columns) + " | ---: | ---: |"]
-        for (_, row), std in zip(done.iterrows(), spread):
+        for (_, row), std in zip(done.iterrows(), spread, strict=True):
             values = " | ".join(f"{100 * row[c]:.2f}" if pd.notna(row[c]) else "–" for c in columns)
             lines.append(f"| {row['trial_id']} | {row['dropout_rate']:g} | {values} | "
                          f"{100 * row['mean_val_accuracy']:.2f} | {'–' if pd.isna(std) else f'{100 * std:.2f}'} |")
@@ -264,17 +243,14 @@ def summary_markdown(search: Search, trials: pd.DataFrame, best_metrics: dict | 
 
 def run_search(search: Search, results_dir, *, log=print) -> int:
     """Search (or go on searching), then, unless this is a worker, export and retrain the winner."""
-    import keras
-
-    from ablation import data
-    from ablation.diagrams import write_run_diagrams
-    from ablation.run import make_pipeline, train
-
     results_dir = Path(results_dir)
     # What defines the search; max_trials may grow from one call to the next.
     settings = {k: v for k, v in dataclasses.asdict(search).items() if k not in ("run", "max_trials")}
-    settings["run"] = search.run.resolve()
+    resolved = search.run.resolve()
+    settings["run"] = resolved.to_json()
     previous = io.read_json(results_dir / "search.json")
+    if previous is not None and "preset" in previous:  # written before the vocabulary change
+        previous["protocol"] = previous.pop("preset")
     if previous is not None and previous != io.json_roundtrip(settings):
         changed = sorted(k for k in settings if previous.get(k) != io.json_roundtrip(settings)[k])
         raise ConfigError(f"{results_dir} holds a search with other settings ({', '.join(changed)}); "
@@ -282,9 +258,8 @@ def run_search(search: Search, results_dir, *, log=print) -> int:
     if not is_worker():
         io.write_json(results_dir / "search.json", settings)
 
-    resolved = settings["run"]
     source = data.open_source(search.run.dataset, data_dir=search.run.data_dir)
-    pipeline = make_pipeline(search.run, resolved, source)
+    pipeline = make_pipeline(resolved, source)
     # The search sees the training and validation splits only.
     pipeline = dataclasses.replace(pipeline, test=None)
     hypermodel = make_hypermodel(search, pipeline, len(source.class_names))
@@ -319,68 +294,3 @@ def run_search(search: Search, results_dir, *, log=print) -> int:
     write_exports(results_dir, search, trials, best_metrics)
     log(f"trials.csv, dropout_rate.png and summary.md in {results_dir}")
     return 0 if (trials["status"] == "COMPLETED").all() else 1
-
-
-@dataclasses.dataclass(frozen=True)
-class Presets:
-    """A search's two presets, declared by its study module."""
-
-    model: str = "wrn-28-2"
-    dataset: str = "cifar10"
-    max_trials: int = 10
-    executions_per_trial: int = 1
-    smoke_epochs: int = 2
-    smoke_max_steps_per_epoch: int = 5
-    smoke_max_trials: int = 3
-    smoke_executions_per_trial: int = 2
-
-
-def main(name: str, presets: Presets, argv=None) -> int:
-    """The command line of a search module: `python -m studies.tune_dropout --help`."""
-    import argparse
-
-    from ablation import prepare_console
-    from ablation.cli import run_command
-
-    prepare_console()
-    parser = argparse.ArgumentParser(prog=f"python -m studies.{name}",
-                                     description="keras-tuner search over the dropout rate, on the validation split.")
-    parser.add_argument("--preset", default="paper", choices=("paper", "smoke"),
-                        help=f"paper: the recipe's epochs, {presets.max_trials} trials; smoke: "
-                             f"{presets.smoke_max_trials} trials of {presets.smoke_epochs} short epochs, "
-                             f"{presets.smoke_executions_per_trial} executions each (default: %(default)s)")
-    parser.add_argument("--model", default=presets.model, help="a preset name (default: %(default)s)")
-    parser.add_argument("--dataset", default=presets.dataset, help="tfds name or npz:PATH (default: %(default)s)")
-    parser.add_argument("--tuner", default="bayesian", choices=TUNERS, help="(default: %(default)s)")
-    parser.add_argument("--max-trials", type=int, help="trials to run in all, including earlier calls' "
-                                                       "(not for hyperband, which sizes itself from --epochs)")
-    parser.add_argument("--executions-per-trial", type=int, help="seeds per trial, each score kept")
-    parser.add_argument("--epochs", type=int, help="epochs per execution (default: the recipe's; smoke: "
-                                                   f"{presets.smoke_epochs})")
-    parser.add_argument("--seed", type=int, default=42, help="validation split, and execution i's seed is seed + i")
-    parser.add_argument("--min-rate", type=float, default=0.0)
-    parser.add_argument("--max-rate", type=float, default=0.5)
-    parser.add_argument("--step", type=float, default=0.05)
-    parser.add_argument("--tune-learning-rate", action="store_true", help="also search lr x0.5, x1, x2")
-    parser.add_argument("--results-dir", help=f"(default: results/{name}, results/{name}-smoke)")
-    parser.add_argument("--data-dir", help="tensorflow-datasets data_dir")
-    args = parser.parse_args(argv)
-    smoke = args.preset == "smoke"
-
-    def run():
-        if "dropout_rate" not in inspect.signature(preset_of(args.model).builder).parameters:
-            raise ConfigError(f"model {args.model!r} has no dropout_rate; expected a Wide ResNet preset (wrn-...).")
-        epochs = args.epochs if args.epochs is not None else (presets.smoke_epochs if smoke else None)
-        run_config = RunConfig(model=args.model, dataset=args.dataset, seed=args.seed, data_dir=args.data_dir,
-                               recipe_overrides={} if epochs is None else {"epochs": epochs},
-                               max_steps_per_epoch=presets.smoke_max_steps_per_epoch if smoke else None)
-        search = Search(
-            run=run_config, tuner=args.tuner,
-            max_trials=args.max_trials or (presets.smoke_max_trials if smoke else presets.max_trials),
-            executions_per_trial=args.executions_per_trial or (presets.smoke_executions_per_trial if smoke
-                                                               else presets.executions_per_trial),
-            min_rate=args.min_rate, max_rate=args.max_rate, step=args.step,
-            tune_learning_rate=args.tune_learning_rate, preset=args.preset)
-        return run_search(search, args.results_dir or Path("results") / (name if not smoke else f"{name}-smoke"))
-
-    return run_command(run, kept="finished trials")

@@ -7,4 +7,25 @@
     dropout            dropout between the convolutions of a block, on and off
     resnet_depth       He et al.'s CIFAR ResNet-20 ... ResNet-110
     plain_vs_residual  ResNet-34/50 against Plain-34/50 on cats_vs_dogs, with SGD and Adam
+    tune_dropout       a keras-tuner search over the dropout rate of WRN-28-2
+
+Importing a study module imports no TensorFlow: it only declares. `main` is what its
+`if __name__ == "__main__":` block calls.
 """
+
+import sys
+
+from ablation.console import prepare_console
+from ablation.study import SearchDefaults, Study
+
+
+def main(declaration: Study | SearchDefaults, *, name: str | None = None):
+    """Run a study (or a search, named `name`) from the command line, and exit with its status."""
+    prepare_console()
+    # Imported here, after the console is prepared: the command line imports TensorFlow, which must come
+    # in quietly, and importing a study module must not import it at all.
+    from ablation import cli
+
+    if isinstance(declaration, Study):
+        sys.exit(cli.study_main(declaration))
+    sys.exit(cli.search_main(name, declaration))

@@ -5,13 +5,14 @@ parameter counts close (1.1M-1.5M): B(1,3,1), B(3,1), B(1,3) and B(3,1,1) at dep
 at depth 28 and B(3,1,3) at depth 22 (N = (depth - 4) / 6 blocks per group for every type).
 
     python -m studies.block_types                    # WRN recipe, 200 epochs, 5 seeds (median, as the paper)
-    python -m studies.block_types --preset smoke
+    python -m studies.block_types --protocol smoke
     python -m studies.block_types --dry-run          # params match the paper's table to 0.1M
 
-Cost of the paper preset: 30 runs x 200 epochs.
+Cost of the paper protocol: 30 runs x 200 epochs.
 """
 
-from ablation.study import Configuration, Study, main
+from ablation.study import Configuration, Study
+from studies import main
 
 STUDY = Study(
     name="block_types",
@@ -31,4 +32,4 @@ STUDY = Study(
 )
 
 if __name__ == "__main__":
-    raise SystemExit(main(STUDY))
+    main(STUDY)

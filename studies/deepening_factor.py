@@ -4,13 +4,14 @@ WRN-40-2 with l = 1, 2, 3, 4 convolutions per block, B(3) ... B(3,3,3,3), holdin
 and 2.2M parameters fixed: N = 12, 6, 4, 3 blocks per group.
 
     python -m studies.deepening_factor               # WRN recipe, 200 epochs, 5 seeds
-    python -m studies.deepening_factor --preset smoke
+    python -m studies.deepening_factor --protocol smoke
     python -m studies.deepening_factor --dry-run     # every net has the same 2.2M params
 
-Cost of the paper preset: 20 runs x 200 epochs.
+Cost of the paper protocol: 20 runs x 200 epochs.
 """
 
-from ablation.study import Configuration, Study, main
+from ablation.study import Configuration, Study
+from studies import main
 
 STUDY = Study(
     name="deepening_factor",
@@ -27,4 +28,4 @@ STUDY = Study(
 )
 
 if __name__ == "__main__":
-    raise SystemExit(main(STUDY))
+    main(STUDY)

@@ -7,13 +7,14 @@ at lr 0.01 for 400 iterations, as He et al. prescribe for it (at 0.1 from the fi
 in PyTorch as in Keras).
 
     python -m studies.depth_vs_width                   # the published protocol: 200 epochs each
-    python -m studies.depth_vs_width --preset smoke    # end to end in a few minutes on a CPU
+    python -m studies.depth_vs_width --protocol smoke    # end to end in a few minutes on a CPU
     python -m studies.depth_vs_width --dry-run         # the runs, their params, MACs and status
 
-Cost of the paper preset: 3 runs x 200 epochs; about 3 GPU-hours on one A100 (see docs/benchmarks.md).
+Cost of the paper protocol: 3 runs x 200 epochs; about 3 GPU-hours on one A100 (see docs/benchmarks.md).
 """
 
-from ablation.study import Configuration, Study, main
+from ablation.study import Configuration, Study
+from studies import main
 
 STUDY = Study(
     name="depth_vs_width",
@@ -33,4 +34,4 @@ STUDY = Study(
 )
 
 if __name__ == "__main__":
-    raise SystemExit(main(STUDY))
+    main(STUDY)

@@ -4,13 +4,14 @@ WRN-16-4, WRN-28-10 and WRN-52-1 without and with dropout 0.3 between the convol
 each block.
 
     python -m studies.dropout                        # WRN recipe, 200 epochs, 5 seeds
-    python -m studies.dropout --preset smoke
+    python -m studies.dropout --protocol smoke
     python -m studies.dropout --dry-run
 
-Cost of the paper preset: 30 runs x 200 epochs, most of it in WRN-28-10.
+Cost of the paper protocol: 30 runs x 200 epochs, most of it in WRN-28-10.
 """
 
-from ablation.study import Configuration, Study, main
+from ablation.study import Configuration, Study
+from studies import main
 
 # (depth, widen factor, published CIFAR-10 error % without and with dropout)
 NETS = [(16, 4, 5.02, 5.24), (28, 10, 4.00, 3.89), (52, 1, 6.43, 6.28)]
@@ -32,4 +33,4 @@ STUDY = Study(
 )
 
 if __name__ == "__main__":
-    raise SystemExit(main(STUDY))
+    main(STUDY)

@@ -5,13 +5,14 @@ The Keras ResNet ablation: ImageNet-style ResNet-34 and ResNet-50 against Plain-
 tensorflow-datasets at 224x224, each trained with SGD (the `he` recipe) and with Adam (lr 1e-3).
 
     python -m studies.plain_vs_residual              # 30 epochs, batch 64, 3 seeds
-    python -m studies.plain_vs_residual --preset smoke   # 64x64 inputs, labelled as such
+    python -m studies.plain_vs_residual --protocol smoke   # 64x64 inputs, labelled as such
     python -m studies.plain_vs_residual --dry-run
 
-Cost of the paper preset: 24 runs x 30 epochs of 20,935 images at 3.7-4.1 GMACs each.
+Cost of the paper protocol: 24 runs x 30 epochs of 20,935 images at 3.7-4.1 GMACs each.
 """
 
-from ablation.study import Configuration, Study, main
+from ablation.study import Configuration, Study
+from studies import main
 
 STUDY = Study(
     name="plain_vs_residual",
@@ -29,4 +30,4 @@ STUDY = Study(
 )
 
 if __name__ == "__main__":
-    raise SystemExit(main(STUDY))
+    main(STUDY)

@@ -5,13 +5,14 @@ recipe: SGD 0.9, lr 0.1 divided by 10 at 32k and 48k of 64k iterations, weight d
 batch 128, the 0.01 warm-up for ResNet-110, on a 45k/5k train/validation split.
 
     python -m studies.resnet_depth                   # 182 epochs (64k iterations), 5 seeds
-    python -m studies.resnet_depth --preset smoke
+    python -m studies.resnet_depth --protocol smoke
     python -m studies.resnet_depth --dry-run
 
-Cost of the paper preset: 25 runs x 182 epochs.
+Cost of the paper protocol: 25 runs x 182 epochs.
 """
 
-from ablation.study import Configuration, Study, main
+from ablation.study import Configuration, Study
+from studies import main
 
 STUDY = Study(
     name="resnet_depth",
@@ -25,4 +26,4 @@ STUDY = Study(
 )
 
 if __name__ == "__main__":
-    raise SystemExit(main(STUDY))
+    main(STUDY)

@@ -4,13 +4,14 @@ WRN-40-1/2/4/8, WRN-16-8/10, WRN-22-8/10, WRN-28-10/12 on CIFAR-10: does a wider
 deeper one, and where does widening stop paying? Writes a depth x width heatmap.
 
     python -m studies.widening                       # WRN recipe, 200 epochs, 5 seeds
-    python -m studies.widening --preset smoke        # nets above 400M MACs narrowed, and labelled
+    python -m studies.widening --protocol smoke        # nets above 400M MACs narrowed, and labelled
     python -m studies.widening --dry-run
 
-Cost of the paper preset: 50 runs x 200 epochs, most of it in the 5-7.5 GMAC nets.
+Cost of the paper protocol: 50 runs x 200 epochs, most of it in the 5-7.5 GMAC nets.
 """
 
-from ablation.study import Configuration, Study, main
+from ablation.study import Configuration, Study
+from studies import main
 
 # (depth, widen factor, published CIFAR-10 error %)
 NETS = [(40, 1, 6.85), (40, 2, 5.33), (40, 4, 4.97), (40, 8, 4.66), (16, 8, 4.81), (16, 10, 4.56),
@@ -29,4 +30,4 @@ STUDY = Study(
 )
 
 if __name__ == "__main__":
-    raise SystemExit(main(STUDY))
+    main(STUDY)

@@ -23,8 +23,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ablation.run import RunConfig, train
-from ablation.study import Smoke, smoke_downsize
+from ablation.config import RunConfig
+from ablation.run import train
+from ablation.runner import smoke_downsize
+from ablation.study import Smoke
 from builders import PRESETS
 from builders.layers import MODEL_NAME
 from tests.helpers import STUDY_ENTRY_POINTS, make_npz
@@ -35,7 +37,7 @@ from tests.helpers import STUDY_ENTRY_POINTS, make_npz
 TINY_INPUT = {"wide_resnet": (8, 8, 3), "cifar_resnet": (8, 8, 3), "preact_resnet": (8, 8, 3),
               "imagenet_resnet": (64, 64, 3)}
 # A step of these takes over 30 seconds here (2 CPU cores), most of it tracing 300+ layers.
-SLOW = {"preact-resnet-164", "preact-resnet-1001", "imagenet-resnet-101", "imagenet-resnet-152"}
+LONG = {"preact-resnet-164", "preact-resnet-1001", "imagenet-resnet-101", "imagenet-resnet-152"}
 # Nets a study trains as declared in its end-to-end test: not trained twice (see the docstring).
 TRAINED_BY_STUDIES = {configuration.model for module in STUDY_ENTRY_POINTS.values() if hasattr(module, "STUDY")
                       for configuration in module.STUDY.configurations
@@ -62,7 +64,7 @@ def one_step(model, dataset, out, **model_overrides) -> dict:
     assert metrics["epochs"] == 1 and 0.0 <= metrics["test_accuracy"] <= 1.0
     assert any((out / "tensorboard").rglob("*tfevents*"))
     recorded = json.loads((out / "config.json").read_text())
-    if model not in SLOW:  # (a smaller net of the same builder loads back: no second minute-long build)
+    if model not in LONG:  # (a smaller net of the same builder loads back: no second minute-long build)
         # The checkpoint loads back (custom layers, the schedule) and computes.
         model_ = keras.saving.load_model(out / "final.keras")
         assert MODEL_NAME.fullmatch(model_.name), model_.name
@@ -71,7 +73,8 @@ def one_step(model, dataset, out, **model_overrides) -> dict:
     return recorded
 
 
-@pytest.mark.parametrize("model", [pytest.param(name, marks=pytest.mark.slow) if name in SLOW else name
+@pytest.mark.slow
+@pytest.mark.parametrize("model", [pytest.param(name, marks=pytest.mark.long) if name in LONG else name
                                    for name in PRESETS if name not in TRAINED_BY_STUDIES])
 def test_every_preset_trains_a_step(model, tiny, tmp_path):
     one_step(model, tiny, tmp_path)
@@ -85,6 +88,7 @@ def test_the_nets_left_to_the_studies_are_trained_there_as_declared():
         assert overrides in ({}, {"input_shape": TINY_INPUT["imagenet_resnet"]}), (model, overrides)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("block_type", BLOCK_TYPES)
 def test_every_block_type_trains_a_step(block_type, tiny, tmp_path):
     config = one_step("wrn-10-1", tiny, tmp_path, block_type=block_type.replace(",", ", "))
@@ -92,6 +96,7 @@ def test_every_block_type_trains_a_step(block_type, tiny, tmp_path):
     assert config["run"]["model_kwargs"]["block_type"] == block_type
 
 
+@pytest.mark.slow
 def test_a_block_type_net_trains_on_two_replicas_and_its_best_checkpoint_loads(tiny, tmp_path):
     # tf.distribute opens its own name scopes: the other place a model name must be accepted.
     config = RunConfig(model="wrn-10-1", dataset=tiny, model_overrides={"block_type": "B(1,3,1)"},

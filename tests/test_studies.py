@@ -13,13 +13,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ablation import io, report
+from ablation import io, plots, report, runner
 from ablation.cli import main as ablation_main
-from ablation.diagrams import write_diagrams
-from ablation.study import (Configuration, Options, RunLock, Smoke, Study, parse_shard, plan, run_study,
-                            shard_from_environment, status)
+from ablation.cli import study_main
+from ablation.config import RunConfig
+from ablation.diagrams import block_dot, write_diagrams, write_run_diagrams
+from ablation.records import RunLock, status
+from ablation.runner import parse_shard, plan, run_study, shard_from_environment
+from ablation.study import Configuration, Options, Smoke, Study
 from builders import build, count_params
-from tests.helpers import ROOT, STUDY_ENTRY_POINTS, make_npz
+from tests.helpers import ROOT, STUDY_ENTRY_POINTS, quiet
 from tests.tiny_study import STUDY as TINY
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -32,82 +35,70 @@ def load(name):
     return importlib.import_module(f"studies.{name}").STUDY
 
 
-@pytest.fixture(scope="module")
-def easy(tmp_path_factory):
-    return make_npz(tmp_path_factory.mktemp("data") / "easy.npz", n_train=160, n_test=40)
-
-
-def quiet(*_):
-    pass
-
-
 # ----------------------------------------------------------------------------------------------
 # Declarations
 
 
 @pytest.mark.parametrize("name", STUDY_MODULES)
-@pytest.mark.parametrize("preset", ["paper", "smoke"])
-def test_every_study_expands_into_valid_unique_runs(name, preset):
+# Planning the smoke protocol builds every Wide ResNet to count its MACs (WRN-28-12: 52M params).
+@pytest.mark.parametrize("protocol", ["paper", pytest.param("smoke", marks=pytest.mark.slow)])
+def test_every_study_expands_into_valid_unique_runs(name, protocol):
     assert len(STUDY_MODULES) == 7
     study = load(name)
-    runs = plan(study, Options(preset=preset))  # plan() resolves, and so validates, every run
+    runs = plan(study, Options(protocol=protocol))  # plan() resolves, and so validates, every run
     assert runs and len({r.run_id for r in runs}) == len(runs)
     assert study.name == name and study.question.endswith("?")
-    expected_seeds = study.seeds[: study.smoke.seeds] if preset == "smoke" else study.seeds
+    expected_seeds = study.seeds[: study.smoke.num_seeds] if protocol == "smoke" else study.seeds
     assert len(runs) == len(study.configurations) * len(expected_seeds)
     assert f"python -m studies.{name}" in importlib.import_module(f"studies.{name}").__doc__
 
 
+@pytest.mark.slow
+def test_importing_a_study_module_imports_no_tensorflow():
+    # Declarations only: listing, importing or inspecting the studies costs no TensorFlow start-up.
+    code = "import sys, studies.depth_vs_width, studies.tune_dropout; print('tensorflow' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "False", result.stderr
+
+
 def test_depth_vs_width_is_the_baseline_trio():
+    # Their published params are checked once, beside the presets (tests/test_builders.py).
     runs = plan(load("depth_vs_width"), Options())
     assert [r.configuration.label for r in runs] == ["ResNet-110", "WRN-28-2", "WRN-28-2-dropout"]
-    assert {r.seed for r in runs} == {42} and {r.config.resolve()["recipe"] for r in runs} == {"wrn"}
-    params = [count_params(build(r.config.model, **r.config.model_overrides))["trainable_params"] for r in runs]
-    assert params == [1_730_522, 1_467_610, 1_467_610]
+    assert [r.config.model for r in runs] == ["resnet-110-projection", "wrn-28-2", "wrn-28-2-dropout"]
+    assert {r.seed for r in runs} == {42} and {r.resolved.recipe for r in runs} == {"wrn"}
 
 
-def _dry_run_params(name, capsys):
-    assert run_study(load(name), Options(), dry_run=True, results_dir="/nonexistent") == 0
+def test_dry_run_lists_every_run_with_the_params_of_its_net_and_its_status(capsys):
+    study = load("block_types")
+    assert run_study(study, Options(), dry_run=True, results_dir="/nonexistent") == 0
     lines = capsys.readouterr().out.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("run "))
-    params = {}
-    for line in lines[header + 1:]:
-        fields = line.split()
-        label = next(c.label for c in load(name).configurations if f" {c.label} " in f" {line} ")
-        params[label] = int(next(f for f in fields if "," in f and f.replace(",", "").isdigit()).replace(",", ""))
-        assert "pending" in fields
-    return params
+    assert len(lines[header + 1:]) == len(study.configurations) * len(study.seeds)
+    expected = [configuration for configuration in study.configurations for _ in study.seeds]
+    for configuration, line in zip(expected, lines[header + 1:], strict=True):
+        params = count_params(build(configuration.model, **configuration.model_overrides))["trainable_params"]
+        assert f" {configuration.label} " in line and f"{params:,}" in line and " pending " in line
 
 
-def test_block_types_dry_run_matches_the_papers_params(capsys):
-    params = _dry_run_params("block_types", capsys)
-    published = {"B(1,3,1)": 1.4, "B(3,1)": 1.2, "B(1,3)": 1.3, "B(3,1,1)": 1.3, "B(3,3)": 1.5, "B(3,1,3)": 1.1}
-    assert {label: round(p / 1e6, 1) for label, p in params.items()} == published
-
-
-def test_deepening_factor_dry_run_is_2_2m_for_every_l(capsys):
-    params = _dry_run_params("deepening_factor", capsys)
-    assert len(params) == 4 and {round(p / 1e6, 1) for p in params.values()} == {2.2}
-
-
-def test_smoke_preset_downsizes_big_nets_and_says_so():
-    runs = {r.configuration.label: r for r in plan(load("widening"), Options(preset="smoke"))}
+@pytest.mark.slow
+def test_smoke_protocol_downsizes_big_nets_and_says_so():
+    runs = {r.configuration.label: r for r in plan(load("widening"), Options(protocol="smoke"))}
     assert runs["WRN-28-12"].downsized == "widen_factor 12 -> 2"
     assert runs["WRN-40-1"].downsized == ""
-    vs = {r.configuration.label: r for r in plan(load("plain_vs_residual"), Options(preset="smoke"))}
-    assert vs["ResNet-50 SGD"].config.resolve()["input_shape"] == [64, 64, 3]
+    vs = {r.configuration.label: r for r in plan(load("plain_vs_residual"), Options(protocol="smoke"))}
+    assert vs["ResNet-50 SGD"].resolved.input_shape == (64, 64, 3)
 
 
 # ----------------------------------------------------------------------------------------------
 # The runner, end to end on tiny data
 
 
+@pytest.mark.slow
 def test_smoke_study_end_to_end_with_a_failure_recorded_and_retried(easy, tmp_path, monkeypatch):
-    import ablation.study as study_module
-
     results = tmp_path / "tiny"
-    options = Options(preset="smoke", dataset=easy)
-    real_train = study_module.train
+    options = Options(protocol="smoke", dataset=easy)
+    real_train = runner.train
 
     def failing_once(config, out, **kwargs):
         if out.name == "wrn-10-1-dropout-s1":
@@ -116,13 +107,13 @@ def test_smoke_study_end_to_end_with_a_failure_recorded_and_retried(easy, tmp_pa
         return real_train(config, out, **kwargs)
 
     lines = []
-    monkeypatch.setattr(study_module, "train", failing_once)
+    monkeypatch.setattr(runner, "train", failing_once)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         code = run_study(TINY, options, results_dir=results, log=lines.append)
     assert code == 1 and any("FAILED" in line and "wrn-10-1-dropout-s1" in line for line in lines)
     frame = pd.read_csv(results / "results.csv")
-    assert dict(zip(frame["run_id"], frame["status"])) == {
+    assert dict(zip(frame["run_id"], frame["status"], strict=True)) == {
         "wrn-10-1-s1": "done", "wrn-10-1-s2": "done", "wrn-10-1-dropout-s1": "failed", "wrn-10-1-dropout-s2": "done"}
 
     # The exports of a study and of its runs.
@@ -133,14 +124,14 @@ def test_smoke_study_end_to_end_with_a_failure_recorded_and_retried(easy, tmp_pa
         assert (run / name).read_bytes()[:8] == PNG, name
     assert "group1_block1_conv1" in (run / "model_summary.txt").read_text()
     summary = (results / "summary.md").read_text()
-    assert "SMOKE PRESET" in summary and "Does dropout change a tiny net?" in summary
-    assert set(frame["preset"]) == {"smoke"} and "dropout_rate" in frame
+    assert "SMOKE PROTOCOL" in summary and "Does dropout change a tiny net?" in summary
+    assert set(frame["protocol"]) == {"smoke"} and "dropout_rate" in frame
     assert sorted(frame["dropout_rate"]) == [0.0, 0.0, 0.3, 0.3]
-    assert json.loads((results / "test_results_summary.json").read_text())["WRN-10-1"]["params"] > 0
+    assert json.loads((results / "test_results_summary.json").read_text())["WRN-10-1"]["trainable_params"] > 0
 
     # The next call retries the failed run, and only it.
     trained = []
-    monkeypatch.setattr(study_module, "train", lambda config, out, **kw: trained.append(out.name) or
+    monkeypatch.setattr(runner, "train", lambda config, out, **kw: trained.append(out.name) or
                         real_train(config, out, **kw))
     lines.clear()
     assert run_study(TINY, options, results_dir=results, log=lines.append) == 0
@@ -158,13 +149,13 @@ def test_smoke_study_end_to_end_with_a_failure_recorded_and_retried(easy, tmp_pa
     assert len(pd.read_csv(results / "results.csv")) == 4
 
 
-@pytest.mark.slow
+@pytest.mark.long
 @pytest.mark.parametrize("name", ALL_MODULES)
 def test_every_study_module_trains_every_configuration_and_writes_its_exports(name, easy, tmp_path, monkeypatch):
-    # As a user runs it, `python -m studies.NAME --preset smoke` (in this process: no second
+    # As a user runs it, `python -m studies.NAME --protocol smoke` (in this process: no second
     # TensorFlow start-up), on tiny data and for one epoch: every configuration takes real steps.
     results = tmp_path / name
-    monkeypatch.setattr(sys, "argv", [f"studies/{name}.py", "--preset", "smoke", "--dataset", easy, "--epochs", "1",
+    monkeypatch.setattr(sys, "argv", [f"studies/{name}.py", "--protocol", "smoke", "--dataset", easy, "--epochs", "1",
                                       "--results-dir", str(results)])
     with warnings.catch_warnings(), pytest.raises(SystemExit) as exit_status:
         warnings.simplefilter("ignore")
@@ -174,7 +165,7 @@ def test_every_study_module_trains_every_configuration_and_writes_its_exports(na
     if hasattr(module, "STUDY"):
         frame = pd.read_csv(results / "results.csv")
         study = module.STUDY
-        assert len(frame) == len(study.configurations) * study.smoke.seeds
+        assert len(frame) == len(study.configurations) * study.smoke.num_seeds
         assert list(dict.fromkeys(frame["configuration"])) == [c.label for c in study.configurations]
         assert set(frame["status"]) == {"done"} and (frame["epochs"] == 1).all()
         for run_id in frame["run_id"]:
@@ -215,12 +206,13 @@ BLOCKS = Study(name="blocks", question="Which block?", varies=("block_type",), r
                smoke=Smoke(epochs=1, max_steps_per_epoch=2))
 
 
+@pytest.mark.slow
 def test_an_error_inside_a_run_is_a_run_failure_not_bad_input(easy, tmp_path, monkeypatch):
     # TensorFlow's own ValueError at the first step, as users met it: recorded, the study goes
     # on, the next call retries that run alone.
     monkeypatch.setattr(importlib.import_module("builders.wide_resnet"), "model_name", _paper_notation_name)
     results, lines = tmp_path / "blocks", []
-    options = Options(preset="smoke", dataset=easy)
+    options = Options(protocol="smoke", dataset=easy)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert run_study(BLOCKS, options, results_dir=results, log=lines.append) == 1
@@ -239,6 +231,7 @@ def test_an_error_inside_a_run_is_a_run_failure_not_bad_input(easy, tmp_path, mo
     assert set(pd.read_csv(results / "results.csv")["status"]) == {"done"}
 
 
+@pytest.mark.slow
 def test_a_failed_run_on_the_command_line_is_one_line_naming_its_record(easy, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(importlib.import_module("builders.wide_resnet"), "model_name", _paper_notation_name)
     out = tmp_path / "run"
@@ -250,10 +243,11 @@ def test_a_failed_run_on_the_command_line_is_one_line_naming_its_record(easy, tm
     assert (out / "failure.json").exists() and not (out / "metrics.json").exists()
 
 
+@pytest.mark.slow
 def test_two_shards_share_one_results_directory(easy, tmp_path):
     # Two processes at once, as two SLURM array tasks on a shared file system.
     results = tmp_path / "shared"
-    command = [sys.executable, "-m", "tests.tiny_study", "--preset", "smoke", "--dataset", easy,
+    command = [sys.executable, "-m", "tests.tiny_study", "--protocol", "smoke", "--dataset", easy,
                "--results-dir", str(results)]
     shards = [subprocess.Popen(command + ["--shard", f"{i}/2"], cwd=ROOT, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True) for i in range(2)]
@@ -269,21 +263,22 @@ def test_two_shards_share_one_results_directory(easy, tmp_path):
     assert frame is not None and len(frame) == 4
 
 
+@pytest.mark.slow
 def test_a_run_locked_by_another_process_is_left_alone(easy, tmp_path):
     results = tmp_path / "locked"
-    runs = plan(TINY, Options(preset="smoke", dataset=easy))
+    runs = plan(TINY, Options(protocol="smoke", dataset=easy))
     held = RunLock(results / "runs" / runs[0].run_id)
     assert held.acquire()
     try:
         # A separate process sees the lock (flock locks are per open file, as across machines).
         probe = subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; "
-                                "from ablation.study import status; print(status(Path(sys.argv[1])))",
+                                "from ablation.records import status; print(status(Path(sys.argv[1])))",
                                 str(results / "runs" / runs[0].run_id)], cwd=ROOT, capture_output=True, text=True)
         assert probe.stdout.strip() == "running"
         lines = []
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            run_study(TINY, Options(preset="smoke", dataset=easy), results_dir=results, only=runs[0].run_id,
+            run_study(TINY, Options(protocol="smoke", dataset=easy), results_dir=results, only=runs[0].run_id,
                       log=lines.append)
         assert any("being trained by another process" in line for line in lines)
         assert not (results / "runs" / runs[0].run_id / "metrics.json").exists()
@@ -291,12 +286,13 @@ def test_a_run_locked_by_another_process_is_left_alone(easy, tmp_path):
         held.release()
 
 
+@pytest.mark.slow
 def test_killed_study_trains_only_the_missing_runs(easy, tmp_path):
     import signal
     import time
 
     results = tmp_path / "killed"
-    command = [sys.executable, "-m", "tests.tiny_study", "--preset", "smoke", "--dataset", easy,
+    command = [sys.executable, "-m", "tests.tiny_study", "--protocol", "smoke", "--dataset", easy,
                "--results-dir", str(results)]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     first = results / "runs" / "wrn-10-1-s1" / "metrics.json"
@@ -312,7 +308,7 @@ def test_killed_study_trains_only_the_missing_runs(easy, tmp_path):
     assert again.returncode == 0, again.stdout + again.stderr
     skipped = {line.split()[1].rstrip(":") for line in again.stdout.splitlines() if "done, skipped" in line}
     trained = {line.split()[1].rstrip(":") for line in again.stdout.splitlines() if "test accuracy" in line}
-    assert skipped == finished and trained == {r.run_id for r in plan(TINY, Options(preset="smoke"))} - finished
+    assert skipped == finished and trained == {r.run_id for r in plan(TINY, Options(protocol="smoke"))} - finished
     assert set(pd.read_csv(results / "results.csv")["status"]) == {"done"}
 
 
@@ -320,13 +316,13 @@ def test_killed_study_trains_only_the_missing_runs(easy, tmp_path):
 # Tables from known records
 
 
-def _fake_study(tmp_path, errors: dict, preset="paper"):
+def _fake_study(tmp_path, errors: dict):
     """A results folder whose runs hold the given test errors, as a finished study would."""
     runs = []
     for label, values in errors.items():
         for seed, error in enumerate(values):
             run_id = f"{label.lower()}-s{seed}"
-            run = {"model": "wrn-10-1", "model_kwargs": {"depth": 10, "widen_factor": 1}, "recipe_fields": {}}
+            run = RunConfig(model="wrn-10-1", seed=seed).resolve().to_json()
             runs.append({"run_id": run_id, "label": label, "seed": seed, "downsized": "", "run": run})
             folder = tmp_path / "runs" / run_id
             io.write_json(folder / "config.json", {"run": run})
@@ -338,7 +334,7 @@ def _fake_study(tmp_path, errors: dict, preset="paper"):
                                                                "val_loss": [1.0, 0.8]}))
     io.write_json(tmp_path / "study.json", {
         "name": "fake", "question": "Which is better?", "varies": ["depth"], "metric": "test_error", "heatmap": None,
-        "preset": preset, "published_protocol": "", "protocol": "paper preset",
+        "protocol": "paper", "protocol_description": "paper protocol", "published_protocol": "",
         "configurations": [{"label": "A", "published_error": 5.0}, {"label": "B", "published_error": None}],
         "runs": runs})
 
@@ -360,10 +356,19 @@ def test_tables_from_known_run_records(tmp_path):
     assert "**Best on validation.** A" in markdown and "SMOKE" not in markdown
 
 
+def test_a_study_folder_written_before_the_vocabulary_change_still_reports(tmp_path):
+    _fake_study(tmp_path, {"A": [5.0], "B": [8.0]})
+    study = json.loads((tmp_path / "study.json").read_text())
+    study["preset"], study["protocol"] = study.pop("protocol"), study.pop("protocol_description")
+    io.write_json(tmp_path / "study.json", study)
+    frame = report.write_study_report(tmp_path)
+    assert set(frame["protocol"]) == {"paper"} and "paper protocol" in (tmp_path / "summary.md").read_text()
+
+
 def test_heatmap_for_two_varying_settings(tmp_path):
     frame = pd.DataFrame({"depth": [16, 16, 28, 28], "widen_factor": [4, 8, 4, 8], "test_error": [5.0, 4.5, 4.6, 4.0],
                           "status": ["done"] * 4})
-    assert report.safe_plot(tmp_path / "heat.png", report.plot_heatmap, frame, "depth", "widen_factor", "t")
+    assert plots.safe_plot(tmp_path / "heat.png", plots.plot_heatmap, frame, "depth", "widen_factor", "t")
     assert (tmp_path / "heat.png").read_bytes()[:8] == PNG
 
 
@@ -396,9 +401,6 @@ def test_diagram_fallback_without_pydot_or_graphviz(tmp_path, monkeypatch):
 
 
 def test_diagrams_cut_short_by_a_kill_are_completed(tmp_path):
-    from ablation.diagrams import write_run_diagrams
-    from ablation.run import RunConfig
-
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / "model_summary.txt").write_text("written before the process was killed\n")
@@ -408,8 +410,6 @@ def test_diagrams_cut_short_by_a_kill_are_completed(tmp_path):
 
 
 def test_block_diagram_reads_like_the_papers_table():
-    from ablation.diagrams import block_dot
-
     text = block_dot(build("wrn-28-2"))
     assert "group2: 16x16, 64 channels" in text
     assert "1 x [BN-ReLU-conv3x3 64/2-BN-ReLU-conv3x3 64] + shortcut conv1x1 64/2" in text
@@ -433,6 +433,13 @@ def test_shards_from_slurm_and_kubernetes():
             parse_shard(bad)
 
 
+def test_the_old_spelling_of_the_protocol_flag_still_works_with_a_notice(easy, tmp_path, capsys):
+    assert study_main(TINY, ["--preset", "smoke", "--dry-run", "--dataset", easy, "--results-dir", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "warning: --preset is deprecated; use --protocol (it means the same).\n"
+    assert "SMOKE protocol" in captured.out
+
+
 @pytest.mark.parametrize("args,expected", [
     (["--shard", "2/2"], "--shard '2/2' is not valid"),
     (["--seeds", "a,b"], "--seeds 'a,b' is not valid"),
@@ -440,8 +447,6 @@ def test_shards_from_slurm_and_kubernetes():
     (["--dataset", "npz:/missing.npz"], "no such file"),
 ])
 def test_study_command_line_errors_are_one_line(easy, tmp_path, capsys, args, expected):
-    from ablation.study import main
-
-    code = main(TINY, ["--preset", "smoke", "--dataset", easy, "--results-dir", str(tmp_path), *args])
+    code = study_main(TINY, ["--protocol", "smoke", "--dataset", easy, "--results-dir", str(tmp_path), *args])
     err = capsys.readouterr().err
     assert code == 2 and expected in err and err.count("\n") == 1 and "Traceback" not in err

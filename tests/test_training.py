@@ -18,21 +18,14 @@ import tensorflow_datasets as tfds
 
 from ablation import data
 from ablation.cli import main
+from ablation.config import RunConfig
 from ablation.recipes import RECIPES, StepDecay, get_recipe
-from ablation.run import RunConfig, run_status, train
+from ablation.records import status as run_status
+from ablation.run import train
 from builders import build, get_preset
-from tests.helpers import CLASS_NAMES, ROOT, make_npz, real_subset
+from tests.helpers import CLASS_NAMES, ROOT, quiet, real_subset
 
 TINY = dict(model="wrn-10-1", recipe_overrides={"epochs": 2, "batch_size": 32})
-
-
-@pytest.fixture(scope="module")
-def easy(tmp_path_factory):
-    return make_npz(tmp_path_factory.mktemp("data") / "easy.npz")
-
-
-def quiet(*_):
-    pass
 
 
 # ----------------------------------------------------------------------------------------------
@@ -93,14 +86,15 @@ def test_weight_decay_is_coupled_on_every_trainable_weight(recipe):
     before = [v.numpy() for v in model.trainable_variables]
     decayed.apply_gradients([(tf.zeros_like(v), v) for v in model.trainable_variables])
     after_decay = [v.numpy() for v in model.trainable_variables]
-    for variable, value in zip(model.trainable_variables, before):
+    for variable, value in zip(model.trainable_variables, before, strict=True):
         variable.assign(value)
-    plain.apply_gradients([(tf.constant(wd * value), v) for v, value in zip(model.trainable_variables, before)])
-    for variable, expected in zip(model.trainable_variables, after_decay):
+    plain.apply_gradients([(tf.constant(wd * value), v) for v, value in zip(model.trainable_variables, before, strict=True)])
+    for variable, expected in zip(model.trainable_variables, after_decay, strict=True):
         np.testing.assert_allclose(variable.numpy(), expected, rtol=1e-6, atol=1e-9, err_msg=variable.path)
-    assert sum(np.abs(a - b).sum() for a, b in zip(after_decay, before)) > 0
+    assert sum(np.abs(a - b).sum() for a, b in zip(after_decay, before, strict=True)) > 0
 
 
+@pytest.mark.slow
 def test_training_steps_match_pytorch_sgd_with_coupled_weight_decay():
     # The whole recipe against the reference framework: the same weights and batches, three
     # steps of SGD 0.9 Nesterov with coupled weight decay (PyTorch's) and BN momentum 0.1
@@ -155,14 +149,14 @@ def test_same_seed_same_order_and_resume_sees_the_same_batches(easy):
     make = lambda seed: data.make_pipeline(data.open_source(easy), image_shape=(32, 32, 3), batch_size=32, seed=seed)
     a, b, other = make(7), make(7), make(8)
     first = [y.numpy() for _, y in a.train_batches(0, 3)]
-    assert all((p == q).all() for p, q in zip(first, [y.numpy() for _, y in b.train_batches(0, 3)]))
-    assert not all((p == q).all() for p, q in zip(first, [y.numpy() for _, y in other.train_batches(0, 3)]))
+    assert all((p == q).all() for p, q in zip(first, [y.numpy() for _, y in b.train_batches(0, 3)], strict=True))
+    assert not all((p == q).all() for p, q in zip(first, [y.numpy() for _, y in other.train_batches(0, 3)], strict=True))
     steps = a.steps_per_epoch
-    assert not all((p == q).all() for p, q in zip(first[:steps], first[steps:2 * steps]))  # reshuffled per epoch
+    assert not all((p == q).all() for p, q in zip(first[:steps], first[steps:2 * steps], strict=True))  # reshuffled per epoch
     # Resuming at epoch 2 yields exactly the images (augmentation included) of the full run's epoch 2.
     full = [x.numpy() for x, _ in a.train_batches(0, 3)][2 * steps:]
     resumed = [x.numpy() for x, _ in b.train_batches(2, 3)]
-    assert len(resumed) == steps and all(np.array_equal(p, q) for p, q in zip(full, resumed))
+    assert len(resumed) == steps and all(np.array_equal(p, q) for p, q in zip(full, resumed, strict=True))
 
 
 def test_augmentation_is_reflect_pad_crop_and_flip():
@@ -176,6 +170,7 @@ def test_augmentation_is_reflect_pad_crop_and_flip():
     assert all(o.tobytes() in windows or o[:, ::-1].tobytes() in windows for o in out)
 
 
+@pytest.mark.slow
 def test_tfds_path_with_mock_data(tmp_path):
     with tfds.testing.mock_data(num_examples=80):
         metrics = train(RunConfig(dataset="cifar10", **TINY), tmp_path / "run", log=quiet)
@@ -199,6 +194,7 @@ def test_tfds_images_of_another_size_are_resized_to_the_net(tmp_path):
 # One run
 
 
+@pytest.mark.slow
 def test_cli_run_writes_a_complete_run_folder(easy, tmp_path, capsys):
     out = tmp_path / "run"
     args = ["train", "--model", "wrn-10-1", "--dataset", easy, "--epochs", "3", "--batch-size", "32",
@@ -234,6 +230,7 @@ def test_cli_run_writes_a_complete_run_folder(easy, tmp_path, capsys):
     assert run_status(out) == "done"
 
 
+@pytest.mark.slow
 def test_a_different_config_in_the_same_folder_is_refused(easy, tmp_path, capsys):
     out = tmp_path / "run"
     train(RunConfig(dataset=easy, **{**TINY, "recipe_overrides": {"epochs": 1, "batch_size": 32}}), out, log=quiet)
@@ -242,6 +239,7 @@ def test_a_different_config_in_the_same_folder_is_refused(easy, tmp_path, capsys
     assert code == 2 and "holds a different run" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_tiny_net_learns_the_real_cifar_subset(tmp_path):
     dataset = real_subset()
     metrics = train(RunConfig(model="wrn-10-1", dataset=dataset, recipe_overrides={"epochs": 2}), tmp_path, log=quiet)
@@ -249,6 +247,7 @@ def test_tiny_net_learns_the_real_cifar_subset(tmp_path):
     assert metrics["test_accuracy"] > 0.2
 
 
+@pytest.mark.slow
 def test_mirrored_training_on_two_logical_cpus_matches_one_device(easy, tmp_path):
     assert len(tf.config.list_logical_devices("CPU")) >= 2, "conftest.py sets up two logical CPUs"
     results = {}
@@ -264,6 +263,7 @@ def test_mirrored_training_on_two_logical_cpus_matches_one_device(easy, tmp_path
     assert abs(results["mirrored"]["test_accuracy"] - results["one_device"]["test_accuracy"]) < 0.25
 
 
+@pytest.mark.slow
 def test_mixed_precision_keeps_float32_logits_and_scales_the_loss(easy, tmp_path):
     train(RunConfig(dataset=easy, precision="mixed_float16", model="wrn-10-1",
                     recipe_overrides={"epochs": 1, "batch_size": 32}, max_steps_per_epoch=2), tmp_path, log=quiet)
@@ -275,6 +275,7 @@ def test_mixed_precision_keeps_float32_logits_and_scales_the_loss(easy, tmp_path
     assert config["environment"]["dtype_policy"] == "mixed_float16"
 
 
+@pytest.mark.slow
 def test_resume_after_the_process_is_killed_mid_run(easy, tmp_path):
     out = tmp_path / "run"
     command = [sys.executable, "-m", "ablation", "train", "--model", "wrn-10-1", "--dataset", easy,
@@ -347,6 +348,7 @@ def test_bad_input_exits_with_one_clear_line(easy, tmp_path, capsys, change, exp
     assert not (tmp_path / "run" / "metrics.json").exists()
 
 
+@pytest.mark.slow
 def test_bad_input_from_a_fresh_process_has_no_traceback(tmp_path):
     result = subprocess.run([sys.executable, "-m", "ablation", "train", "--model", "wrn-10-1", "--dataset",
                              "npz:/nonexistent.npz", "--out", str(tmp_path)], cwd=ROOT, capture_output=True,

@@ -15,28 +15,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import ablation.run
-import ablation.tuning as tuning
-from ablation import data
-from ablation.run import RunConfig
+from ablation import data, io, tuning
+from ablation import run as run_module
+from ablation.config import RunConfig
 from ablation.tuning import Search, make_hypermodel, run_search
-from tests.helpers import ROOT, make_npz
+from tests.helpers import ROOT, quiet
 
 SETTINGS = dict(recipe_overrides={"epochs": 1, "batch_size": 32}, max_steps_per_epoch=2)
-
-
-@pytest.fixture(scope="module")
-def easy(tmp_path_factory):
-    return make_npz(tmp_path_factory.mktemp("data") / "easy.npz", n_train=160, n_test=40)
 
 
 def tiny_search(dataset, **kwargs):
     return Search(run=RunConfig(model="wrn-10-1", dataset=dataset, **SETTINGS), tuner="random",
                   **{"max_trials": 2, "executions_per_trial": 2, **kwargs})
-
-
-def quiet(*_):
-    pass
 
 
 def test_hypermodel_builds_the_net_for_the_drawn_rate(easy):
@@ -54,10 +44,11 @@ def test_hypermodel_builds_the_net_for_the_drawn_rate(easy):
     assert isinstance(model.optimizer, keras.optimizers.SGD) and model.optimizer.nesterov
 
 
+@pytest.mark.slow
 def test_search_keeps_every_execution_and_tests_the_winner_once(easy, tmp_path, monkeypatch):
     calls = []
-    real_predict = ablation.run.predict
-    monkeypatch.setattr(ablation.run, "predict", lambda *a: calls.append(1) or real_predict(*a))
+    real_predict = run_module.predict
+    monkeypatch.setattr(run_module, "predict", lambda *a: calls.append(1) or real_predict(*a))
     search = tiny_search(easy)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -70,7 +61,7 @@ def test_search_keeps_every_execution_and_tests_the_winner_once(easy, tmp_path, 
     assert (tmp_path / "dropout_rate.png").read_bytes()[:4] == b"\x89PNG"
     assert "Best rate" in (tmp_path / "summary.md").read_text()
     best = trials.sort_values("mean_val_accuracy").iloc[-1]["dropout_rate"]
-    config = ablation.run.io.read_json(tmp_path / "best" / "config.json")
+    config = io.read_json(tmp_path / "best" / "config.json")
     assert config["run"]["model_kwargs"]["dropout_rate"] == pytest.approx(best)
     assert (tmp_path / "best" / "metrics.json").exists() and (tmp_path / "best" / "architecture.png").exists()
     assert len(calls) == 1  # the test split was read by the retrained winner, and only by it
@@ -82,6 +73,7 @@ def test_search_keeps_every_execution_and_tests_the_winner_once(easy, tmp_path, 
     assert len(calls) == 1 and len(pd.read_csv(tmp_path / "trials.csv")) == 2
 
 
+@pytest.mark.slow
 def test_an_interrupted_search_resumes_cleanly(easy, tmp_path, monkeypatch):
     search = tiny_search(easy, max_trials=3, executions_per_trial=1)
     real_fit = keras.Model.fit
@@ -107,10 +99,9 @@ def test_an_interrupted_search_resumes_cleanly(easy, tmp_path, monkeypatch):
     assert attempts == {0: 1, 1: 2, 2: 1}  # only the interrupted trial ran again, from scratch
 
 
+@pytest.mark.slow
 def test_a_failed_trial_is_recorded_and_warned_about(easy, tmp_path, monkeypatch):
-    import ablation.recipes
-
-    real_compile = ablation.recipes.compile_model
+    real_compile = tuning.compile_model
     builds = []
 
     def fail_first_trial(model, *args, **kwargs):
@@ -119,7 +110,7 @@ def test_a_failed_trial_is_recorded_and_warned_about(easy, tmp_path, monkeypatch
             raise RuntimeError("simulated out-of-memory")
         return real_compile(model, *args, **kwargs)
 
-    monkeypatch.setattr(ablation.recipes, "compile_model", fail_first_trial)
+    monkeypatch.setattr(tuning, "compile_model", fail_first_trial)
     search = tiny_search(easy, executions_per_trial=1)
     with pytest.warns(UserWarning, match="FAILED"):
         assert run_search(search, tmp_path, log=quiet) == 1
@@ -130,7 +121,6 @@ def test_a_failed_trial_is_recorded_and_warned_about(easy, tmp_path, monkeypatch
 
 
 def test_changed_settings_are_refused(easy, tmp_path):
-    io = ablation.run.io
     io.write_json(tmp_path / "search.json", {"tuner": "hyperband"})
     with pytest.raises(ValueError, match="other settings"):
         run_search(tiny_search(easy), tmp_path, log=quiet)
@@ -142,9 +132,10 @@ def _free_port():
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_distributed_search_with_a_chief_and_two_workers_on_loopback(easy, tmp_path):
     port = _free_port()
-    command = [sys.executable, "-m", "studies.tune_dropout", "--preset", "smoke", "--model", "wrn-10-1",
+    command = [sys.executable, "-m", "studies.tune_dropout", "--protocol", "smoke", "--model", "wrn-10-1",
                "--dataset", easy, "--tuner", "random", "--max-trials", "4", "--executions-per-trial", "1",
                "--epochs", "1", "--results-dir", str(tmp_path)]
     processes = {}
@@ -167,6 +158,7 @@ def test_distributed_search_with_a_chief_and_two_workers_on_loopback(easy, tmp_p
     assert (tmp_path / "best" / "metrics.json").exists()  # and the chief retrained the winner
 
 
+@pytest.mark.slow
 def test_model_without_dropout_is_refused(tmp_path):
     result = subprocess.run([sys.executable, "-m", "studies.tune_dropout", "--model", "resnet-20",
                              "--results-dir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120)

@@ -1,0 +1,169 @@
+"""A run's configuration, its resolved (validated) form, and the factories built from it.
+
+`RunConfig` is what a user or a study asks for; `RunConfig.resolve()` validates it against the
+model's preset and recipe and returns a `ResolvedRun`: everything that defines the run, frozen.
+Its JSON form is the run's identity (config.json's "run"; a folder holding another is refused).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import inspect
+from collections.abc import Mapping
+
+from ablation import data
+from ablation.choices import JIT_MODES, OFFERED_STRATEGIES, PRECISIONS, STRATEGIES, one_of
+from ablation.errors import ConfigError
+from ablation.recipes import Recipe, get_recipe
+from builders import format_block_type, get_preset, parse_block_type
+
+# Model arguments a run may override, and the dataset decides (num_classes).
+MODEL_OVERRIDES = ("dropout_rate", "block_type", "depth", "widen_factor", "blocks_per_group", "dropout_position",
+                   "bn_momentum", "bn_epsilon", "padding", "shortcut", "residual", "input_shape")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    model: str  # a preset of builders.PRESETS
+    dataset: str = "cifar10"
+    recipe: str | None = None  # None: the recipe of the model's paper (its preset's)
+    recipe_overrides: Mapping = dataclasses.field(default_factory=dict)  # e.g. epochs, batch_size
+    model_overrides: Mapping = dataclasses.field(default_factory=dict)  # e.g. dropout_rate, block_type
+    seed: int = 42
+    validation_fraction: float = 0.1
+    augment: bool = True
+    max_steps_per_epoch: int | None = None  # smoke runs: cut every epoch short
+    strategy: str = "auto"  # one of choices.STRATEGIES
+    precision: str = "float32"  # one of choices.PRECISIONS
+    jit_compile: str = "auto"  # one of choices.JIT_MODES
+    data_dir: str | None = None  # tensorflow-datasets' data_dir: where the data is, not what the run is
+
+    def resolve(self) -> ResolvedRun:
+        """Everything that defines the run, validated (the run's identity)."""
+        preset = preset_of(self.model)
+        overrides = self.checked_model_overrides()
+        recipe_name = self.recipe or preset.recipe
+        recipe = get_recipe(recipe_name)
+        if recipe_name == preset.recipe:
+            recipe = recipe.replace(**preset.recipe_overrides)
+        recipe = recipe.replace(**self.recipe_overrides)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"seed={self.seed!r} is not valid; expected a non-negative integer.")
+        if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:
+            raise ConfigError(f"max_steps_per_epoch={self.max_steps_per_epoch!r} is not valid; expected >= 1.")
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"strategy={self.strategy!r} is not valid; expected one of {one_of(OFFERED_STRATEGIES)}.")
+        if self.jit_compile not in JIT_MODES:
+            raise ConfigError(f"jit_compile={self.jit_compile!r} is not valid; expected one of {one_of(JIT_MODES)}.")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision={self.precision!r} is not valid; expected one of {one_of(PRECISIONS)}.")
+        model_kwargs = {**preset.kwargs, **overrides}
+        if "input_shape" in model_kwargs:
+            model_kwargs["input_shape"] = tuple(model_kwargs["input_shape"])
+        return ResolvedRun(
+            model=self.model, builder=preset.family, model_kwargs=model_kwargs,
+            input_shape=tuple(model_kwargs.get("input_shape") or preset.input_shape), dataset=self.dataset,
+            recipe=recipe_name, recipe_fields=recipe, seed=self.seed, validation_fraction=self.validation_fraction,
+            augment=self.augment, max_steps_per_epoch=self.max_steps_per_epoch, strategy=self.strategy,
+            precision=self.precision, jit_compile=self.jit_compile)
+
+    def checked_model_overrides(self) -> dict:
+        """The model overrides, each one a builder argument of this model's preset, and the block
+        type in the paper's notation ("B(1, 3,1)" is "B(1,3,1)"): validated before any run trains."""
+        preset = preset_of(self.model)
+        accepted = inspect.signature(preset.builder).parameters
+        for key, value in self.model_overrides.items():
+            if key not in MODEL_OVERRIDES or key not in accepted:
+                valid = [k for k in MODEL_OVERRIDES if k in accepted]
+                raise ConfigError(f"{key}={value!r} does not apply to model {self.model!r} "
+                                  f"({preset.family}); it accepts {', '.join(valid)}.")
+        overrides = dict(self.model_overrides)
+        if "block_type" in overrides:
+            with builder_arguments():
+                overrides["block_type"] = format_block_type(parse_block_type(overrides["block_type"]))
+        return overrides
+
+    def title(self) -> str:
+        """The net in the papers' words, for plot titles: "wrn-40-2, block_type B(1,3,1)"."""
+        return ", ".join([self.model, *(f"{key} {_plain(value)}" for key, value in
+                                        self.checked_model_overrides().items())])
+
+
+@dataclasses.dataclass(frozen=True)
+class ResolvedRun:
+    """A run's configuration, validated and complete: the preset's arguments merged with the
+    overrides, the recipe with every field. `to_json()` is config.json's "run"."""
+
+    model: str
+    builder: str  # the preset's builder function, e.g. wide_resnet
+    model_kwargs: Mapping
+    input_shape: tuple
+    dataset: str
+    recipe: str  # the recipe's name
+    recipe_fields: Recipe  # every field of it, overrides applied
+    seed: int
+    validation_fraction: float
+    augment: bool
+    max_steps_per_epoch: int | None
+    strategy: str
+    precision: str
+    jit_compile: str
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, run: dict) -> ResolvedRun:
+        """The JSON form read back (lists back to tuples, the recipe's fields back to a Recipe)."""
+        tuples = lambda mapping: {k: tuple(v) if isinstance(v, list) else v for k, v in mapping.items()}
+        return cls(**{**run, "model_kwargs": tuples(run["model_kwargs"]), "input_shape": tuple(run["input_shape"]),
+                      "recipe_fields": Recipe(**tuples(run["recipe_fields"]))})
+
+    def setting(self, key: str):
+        """A hyperparameter's value: model argument, recipe field or run field, falling back to the
+        builder's default (dropout_rate 0.0 when a preset does not set it); None if it has none."""
+        if key in self.model_kwargs:
+            return self.model_kwargs[key]
+        if hasattr(self.recipe_fields, key):
+            return getattr(self.recipe_fields, key)
+        if key in {f.name for f in dataclasses.fields(self)}:
+            return getattr(self, key)
+        parameter = inspect.signature(preset_of(self.model).builder).parameters.get(key)
+        return None if parameter is None else parameter.default
+
+
+def _plain(value) -> str:
+    return "x".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
+@contextlib.contextmanager
+def builder_arguments():
+    """The builders know nothing of this framework and raise ValueError for a bad argument; a net
+    built from a configuration is a function of that configuration alone, so here it is bad input."""
+    try:
+        yield
+    except ConfigError:
+        raise
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+
+
+def preset_of(model: str):
+    """The preset named `model`, or a ConfigError listing the known ones."""
+    with builder_arguments():
+        return get_preset(model)
+
+
+def build_model(run: ResolvedRun, **overrides):
+    """The net of a resolved run (its preset, arguments and input shape), with `overrides`,
+    e.g. num_classes from the data or the dropout rate a tuner drew."""
+    with builder_arguments():
+        return preset_of(run.model).build(**{**run.model_kwargs, "input_shape": run.input_shape, **overrides})
+
+
+def make_pipeline(run: ResolvedRun, source) -> data.Pipeline:
+    """The data pipeline of a run (used by runs, the benchmark and tuning searches alike)."""
+    return data.make_pipeline(source, image_shape=run.input_shape, batch_size=run.recipe_fields.batch_size,
+                              seed=run.seed, validation_fraction=run.validation_fraction, augment=run.augment,
+                              max_steps_per_epoch=run.max_steps_per_epoch)

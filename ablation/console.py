@@ -1,0 +1,122 @@
+"""What every command line shares: TensorFlow's quiet import, the exit protocol, shared options.
+
+Nothing here imports TensorFlow at module level: `import_tensorflow_quietly` does, on purpose,
+with stderr muted, and only entry points call it (through `prepare_console`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import warnings
+
+from ablation.choices import JIT_MODES, PRECISIONS, STRATEGIES
+from ablation.errors import ConfigError, RunFailed
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow with stderr muted: its C++ start-up lines (oneDNN, no CUDA driver) are
+    printed before TF_CPP_MIN_LOG_LEVEL takes effect and bury our progress. Python errors still
+    show; ABLATION_DEBUG=1 shows everything.
+
+    ABLATION_LOGICAL_CPUS=N splits the CPU into N logical devices before TensorFlow initialises
+    them, so that MirroredStrategy runs N replicas on a machine without GPUs (tests, CI). GPUs
+    get memory growth, so that several runs can share one.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    debug = bool(os.environ.get("ABLATION_DEBUG"))
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    if not debug:
+        os.dup2(devnull, 2)
+    try:
+        # Imported here, not at the top: this function exists to import TensorFlow with stderr muted.
+        import keras  # noqa: F401
+        import tensorflow as tf
+
+        # TensorFlow takes all of a GPU's memory by default; growing it on demand lets several
+        # thin runs (ResNet-110, WRN-28-2) share one GPU, which one of them cannot fill.
+        for gpu in tf.config.list_physical_devices("GPU"):
+            tf.config.experimental.set_memory_growth(gpu, True)
+        logical_cpus = int(os.environ.get("ABLATION_LOGICAL_CPUS", "0"))
+        if logical_cpus > 1:
+            cpu = tf.config.list_physical_devices("CPU")[0]
+            tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * logical_cpus)
+        tf.config.list_logical_devices()  # initialises the devices, which logs too
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def prepare_console() -> None:
+    """For a process started from the command line (entry points only: it changes process-wide
+    logging and warning settings): TensorFlow imported quietly, its Python logger limited to
+    errors (retracing notices and deprecations are not the user's business), warnings on one line."""
+    import_tensorflow_quietly()
+    if not os.environ.get("ABLATION_DEBUG"):
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
+        logging.getLogger("absl").setLevel(logging.ERROR)
+        warnings.formatwarning = lambda message, category, *_, **__: f"warning: {message}\n"
+        # Keras's notices about its own internals (e.g. ignored `shuffle` for a tf.data input).
+        warnings.filterwarnings("ignore", category=UserWarning, module="keras")
+
+
+def run_command(action, *, kept="finished epochs") -> int:
+    """The exit protocol of every command line here: `action()`'s status; bad input (ConfigError)
+    as one line on stderr and status 2; a failed run as one line naming its failure.json and
+    status 1; Ctrl-C as status 130, saying that `kept` survive."""
+    try:
+        return action() or 0
+    except ConfigError as error:
+        if os.environ.get("ABLATION_DEBUG"):
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except RunFailed as error:
+        if os.environ.get("ABLATION_DEBUG"):
+            raise
+        print(f"error: the run in {error.out} failed ({error}); its traceback is in "
+              f"{error.record}; run the same command again to retry it.", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: {kept} are kept; run the same command again to go on.", file=sys.stderr)
+        return 130
+
+
+class DeprecatedAlias(argparse.Action):
+    """An old spelling of an option that scripts may still use: it works, with a one-line notice."""
+
+    def __init__(self, option_strings, dest, *, new: str, **kwargs):
+        super().__init__(option_strings, dest, **kwargs)
+        self.new = new
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"warning: {option_string} is deprecated; use {self.new} (it means the same).", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def add_alias(parser, old: str, new: str, dest: str, **kwargs) -> None:
+    """`old` as a deprecated spelling of the option `new` (same `dest`), hidden from --help."""
+    parser.add_argument(old, dest=dest, action=DeprecatedAlias, new=new, help=argparse.SUPPRESS, **kwargs)
+
+
+def add_run_arguments(parser, *, single_run=True):
+    """Options shared by `ablation train` and every study (one spelling for each)."""
+    parser.add_argument("--dataset", default=None if not single_run else "cifar10",
+                        help="a tensorflow-datasets name (cifar10, cifar100, svhn_cropped, cats_vs_dogs, ...) "
+                             "or npz:PATH with keras.datasets keys (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, help="epochs (default: the recipe's); the lr milestones scale with it")
+    add_device_arguments(parser)
+    parser.add_argument("--data-dir", help="tensorflow-datasets data_dir")
+
+
+def add_device_arguments(parser):
+    parser.add_argument("--strategy", default="auto", choices=STRATEGIES,
+                        help="auto: MirroredStrategy over all GPUs when there are several, else one device "
+                             "(default: %(default)s)")
+    parser.add_argument("--precision", default="float32", choices=PRECISIONS, help="(default: %(default)s)")
+    parser.add_argument("--jit-compile", default="auto", choices=tuple(JIT_MODES),
+                        help="XLA for the train step; auto lets Keras decide: on for one GPU, off on CPU and under "
+                             "tf.distribute (default: %(default)s)")

@@ -1,0 +1,157 @@
+"""The run-folder vocabulary: what a run or a study folder holds, and what that says about it.
+
+Every module that reads or writes a run's bookkeeping files names them through these constants,
+asks for a run's state through `status()`, and locks a run through `RunLock`.
+
+    results/NAME/study.json                   what `ablation report` rebuilds the tables from
+    results/NAME/runs/RUN_ID/config.json      the resolved config (the run's identity) and environment
+                             history.csv      one row per finished epoch (training_history.json: the same)
+                             metrics.json     written last: its presence marks the run finished
+                             failure.json     why the last attempt failed, if it did
+                             state/           the last finished epoch's weights and optimizer
+                             .lock            held while a process trains the run
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from ablation import io
+from ablation.errors import ConfigError, RunFailed
+
+STUDY_FILE = "study.json"
+RUNS_DIR = "runs"
+CONFIG_FILE = "config.json"
+HISTORY_FILE = "history.csv"
+HISTORY_JSON_FILE = "training_history.json"
+METRICS_FILE = "metrics.json"
+FAILURE_FILE = "failure.json"
+LOCK_FILE = ".lock"
+STATE_DIR = "state"
+BEST_MODEL_FILE = "best.keras"
+FINAL_MODEL_FILE = "final.keras"
+PER_CLASS_FILE = "per_class_accuracy.csv"
+
+STATUSES = ("done", "failed", "partial", "pending", "running")
+HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "epoch_seconds",
+                   "train_seconds", "images_per_second"]
+_STATE_FILE = re.compile(r"epoch-(\d+)\.weights\.h5")
+
+
+def run_dir_of(results_dir, run_id: str) -> Path:
+    return Path(results_dir) / RUNS_DIR / run_id
+
+
+def status(run_dir) -> str:
+    """done; failed (the last attempt); running (another process holds its lock); partial (epochs
+    finished, resumable); or pending."""
+    run_dir = Path(run_dir)
+    if (run_dir / METRICS_FILE).exists():
+        return "done"
+    if (run_dir / LOCK_FILE).exists() and RunLock(run_dir).held_elsewhere():
+        return "running"
+    if (run_dir / FAILURE_FILE).exists():
+        return "failed"
+    if latest_state(run_dir)[1] is not None:
+        return "partial"
+    return "pending"
+
+
+def latest_state(run_dir: Path):
+    """(epochs finished, path) of the newest resumable state, or (0, None)."""
+    found = [(int(m.group(1)), p) for p in (Path(run_dir) / STATE_DIR).glob("epoch-*.weights.h5")
+             if (m := _STATE_FILE.fullmatch(p.name))]
+    return max(found, default=(0, None))
+
+
+def state_path(run_dir: Path, epoch: int) -> Path:
+    return Path(run_dir) / STATE_DIR / f"epoch-{epoch:04d}.weights.h5"
+
+
+def read_history(run_dir: Path) -> pd.DataFrame:
+    path = Path(run_dir) / HISTORY_FILE
+    return pd.read_csv(path) if path.exists() else pd.DataFrame(columns=HISTORY_COLUMNS)
+
+
+def save_history(run_dir: Path, rows: list[dict]) -> None:
+    history = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
+    io.write_csv(Path(run_dir) / HISTORY_FILE, history)
+    io.write_json(Path(run_dir) / HISTORY_JSON_FILE, {column: history[column].tolist() for column in history.columns})
+
+
+def read_metrics(run_dir: Path) -> dict | None:
+    return io.read_json(Path(run_dir) / METRICS_FILE)
+
+
+def check_same_run(out: Path, run: dict) -> None:
+    """Refuse a folder that holds another run (`run`: the resolved config as JSON data): resuming
+    it would mix two experiments."""
+    previous = io.read_json(Path(out) / CONFIG_FILE)
+    if previous is not None and previous.get("run") != io.json_roundtrip(run):
+        differences = "; ".join(_differences(previous.get("run", {}), io.json_roundtrip(run)))
+        raise ConfigError(f"{out} holds a different run ({differences}); "
+                          f"choose another --out or --results-dir, or remove it.")
+
+
+def _differences(old: dict, new: dict) -> list[str]:
+    keys = sorted(set(old) | set(new))
+    return [f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
+
+
+def record_failure(out: Path, error: BaseException, traceback_text: str) -> RunFailed:
+    """Write the run's failure.json (error and traceback) and return the RunFailed to raise."""
+    failure = RunFailed(out, Path(out) / FAILURE_FILE, error)
+    io.write_json(failure.record, {"error": str(failure), "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                                   "traceback": traceback_text})
+    return failure
+
+
+def last_failure(run_dir: Path) -> str | None:
+    """The error of the run's last failed attempt, or None if it has not failed."""
+    record = io.read_json(Path(run_dir) / FAILURE_FILE)
+    return None if record is None else record.get("error", "unknown error")
+
+
+def clear_failure(run_dir: Path) -> None:
+    (Path(run_dir) / FAILURE_FILE).unlink(missing_ok=True)
+
+
+class RunLock:
+    """An exclusive lock on a run folder, so that no two processes (shards, machines on a shared
+    file system, a second terminal) train the same run. `flock` locks die with their process,
+    so a killed run never leaves a stale lock behind."""
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / LOCK_FILE
+        self.fd = None
+
+    def acquire(self) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self.fd)
+            self.fd = None
+            return False
+        os.ftruncate(self.fd, 0)
+        os.write(self.fd, f"{os.uname().nodename} {os.getpid()}\n".encode())
+        return True
+
+    def release(self):
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+    def held_elsewhere(self) -> bool:
+        if self.acquire():
+            self.release()
+            return False
+        return True

@@ -1,0 +1,214 @@
+"""Running a study: its plan (every run, validated before any trains), shards, and execution.
+
+    run_study(STUDY, Options(protocol="smoke"))   # what `python -m studies.NAME --protocol smoke` calls
+
+Runs are trained resumably one after the other through `ablation.run.train`; each is locked while
+it trains, so shards (processes, machines on a shared file system) never train the same run; a
+run that fails is recorded and retried by the next call while the study goes on; the tables and
+plots are rebuilt from the run folders at the end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import re
+from pathlib import Path
+
+from ablation import io, records, report
+from ablation.config import ResolvedRun, RunConfig, build_model, builder_arguments, preset_of
+from ablation.diagrams import write_run_diagrams
+from ablation.errors import ConfigError, RunFailed
+from ablation.run import train
+from ablation.study import Configuration, Options, Smoke, Study
+from builders import count_macs, count_params
+
+
+@dataclasses.dataclass(frozen=True)
+class PlannedRun:
+    run_id: str
+    configuration: Configuration
+    seed: int
+    config: RunConfig
+    resolved: ResolvedRun  # config.resolve(), computed once
+    downsized: str = ""  # what the smoke protocol changed in the net, if anything
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def plan(study: Study, options: Options) -> list[PlannedRun]:
+    """Every run of the study under these options, in a fixed order (configuration, then seed)."""
+    smoke = options.protocol == "smoke"
+    seeds = list(options.seeds or (study.seeds[: study.smoke.num_seeds] if smoke else study.seeds))
+    runs = []
+    for configuration in study.configurations:
+        model_overrides, downsized = dict(configuration.model_overrides), ""
+        recipe_overrides = {**study.recipe_overrides, **configuration.recipe_overrides}
+        max_steps = None
+        if smoke:
+            model_overrides, downsized = smoke_downsize(configuration.model, model_overrides, study.smoke)
+            recipe_overrides["epochs"] = study.smoke.epochs
+            max_steps = study.smoke.max_steps_per_epoch
+        if options.epochs is not None:
+            recipe_overrides["epochs"] = options.epochs
+        for seed in seeds:
+            config = RunConfig(
+                model=configuration.model, dataset=options.dataset or configuration.dataset or study.dataset,
+                recipe=configuration.recipe or study.recipe, recipe_overrides=recipe_overrides,
+                model_overrides=model_overrides, seed=seed, max_steps_per_epoch=max_steps,
+                strategy=options.strategy, precision=options.precision, jit_compile=options.jit_compile,
+                data_dir=options.data_dir)
+            # Resolving validates: every run is checked before any trains.
+            runs.append(PlannedRun(f"{slug(configuration.label)}-s{seed}", configuration, seed, config,
+                                   config.resolve(), downsized))
+    return runs
+
+
+def smoke_downsize(model: str, overrides: dict, smoke: Smoke):
+    """Nets too big for a CPU smoke run, made small enough, and a note saying how."""
+    preset = preset_of(model)
+    kwargs = {**preset.kwargs, **overrides}
+    if preset.family == "imagenet_resnet":
+        return {**overrides, "input_shape": smoke.imagenet_input}, f"input {'x'.join(map(str, smoke.imagenet_input))}"
+    if preset.family != "wide_resnet":
+        return overrides, ""  # only Wide ResNets are narrowed: no build (a second one per run) to count the others
+    with builder_arguments():
+        macs = count_macs(preset.build(**overrides))
+    if macs > smoke.max_macs:
+        widen_factor = kwargs["widen_factor"]
+        # MACs grow as widen_factor^2: the widest net that fits the budget.
+        narrow = max(1, math.floor(widen_factor * math.sqrt(smoke.max_macs / macs)))
+        return {**overrides, "widen_factor": narrow}, f"widen_factor {widen_factor} -> {narrow}"
+    return overrides, ""
+
+
+# ----------------------------------------------------------------------------------------------
+# Shards (each run is locked while it trains: records.RunLock)
+
+
+def shard_from_environment(environ=os.environ):
+    """(index, count) from a SLURM job array or a Kubernetes Indexed Job, else (0, 1)."""
+    if "SLURM_ARRAY_TASK_ID" in environ and "SLURM_ARRAY_TASK_COUNT" in environ:
+        index = int(environ["SLURM_ARRAY_TASK_ID"]) - int(environ.get("SLURM_ARRAY_TASK_MIN", 0))
+        return index, int(environ["SLURM_ARRAY_TASK_COUNT"])
+    if "JOB_COMPLETION_INDEX" in environ:
+        if "JOB_COMPLETIONS" not in environ:
+            raise ConfigError("JOB_COMPLETION_INDEX is set but JOB_COMPLETIONS is not; set it to the Job's "
+                              "completions in the pod spec, or pass --shard I/N.")
+        return int(environ["JOB_COMPLETION_INDEX"]), int(environ["JOB_COMPLETIONS"])
+    return 0, 1
+
+
+def parse_shard(text: str):
+    match = re.fullmatch(r"(\d+)/(\d+)", text or "")
+    if not match or not int(match.group(1)) < int(match.group(2)):
+        raise ConfigError(f"--shard {text!r} is not valid; expected I/N with 0 <= I < N, e.g. 0/4.")
+    return int(match.group(1)), int(match.group(2))
+
+
+# ----------------------------------------------------------------------------------------------
+# Running a study
+
+
+def default_results_dir(study: Study, protocol: str) -> Path:
+    # Smoke results never mix with the paper protocol's.
+    return Path("results") / (study.name if protocol == "paper" else f"{study.name}-{protocol}")
+
+
+def describe_study(study: Study, options: Options, runs: list[PlannedRun]) -> dict:
+    """study.json: what `ablation report` needs to rebuild the tables without the study module."""
+    return {
+        "name": study.name, "question": study.question, "varies": list(study.varies), "metric": study.metric,
+        "heatmap": list(study.heatmap) if study.heatmap else None,
+        "protocol": options.protocol, "protocol_description": describe_protocol(study, options),
+        "published_protocol": study.published_protocol,
+        "configurations": [{"label": c.label, "model": c.model, "published_error": c.published_error}
+                           for c in study.configurations],
+        "runs": [{"run_id": r.run_id, "label": r.configuration.label, "seed": r.seed, "downsized": r.downsized,
+                  "run": r.resolved.to_json()} for r in runs],
+    }
+
+
+def describe_protocol(study: Study, options: Options) -> str:
+    if options.protocol == "smoke":
+        return (f"SMOKE protocol: {options.epochs or study.smoke.epochs} epochs of at most "
+                f"{study.smoke.max_steps_per_epoch} steps, nets above {study.smoke.max_macs / 1e6:.0f}M MACs "
+                f"downsized; a pipeline check, not comparable to published numbers")
+    seeds = options.seeds or study.seeds
+    epochs = f"{options.epochs} epochs (not the recipe's)" if options.epochs else "the recipe's epochs"
+    return f"paper protocol: {epochs}, seeds {', '.join(map(str, seeds))}, final-epoch test error"
+
+
+def run_study(study: Study, options: Options, *, results_dir=None, only=None, shard=None, dry_run=False,
+              log=print) -> int:
+    """Train every pending run of this shard, then rebuild the tables and plots; 0 if none failed."""
+    results_dir = Path(results_dir or default_results_dir(study, options.protocol))
+    runs = plan(study, options)
+    if only:
+        known = [r.run_id for r in runs] + [slug(c.label) for c in study.configurations]
+        selected = [r for r in runs if only in (r.run_id, slug(r.configuration.label))]
+        if not selected:
+            raise ConfigError(f"--only {only!r} matches no run; expected a run id or configuration: "
+                              f"{', '.join(known)}.")
+        runs_to_do = selected
+    else:
+        runs_to_do = runs
+    index, count = shard or shard_from_environment()
+    mine = [r for i, r in enumerate(runs_to_do) if i % count == index]
+
+    if dry_run:
+        print_plan(study, options, runs, results_dir, mine, log)
+        return 0
+    io.write_json(results_dir / records.STUDY_FILE, describe_study(study, options, runs))
+    log(f"{study.name}: {study.question}")
+    log(f"{describe_protocol(study, options)}; {len(mine)} of {len(runs)} runs in this shard ({index}/{count}), "
+        f"results in {results_dir}")
+    failed = []
+    for n, run in enumerate(mine, start=1):
+        run_dir = records.run_dir_of(results_dir, run.run_id)
+        prefix = f"[{n}/{len(mine)}] {run.run_id}"
+        lock = records.RunLock(run_dir)
+        if records.read_metrics(run_dir) is not None:
+            records.check_same_run(run_dir, run.resolved.to_json())
+            write_run_diagrams(run.config, run_dir, title=run.configuration.label)  # if a kill cut them short
+            log(f"{prefix}: done, skipped")
+            continue
+        if not lock.acquire():
+            log(f"{prefix}: being trained by another process, skipped")
+            continue
+        try:
+            failure = records.last_failure(run_dir)
+            if failure is not None:
+                log(f"{prefix}: failed last time ({failure}); retrying")
+            train(run.config, run_dir, log=lambda line, p=prefix: log(f"{p}: {line.split(': ', 1)[-1]}"),
+                  on_built=lambda model, run=run, run_dir=run_dir: write_run_diagrams(
+                      run.config, run_dir, title=run.configuration.label, model=model))
+        except ConfigError:
+            raise
+        except Exception as error:  # recorded in failure.json by train(); the study goes on
+            failed.append(run.run_id)
+            cause = error if isinstance(error, RunFailed) else f"{type(error).__name__}: {error}"
+            log(f"{prefix}: FAILED ({cause}); it will be retried on the next call")
+        finally:
+            lock.release()
+    report.write_study_report(results_dir)
+    log(f"{study.name}: tables and plots in {results_dir}" + (f"; {len(failed)} failed: {', '.join(failed)}"
+                                                               if failed else ""))
+    return 1 if failed else 0
+
+
+def print_plan(study, options, runs, results_dir, mine, log):
+    log(f"{study.name}: {study.question}\n{describe_protocol(study, options)}; results in {results_dir}")
+    log(f"{'run':28} {'configuration':20} {'model':22} {'params':>12} {'MACs':>10} {'status':8} note")
+    counts = {}  # a configuration's net is the same for every seed: built once
+    for run in runs:
+        if run.configuration.label not in counts:
+            model = build_model(run.resolved)
+            counts[run.configuration.label] = (count_params(model)["trainable_params"], count_macs(model))
+        params, macs = counts[run.configuration.label]
+        note = ("" if run in mine else "other shard") + (f" smoke: {run.downsized}" if run.downsized else "")
+        log(f"{run.run_id:28} {run.configuration.label:20} {run.config.model:22} {params:>12,} {macs / 1e6:>9,.1f}M "
+            f"{records.status(records.run_dir_of(results_dir, run.run_id)):8} {note.strip()}")
