@@ -9,6 +9,7 @@ splits it across the replicas.
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import keras
 import tensorflow as tf
@@ -31,9 +32,18 @@ def make_strategy(name: str):
     gpus = tf.config.list_logical_devices("GPU")
     if name == "mirrored" or (name == "auto" and len(gpus) > 1):
         devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
-        return tf.distribute.MirroredStrategy(devices), devices
+        return _mirrored(tuple(devices)), devices
     # One device: TensorFlow's default strategy places ops on the first GPU, or the CPU.
     return tf.distribute.get_strategy(), [gpus[0].name if gpus else "/device:CPU:0"]
+
+
+@functools.cache
+def _mirrored(devices: tuple[str, ...]) -> tf.distribute.MirroredStrategy:
+    """One MirroredStrategy per process and device set, shared by every run a process trains (a
+    study's runs one after the other): a second strategy over the same devices starts its
+    collective-op keys afresh, and its first all-reduce of a net of another size fails with
+    "Shape mismatch in the collective instance"."""
+    return tf.distribute.MirroredStrategy(list(devices))
 
 
 def set_precision(precision: str) -> None:

@@ -264,6 +264,16 @@ def test_mirrored_training_on_two_logical_cpus_matches_one_device(easy, tmp_path
 
 
 @pytest.mark.slow
+def test_one_process_trains_mirrored_runs_of_different_nets_one_after_the_other(easy, tmp_path):
+    # As a study with --strategy mirrored does. A fresh MirroredStrategy per run restarted the
+    # collective-op keys, and the second net's first all-reduce failed ("Shape mismatch").
+    for name, overrides in (("a", {}), ("b", {"block_type": "B(1,3,1)"})):
+        config = RunConfig(dataset=easy, strategy="mirrored", model="wrn-10-1", model_overrides=overrides,
+                           recipe_overrides={"epochs": 1, "batch_size": 32}, max_steps_per_epoch=2)
+        assert train(config, tmp_path / name, log=quiet)["epochs"] == 1
+
+
+@pytest.mark.slow
 def test_mixed_precision_keeps_float32_logits_and_scales_the_loss(easy, tmp_path):
     train(RunConfig(dataset=easy, precision="mixed_float16", model="wrn-10-1",
                     recipe_overrides={"epochs": 1, "batch_size": 32}, max_steps_per_epoch=2), tmp_path, log=quiet)
