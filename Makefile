@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 TEST_WORKERS ?= 2
 PYTEST = $(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal
 
-.PHONY: setup graphviz study test test-slow clean
+.PHONY: setup graphviz study lint test test-fast test-long clean
 
 setup: $(VENV)/.installed graphviz
 
@@ -33,15 +33,24 @@ graphviz:
 	fi
 
 study: setup
-	$(PY) -m studies.depth_vs_width --preset smoke --dataset $(DATASET)
+	$(PY) -m studies.depth_vs_width --protocol smoke --dataset $(DATASET)
 
-# The test suite without the tests marked `slow`: every study end to end and the biggest nets,
-# which `make test-slow` runs (CI runs both).
-test: setup $(VENV)/.reference
-	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
+# The layering (pyproject.toml's import-linter contract) and ruff's checks.
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
-test-slow: setup $(VENV)/.reference
-	$(PYTEST) -m slow $(PYTEST_ARGS)
+# The lint, then the test suite without the tests marked `long` (every study end to end and the
+# biggest nets), which `make test-long` runs; CI runs both.
+test: lint $(VENV)/.reference
+	$(PYTEST) -m "not long" $(PYTEST_ARGS)
+
+# The quick loop while editing: nothing that trains, starts a process or builds a net over 20M params.
+test-fast: lint
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-long: setup $(VENV)/.reference
+	$(PYTEST) -m long $(PYTEST_ARGS)
 
 # PyTorch is the reference two tests compare against. It is not a requirement: it is installed
 # only where pip finds a wheel of it on disk (its find-links), never downloaded (that would be
