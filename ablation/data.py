@@ -11,6 +11,7 @@ at epoch e sees exactly the batches the uninterrupted run would have seen.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import zipfile
@@ -18,6 +19,7 @@ import zipfile
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from tensorflow_datasets.core.download import downloader as _tfds_downloader
 
 from ablation.errors import ConfigError
 
@@ -165,6 +167,22 @@ def _npz_source(dataset):
                   class_names=class_names, test_split="test")
 
 
+@contextlib.contextmanager
+def _few_download_retries(downloading: bool):
+    """tensorflow-datasets retries a failed download 10 times with exponential back-off: offline,
+    over three minutes before the first error. Two retries (about a second) still ride out a
+    transient failure, and a machine without internet hears so at once. (Its module constant is
+    the one setting it offers; it is read at each download.)"""
+    if not downloading:
+        yield
+        return
+    saved, _tfds_downloader.MAX_RETRIES = _tfds_downloader.MAX_RETRIES, 2
+    try:
+        yield
+    finally:
+        _tfds_downloader.MAX_RETRIES = saved
+
+
 def _tfds_source(name, data_dir):
     try:
         builder = tfds.builder(name, data_dir=data_dir)
@@ -180,12 +198,18 @@ def _tfds_source(name, data_dir):
     known_splits = set(info.splits.keys()) if info.splits else {"train", "test"}
     # cats_vs_dogs has only a train split: its last 10% is the fixed test split.
     train_split, test_split = ("train", "test") if "test" in known_splits else ("train[:90%]", "train[90%:]")
+    prepared = builder.is_prepared()
     try:
-        train, test = tfds.load(name, split=[train_split, test_split], as_supervised=True, shuffle_files=False,
-                                data_dir=data_dir)
+        with _few_download_retries(not prepared):
+            train, test = tfds.load(name, split=[train_split, test_split], as_supervised=True, shuffle_files=False,
+                                    data_dir=data_dir)
     except Exception as error:
+        where = data_dir or tfds.core.constants.DATA_DIR
+        how = ("" if prepared else f"; it is not prepared in {where}: prepare it on a machine with internet "
+               f"(python -c \"import tensorflow_datasets as tfds; tfds.builder('{name}').download_and_prepare()\") "
+               f"and pass its folder with --data-dir, or use npz:PATH")
         raise ConfigError(f"dataset {name!r} could not be loaded by tensorflow-datasets ({type(error).__name__}: "
-                          f"{str(error).splitlines()[0][:160]}); without internet, use npz:PATH.") from None
+                          f"{str(error).splitlines()[0][:160]}){how}.") from None
     cast = lambda image, label: (image, tf.cast(label, tf.int64))
     return Source(name, train.map(cast), test.map(cast), tuple(label.names), test_split)
 

@@ -23,7 +23,7 @@ from ablation.recipes import RECIPES, StepDecay, get_recipe
 from ablation.records import status as run_status
 from ablation.run import train
 from builders import build, get_preset
-from tests.helpers import CLASS_NAMES, ROOT, quiet, real_subset
+from tests.helpers import CLASS_NAMES, ROOT, quiet, real_subset, run_cli
 
 TINY = dict(model="wrn-10-1", recipe_overrides={"epochs": 2, "batch_size": 32})
 
@@ -179,6 +179,51 @@ def test_tfds_path_with_mock_data(tmp_path):
     assert len(names) == 10 and config["data"]["class_names"] == names  # from tfds metadata
     assert config["data"]["num_train"] + config["data"]["num_validation"] == 80
     assert 0.0 <= metrics["test_accuracy"] <= 1.0 and metrics["epochs"] == 2
+
+
+class TinyColours(tfds.core.GeneratorBasedBuilder):
+    """A real tensorflow-datasets builder, prepared offline: the path `cifar10` takes on a fresh machine."""
+
+    VERSION = tfds.core.Version("1.0.0")
+
+    def _info(self):
+        return self.dataset_info_from_configs(
+            features=tfds.features.FeaturesDict({"image": tfds.features.Image(shape=(32, 32, 3)),
+                                                 "label": tfds.features.ClassLabel(names=list(CLASS_NAMES))}),
+            supervised_keys=("image", "label"))
+
+    def _split_generators(self, dl_manager):
+        return {"train": self._generate_examples(96, seed=0), "test": self._generate_examples(16, seed=1)}
+
+    def _generate_examples(self, n, seed):
+        rng = np.random.default_rng(seed)
+        for i in range(n):
+            label = int(rng.integers(len(CLASS_NAMES)))
+            yield i, {"image": rng.integers(0, 256, (32, 32, 3), dtype=np.uint8), "label": label}
+
+
+@pytest.mark.slow
+def test_a_dataset_prepared_by_tensorflow_datasets_trains_by_name_from_its_data_dir(tmp_path):
+    # download_and_prepare() is the code tfds.load("cifar10") runs on a fresh machine (it needs
+    # importlib_resources); the command line then reads the prepared files without the class.
+    TinyColours(data_dir=str(tmp_path / "tfds")).download_and_prepare()
+    result = run_cli("ablation", "train", "--model", "wrn-10-1", "--dataset", "tiny_colours", "--data-dir",
+                     str(tmp_path / "tfds"), "--epochs", "1", "--batch-size", "16", "--out", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stderr
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["data"]["class_names"] == list(CLASS_NAMES) and config["data"]["num_test"] == 16
+
+
+@pytest.mark.slow
+def test_a_tfds_dataset_that_is_not_prepared_fails_fast_offline_saying_how_to_prepare_it(tmp_path):
+    # This machine has no internet: the download fails, after two quick retries, not ten slow ones.
+    start = time.perf_counter()
+    result = run_cli("ablation", "train", "--model", "wrn-10-1", "--dataset", "cifar10", "--data-dir",
+                     str(tmp_path / "empty"), "--out", str(tmp_path / "run"), timeout=120)
+    last = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert last.startswith("error: dataset 'cifar10' could not be loaded") and "--data-dir" in last and "npz:" in last
+    assert time.perf_counter() - start < 60
 
 
 def test_tfds_images_of_another_size_are_resized_to_the_net(tmp_path):
