@@ -1,9 +1,10 @@
 """The callbacks of a run: resumable state, history, best checkpoint, progress.
 
-All of a run's per-epoch bookkeeping lives in `RunRecorder`, so that its order is explicit:
-state checkpoint first (what resume needs), then the best checkpoint, then the history row.
-A kill between two of these writes loses at most that epoch's history row, and resume
-truncates the history to the restored epoch, so the records always agree.
+All of a run's per-epoch bookkeeping lives in `RunRecorder`, so that its order is explicit: the
+best checkpoint, then the history row, then the state checkpoint, last, because it is what
+resume trusts. A run stopped between two of these writes (a kill, a failed save, a full disk)
+resumes from the previous epoch's state and trains the epoch again; resume truncates the history
+to the restored epoch, so no epoch is lost and the records always agree.
 """
 
 from __future__ import annotations
@@ -67,19 +68,19 @@ class RunRecorder(keras.callbacks.Callback):
             "epoch_seconds": end - self._start, "train_seconds": train_seconds,
             "images_per_second": self.steps * self.batch_size / train_seconds,
         }
+        if row["val_accuracy"] is not None and row["val_accuracy"] > self.best:
+            with io.atomic_path(self.run_dir / records.BEST_MODEL_FILE) as tmp:
+                self.model.save(tmp)
+            self.best = row["val_accuracy"]
+            self.best_saved_epoch = epoch + 1
+        self.rows.append(row)
+        records.save_history(self.run_dir, self.rows)
         state = records.state_path(self.run_dir, epoch + 1)
         with io.atomic_path(state) as tmp:
             self.model.save_weights(tmp)
         for old in (self.run_dir / records.STATE_DIR).glob("epoch-*.weights.h5"):
             if old != state:
                 old.unlink()
-        if row["val_accuracy"] is not None and row["val_accuracy"] > self.best:
-            self.best = row["val_accuracy"]
-            with io.atomic_path(self.run_dir / records.BEST_MODEL_FILE) as tmp:
-                self.model.save(tmp)
-            self.best_saved_epoch = epoch + 1
-        self.rows.append(row)
-        records.save_history(self.run_dir, self.rows)
         val = f" val_loss {row['val_loss']:.4f} val_acc {row['val_accuracy']:.4f}" if row["val_loss"] is not None else ""
         self.log(f"epoch {epoch + 1}/{self.epochs}: loss {row['loss']:.4f} acc {row['accuracy']:.4f}{val} "
                  f"lr {row['learning_rate']:.4g} {row['epoch_seconds']:.1f}s ({row['images_per_second']:.0f} img/s)")

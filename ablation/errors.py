@@ -16,6 +16,16 @@ class ConfigError(ValueError):
     """A value that is not valid, named together with what would be."""
 
 
+class RunLocked(ConfigError):
+    """A run folder that another process is training: this one leaves it alone (a study skips it,
+    a command line says so and exits with status 2)."""
+
+    def __init__(self, out: Path, holder: str):
+        super().__init__(f"{out} is being trained by another process ({holder or 'unknown'}); wait for it to "
+                         f"finish, or choose another --out or --results-dir.")
+        self.out = Path(out)
+
+
 class RunFailed(RuntimeError):
     """A run stopped by an error inside it, recorded in `record` (its failure.json) with the traceback.
 

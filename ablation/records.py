@@ -14,6 +14,7 @@ asks for a run's state through `status()`, and locks a run through `RunLock`.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import re
@@ -23,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from ablation import io
-from ablation.errors import ConfigError, RunFailed
+from ablation.errors import ConfigError, RunFailed, RunLocked
 
 STUDY_FILE = "study.json"
 RUNS_DIR = "runs"
@@ -122,6 +123,26 @@ def clear_failure(run_dir: Path) -> None:
     (Path(run_dir) / FAILURE_FILE).unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def locked(run_dir: Path):
+    """Hold the run folder's lock while the block runs; RunLocked if another process holds it."""
+    lock = RunLock(run_dir)
+    if not lock.acquire():
+        raise RunLocked(run_dir, lock.holder())
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def remove_stale_temporaries(run_dir: Path) -> None:
+    """Temporary files of atomic writes (io.atomic_path) that a killed process left behind; only
+    called under the run's lock, when no writer can be at work."""
+    for path in Path(run_dir).glob(".*.tmp-*"):
+        if path.is_file():
+            path.unlink()
+
+
 class RunLock:
     """An exclusive lock on a run folder, so that no two processes (shards, machines on a shared
     file system, a second terminal) train the same run. `flock` locks die with their process,
@@ -149,6 +170,13 @@ class RunLock:
             fcntl.flock(self.fd, fcntl.LOCK_UN)
             os.close(self.fd)
             self.fd = None
+
+    def holder(self) -> str:
+        """Who holds the lock, as its holder wrote it: "host pid"."""
+        try:
+            return self.path.read_text().strip()
+        except OSError:
+            return ""
 
     def held_elsewhere(self) -> bool:
         if self.acquire():

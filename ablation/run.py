@@ -51,18 +51,21 @@ def train(config: RunConfig, out, *, log=print, on_built=None) -> dict:
     """
     out = Path(out)
     resolved = config.resolve()
-    records.check_same_run(out, resolved.to_json())
-    metrics = records.read_metrics(out)
-    if metrics is not None:
-        log(f"{out}: already finished (test accuracy {metrics['test_accuracy']:.4f}); nothing to do.")
-        return metrics
-    try:
-        with distribute.precision_policy(config.precision):
-            return _train(config, resolved, out, log, on_built)
-    except (KeyboardInterrupt, ConfigError):
-        raise  # an interrupted run resumes; bad input is the caller's to report
-    except Exception as error:  # Keras, TensorFlow, the disk: the run failed, its input may be fine
-        raise records.record_failure(out, error, traceback.format_exc()) from error
+    # One trainer per run folder, whatever started it (train, a study, a shard, the tuner).
+    with records.locked(out):
+        records.check_same_run(out, resolved.to_json())
+        metrics = records.read_metrics(out)
+        if metrics is not None:
+            log(f"{out}: already finished (test accuracy {metrics['test_accuracy']:.4f}); nothing to do.")
+            return metrics
+        records.remove_stale_temporaries(out)
+        try:
+            with distribute.precision_policy(config.precision):
+                return _train(config, resolved, out, log, on_built)
+        except (KeyboardInterrupt, ConfigError):
+            raise  # an interrupted run resumes; bad input is the caller's to report
+        except Exception as error:  # Keras, TensorFlow, the disk: the run failed, its input may be fine
+            raise records.record_failure(out, error, traceback.format_exc()) from error
 
 
 def _train(config: RunConfig, resolved: ResolvedRun, out: Path, log, on_built) -> dict:

@@ -19,7 +19,7 @@ from pathlib import Path
 from ablation import io, records, report
 from ablation.config import ResolvedRun, RunConfig, build_model, builder_arguments, preset_of
 from ablation.diagrams import write_run_diagrams
-from ablation.errors import ConfigError, RunFailed
+from ablation.errors import ConfigError, RunFailed, RunLocked
 from ablation.run import train
 from ablation.study import Configuration, Options, Smoke, Study
 from builders import count_macs, count_params
@@ -170,30 +170,26 @@ def run_study(study: Study, options: Options, *, results_dir=None, only=None, sh
     for n, run in enumerate(mine, start=1):
         run_dir = records.run_dir_of(results_dir, run.run_id)
         prefix = f"[{n}/{len(mine)}] {run.run_id}"
-        lock = records.RunLock(run_dir)
         if records.read_metrics(run_dir) is not None:
             records.check_same_run(run_dir, run.resolved.to_json())
             write_run_diagrams(run.config, run_dir, title=run.configuration.label)  # if a kill cut them short
             log(f"{prefix}: done, skipped")
             continue
-        if not lock.acquire():
-            log(f"{prefix}: being trained by another process, skipped")
-            continue
+        failure = records.last_failure(run_dir)
+        if failure is not None:
+            log(f"{prefix}: failed last time ({failure}); retrying")
         try:
-            failure = records.last_failure(run_dir)
-            if failure is not None:
-                log(f"{prefix}: failed last time ({failure}); retrying")
             train(run.config, run_dir, log=lambda line, p=prefix: log(f"{p}: {line.split(': ', 1)[-1]}"),
                   on_built=lambda model, run=run, run_dir=run_dir: write_run_diagrams(
                       run.config, run_dir, title=run.configuration.label, model=model))
+        except RunLocked:  # train() locks the run: another shard or process has it
+            log(f"{prefix}: being trained by another process, skipped")
         except ConfigError:
             raise
         except Exception as error:  # recorded in failure.json by train(); the study goes on
             failed.append(run.run_id)
             cause = error if isinstance(error, RunFailed) else f"{type(error).__name__}: {error}"
             log(f"{prefix}: FAILED ({cause}); it will be retried on the next call")
-        finally:
-            lock.release()
     report.write_study_report(results_dir)
     log(f"{study.name}: tables and plots in {results_dir}" + (f"; {len(failed)} failed: {', '.join(failed)}"
                                                                if failed else ""))

@@ -19,7 +19,9 @@ import tensorflow_datasets as tfds
 from ablation import data
 from ablation.cli import main
 from ablation.config import RunConfig
+from ablation.errors import RunFailed
 from ablation.recipes import RECIPES, StepDecay, get_recipe
+from ablation.records import RunLock
 from ablation.records import status as run_status
 from ablation.run import train
 from builders import build, get_preset
@@ -328,6 +330,50 @@ def test_mixed_precision_keeps_float32_logits_and_scales_the_loss(easy, tmp_path
     assert keras.mixed_precision.global_policy().name == "float32"  # restored after the run
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["environment"]["dtype_policy"] == "mixed_float16"
+
+
+@pytest.mark.slow
+def test_a_failed_best_checkpoint_save_loses_no_epoch(easy, tmp_path):
+    # Deterministically what a kill or a full disk between an epoch's writes did: the state was
+    # saved first, so the retry resumed after the epoch whose history row was never written.
+    out = tmp_path / "run"
+    (out / "best.keras").mkdir(parents=True)  # the first save of best.keras fails
+    config = RunConfig(dataset=easy, model="wrn-10-1", recipe_overrides={"epochs": 3, "batch_size": 32},
+                       max_steps_per_epoch=2)
+    with pytest.raises(RunFailed, match="best.keras"):
+        train(config, out, log=quiet)
+    (out / "best.keras").rmdir()
+    (out / ".best.tmp-99999.keras").write_bytes(b"left by a killed process")
+    metrics = train(config, out, log=quiet)
+    assert list(pd.read_csv(out / "history.csv")["epoch"]) == [1, 2, 3] and metrics["epochs"] == 3
+    assert not list(out.glob(".*.tmp-*"))
+
+
+def test_a_run_folder_locked_by_another_trainer_is_refused_in_one_line(easy, tmp_path, capsys):
+    held = RunLock(tmp_path / "run")
+    assert held.acquire()  # a second open file, as another process would hold it
+    try:
+        code = main(["train", "--model", "wrn-10-1", "--dataset", easy, "--out", str(tmp_path / "run")])
+    finally:
+        held.release()
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "is being trained by another process" in err
+    assert not (tmp_path / "run" / "config.json").exists()
+
+
+@pytest.mark.slow
+def test_two_trainers_on_one_folder_train_it_once(easy, tmp_path):
+    command = [sys.executable, "-m", "ablation", "train", "--model", "wrn-10-1", "--dataset", easy, "--epochs", "2",
+               "--batch-size", "32", "--max-steps-per-epoch", "3", "--out", str(tmp_path / "run")]
+    processes = [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(2)]
+    results = [(p.wait(timeout=300), p.stdout.read(), p.stderr.read()) for p in processes]
+    trained = [out for code, out, _ in results if code == 0 and "epoch 1/2" in out]
+    refused = [err for code, _, err in results if code == 2]
+    # One trains; the other finds the folder locked, or (started late) finished: never both train.
+    assert len(trained) == 1 and sorted(code for code, *_ in results) in ([0, 0], [0, 2]), results
+    assert all("is being trained by another process" in err for err in refused)
+    assert list(pd.read_csv(tmp_path / "run" / "history.csv")["epoch"]) == [1, 2]
 
 
 @pytest.mark.slow
