@@ -36,6 +36,8 @@ from builders import PRESETS, count_macs, count_params
 
 
 def cmd_train(args):
+    if not args.out.strip():
+        raise ConfigError(f"--out {args.out!r} is not valid; expected the run's folder, e.g. runs/wrn-16-2.")
     recipe = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size),
                                 ("learning_rate", args.learning_rate)) if v is not None}
     model = {k: v for k, v in (("dropout_rate", args.dropout_rate), ("block_type", args.block_type)) if v is not None}
@@ -164,9 +166,9 @@ def parse_seeds(text):
         seeds = tuple(int(s) for s in text.split(","))
     except ValueError:
         seeds = ()
-    if not seeds or any(s < 0 for s in seeds):
-        raise ConfigError(f"--seeds {text!r} is not valid; expected comma-separated non-negative integers, "
-                          f"e.g. 42,43,44.")
+    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds {text!r} is not valid; expected distinct comma-separated non-negative "
+                          f"integers, e.g. 42,43,44.")
     return seeds
 
 
@@ -208,11 +210,16 @@ def search_main(name: str, defaults: SearchDefaults, argv=None) -> int:
                                max_steps_per_epoch=defaults.smoke_max_steps_per_epoch if smoke else None)
         search = Search(
             run=run_config, tuner=args.tuner,
-            max_trials=args.max_trials or (defaults.smoke_max_trials if smoke else defaults.max_trials),
-            executions_per_trial=args.executions_per_trial or (defaults.smoke_executions_per_trial if smoke
-                                                               else defaults.executions_per_trial),
+            max_trials=_given(args.max_trials, defaults.smoke_max_trials if smoke else defaults.max_trials),
+            executions_per_trial=_given(args.executions_per_trial, defaults.smoke_executions_per_trial if smoke
+                                        else defaults.executions_per_trial),
             min_rate=args.min_rate, max_rate=args.max_rate, step=args.step,
             tune_learning_rate=args.tune_learning_rate, protocol=args.protocol)
         return run_search(search, args.results_dir or Path("results") / (name if not smoke else f"{name}-smoke"))
 
     return run_command(run, kept="finished trials")
+
+
+def _given(value, default):
+    """A flag's value if it was given (0 included: the validators refuse it), else the default."""
+    return default if value is None else value

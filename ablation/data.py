@@ -149,9 +149,15 @@ def _npz_source(dataset):
         if y.ndim != 1 or len(y) != len(x):
             raise ConfigError(f"dataset {dataset!r}: y_{split} has shape {y.shape} for {len(x)} images; "
                               f"expected ({len(x)},) integer labels.")
-        if not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
-            raise ConfigError(f"dataset {dataset!r}: y_{split} must hold non-negative integer labels, "
-                              f"got dtype {y.dtype}.")
+        if len(x) == 0:
+            raise ConfigError(f"dataset {dataset!r}: x_{split} holds no images; expected at least one.")
+        if not np.issubdtype(y.dtype, np.integer):
+            raise ConfigError(f"dataset {dataset!r}: y_{split} has dtype {y.dtype}; expected integer labels.")
+        if y.min() < 0:
+            raise ConfigError(f"dataset {dataset!r}: y_{split} holds the label {y.min()}; expected labels >= 0.")
+        if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
+            raise ConfigError(f"dataset {dataset!r}: x_{split} holds non-finite pixels (NaN or inf); expected "
+                              f"finite values in [0, 255] (or [0, 1]).")
         if x.dtype != np.uint8:
             if np.issubdtype(x.dtype, np.floating) and x.size and x.max() <= 1.0:
                 x = x * 255.0
@@ -160,6 +166,10 @@ def _npz_source(dataset):
     num_classes = int(max(splits["train"][1].max(initial=0), splits["test"][1].max(initial=0))) + 1
     names = arrays.get("label_names")
     class_names = tuple(str(n) for n in names) if names is not None else tuple(str(i) for i in range(num_classes))
+    present = np.unique(splits["train"][1])
+    if len(present) < 2:
+        raise ConfigError(f"dataset {dataset!r}: y_train holds only the label {present[0]}, one class; expected "
+                          f"at least two classes.")
     if len(class_names) < num_classes:
         raise ConfigError(f"dataset {dataset!r}: label_names has {len(class_names)} names but labels go up to "
                           f"{num_classes - 1}.")

@@ -15,6 +15,7 @@ update step. Keras's own `weight_decay=` is decoupled (AdamW-style) and trains d
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import keras
 
@@ -42,12 +43,15 @@ class Recipe:
             raise ConfigError(f"optimizer={self.optimizer!r} is not valid; expected one of {', '.join(OPTIMIZERS)}.")
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise ConfigError(f"batch_size={self.batch_size!r} is not valid; expected a positive integer.")
-        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 0:
-            raise ConfigError(f"epochs={self.epochs!r} is not valid; expected a non-negative integer.")
-        if not self.learning_rate > 0:
-            raise ConfigError(f"learning_rate={self.learning_rate!r} is not valid; expected a positive number.")
-        if self.weight_decay < 0:
-            raise ConfigError(f"weight_decay={self.weight_decay!r} is not valid; expected a number >= 0.")
+        # epochs=0 would train nothing and mark the run finished.
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
+            raise ConfigError(f"epochs={self.epochs!r} is not valid; expected a positive integer.")
+        for name in ("learning_rate", "warmup_learning_rate", "lr_decay"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ConfigError(f"{name}={value!r} is not valid; expected a finite positive number.")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ConfigError(f"weight_decay={self.weight_decay!r} is not valid; expected a finite number >= 0.")
         if any(not 0 < m < 1 for m in self.lr_milestones) or list(self.lr_milestones) != sorted(self.lr_milestones):
             raise ConfigError(f"lr_milestones={self.lr_milestones!r} is not valid; expected increasing "
                               f"fractions of the run in (0, 1).")

@@ -92,14 +92,32 @@ def smoke_downsize(model: str, overrides: dict, smoke: Smoke):
 def shard_from_environment(environ=os.environ):
     """(index, count) from a SLURM job array or a Kubernetes Indexed Job, else (0, 1)."""
     if "SLURM_ARRAY_TASK_ID" in environ and "SLURM_ARRAY_TASK_COUNT" in environ:
-        index = int(environ["SLURM_ARRAY_TASK_ID"]) - int(environ.get("SLURM_ARRAY_TASK_MIN", 0))
-        return index, int(environ["SLURM_ARRAY_TASK_COUNT"])
+        names = ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_COUNT")
+        task, first, count = (_environment_int(environ, name) for name in names)
+        return _checked_shard(task - first, count, "SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN")
     if "JOB_COMPLETION_INDEX" in environ:
         if "JOB_COMPLETIONS" not in environ:
             raise ConfigError("JOB_COMPLETION_INDEX is set but JOB_COMPLETIONS is not; set it to the Job's "
                               "completions in the pod spec, or pass --shard I/N.")
-        return int(environ["JOB_COMPLETION_INDEX"]), int(environ["JOB_COMPLETIONS"])
+        return _checked_shard(_environment_int(environ, "JOB_COMPLETION_INDEX"),
+                              _environment_int(environ, "JOB_COMPLETIONS"), "JOB_COMPLETION_INDEX")
     return 0, 1
+
+
+def _environment_int(environ, name: str) -> int:
+    text = environ.get(name, "0")
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"{name}={text!r} is not valid; expected an integer (or pass --shard I/N).") from None
+
+
+def _checked_shard(index: int, count: int, index_name: str):
+    # A shard outside the count would run nothing and exit 0, as if its share were done.
+    if not 0 <= index < count:
+        raise ConfigError(f"{index_name} = {index} is not valid for {count} shards; expected 0 <= index < {count} "
+                          f"(or pass --shard I/N).")
+    return index, count
 
 
 def parse_shard(text: str):

@@ -75,6 +75,9 @@ class Search:
         if not 0.0 <= self.min_rate < self.max_rate < 1.0:
             raise ConfigError(f"dropout range [{self.min_rate}, {self.max_rate}] is not valid; expected "
                               f"0 <= min < max < 1.")
+        if not 0.0 < self.step <= self.max_rate - self.min_rate:
+            raise ConfigError(f"step={self.step!r} is not valid; expected a number in (0, "
+                              f"{self.max_rate - self.min_rate:g}], the width of the dropout range.")
 
     def seeds(self) -> list[int]:
         """Execution i of every trial uses seed base + i: weights, data order, augmentation."""

@@ -427,6 +427,11 @@ def test_shards_from_slurm_and_kubernetes():
     assert shard_from_environment({"JOB_COMPLETION_INDEX": "1", "JOB_COMPLETIONS": "3"}) == (1, 3)
     with pytest.raises(ValueError, match="JOB_COMPLETIONS"):
         shard_from_environment({"JOB_COMPLETION_INDEX": "1"})
+    # An index outside the count would run nothing and exit 0; a non-number named, not int()'s words.
+    with pytest.raises(ValueError, match="= 4 is not valid for 4 shards"):
+        shard_from_environment({"SLURM_ARRAY_TASK_ID": "4", "SLURM_ARRAY_TASK_COUNT": "4"})
+    with pytest.raises(ValueError, match="SLURM_ARRAY_TASK_ID='x' is not valid; expected an integer"):
+        shard_from_environment({"SLURM_ARRAY_TASK_ID": "x", "SLURM_ARRAY_TASK_COUNT": "4"})
     assert parse_shard("1/3") == (1, 3)
     for bad in ("3/3", "x", "1/0"):
         with pytest.raises(ValueError, match=f"--shard '{bad}'"):
@@ -443,6 +448,7 @@ def test_the_old_spelling_of_the_protocol_flag_still_works_with_a_notice(easy, t
 @pytest.mark.parametrize("args,expected", [
     (["--shard", "2/2"], "--shard '2/2' is not valid"),
     (["--seeds", "a,b"], "--seeds 'a,b' is not valid"),
+    (["--seeds", "42,42"], "--seeds '42,42' is not valid; expected distinct"),
     (["--only", "nope"], "--only 'nope' matches no run"),
     (["--dataset", "npz:/missing.npz"], "no such file"),
 ])

@@ -417,6 +417,18 @@ def _bad_npz(tmp_path, kind):
                  x_test=np.zeros((4, 32, 32, 3), np.uint8), y_test=np.zeros(4, np.uint8))
     elif kind == "keys":
         np.savez(path, images=np.zeros((8, 32, 32, 3), np.uint8))
+    else:  # one class, non-finite pixels, a negative label, an empty split
+        x_train, y_train = np.zeros((8, 32, 32, 3), np.float32), np.array([0, 1] * 4)
+        if kind == "one-class":
+            y_train = np.zeros(8, np.int64)
+        elif kind == "nan-pixels":
+            x_train[0, 0, 0, 0] = np.nan
+        elif kind == "negative-label":
+            y_train[3] = -1
+        elif kind == "empty":
+            x_train, y_train = x_train[:0], y_train[:0]
+        np.savez(path, x_train=x_train, y_train=y_train, x_test=np.zeros((4, 32, 32, 3), np.uint8),
+                 y_test=np.array([0, 1, 0, 1]))
     return f"npz:{path}"
 
 
@@ -428,6 +440,14 @@ def _bad_npz(tmp_path, kind):
     ({"--dataset": "not-hwc3"}, "(8, 32, 32)"),
     ({"--dataset": "labels"}, "y_train has shape (5,) for 8 images"),
     ({"--dataset": "keys"}, "missing keys"),
+    ({"--dataset": "one-class"}, "one class; expected at least two classes"),
+    ({"--dataset": "nan-pixels"}, "x_train holds non-finite pixels"),
+    ({"--dataset": "negative-label"}, "y_train holds the label -1; expected labels >= 0"),
+    ({"--dataset": "empty"}, "x_train holds no images"),
+    ({"--epochs": "0"}, "epochs=0 is not valid; expected a positive integer"),
+    ({"--learning-rate": "inf"}, "learning_rate=inf is not valid"),
+    ({"--learning-rate": "nan"}, "learning_rate=nan is not valid"),
+    ({"--out": ""}, "--out '' is not valid"),
     ({"--batch-size": "0"}, "batch_size=0"),
     ({"--epochs": "-3"}, "epochs=-3"),
     ({"--block-type": "B(3,x)"}, "block_type='B(3,x)'"),
@@ -439,7 +459,7 @@ def test_bad_input_exits_with_one_clear_line(easy, tmp_path, capsys, change, exp
     args = {"--model": "wrn-10-1", "--dataset": easy, "--epochs": "1", "--batch-size": "16",
             "--out": str(tmp_path / "run")}
     args.update(change)
-    if args["--dataset"] in ("corrupt", "not-hwc3", "labels", "keys"):
+    if not args["--dataset"].startswith(("npz:", "no_such")):
         args["--dataset"] = _bad_npz(tmp_path, args["--dataset"])
     code = main(["train", *(item for pair in args.items() for item in pair)])
     err = capsys.readouterr().err

@@ -17,7 +17,9 @@ import pytest
 
 from ablation import data, io, tuning
 from ablation import run as run_module
+from ablation.cli import search_main
 from ablation.config import RunConfig
+from ablation.study import SearchDefaults
 from ablation.tuning import Search, make_hypermodel, run_search
 from tests.helpers import ROOT, quiet
 
@@ -124,6 +126,19 @@ def test_changed_settings_are_refused(easy, tmp_path):
     io.write_json(tmp_path / "search.json", {"tuner": "hyperband"})
     with pytest.raises(ValueError, match="other settings"):
         run_search(tiny_search(easy), tmp_path, log=quiet)
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["--max-trials", "0"], "max_trials=0 is not valid"),
+    (["--executions-per-trial", "0"], "executions_per_trial=0 is not valid"),
+    (["--step", "0"], "step=0.0 is not valid"),
+    (["--min-rate", "0.5", "--max-rate", "0.5"], "dropout range [0.5, 0.5] is not valid"),
+])
+def test_bad_search_settings_are_one_line(tmp_path, capsys, args, expected):
+    # Refused before any data is read: a zero count no longer falls back to the default.
+    assert search_main("tune_dropout", SearchDefaults(), [*args, "--results-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and expected in err and err.count("\n") == 1
 
 
 def _free_port():
