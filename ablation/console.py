@@ -13,7 +13,7 @@ import sys
 import warnings
 
 from ablation.choices import JIT_MODES, PRECISIONS, STRATEGIES
-from ablation.errors import ConfigError, RunFailed
+from ablation.errors import ConfigError, DamagedFile, RunFailed
 
 
 def import_tensorflow_quietly() -> None:
@@ -80,6 +80,17 @@ def run_command(action, *, kept="finished epochs") -> int:
         print(f"error: the run in {error.out} failed ({error}); its traceback is in "
               f"{error.record}; run the same command again to retry it.", file=sys.stderr)
         return 1
+    except DamagedFile as error:
+        if os.environ.get("ABLATION_DEBUG"):
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:  # a run's own are RunFailed: these are the paths given (--out, --results-dir)
+        if os.environ.get("ABLATION_DEBUG") or error.filename is None:
+            raise
+        print(f"error: {error.filename}: {error.strerror}; expected a folder that can be created and written "
+              f"(check --out or --results-dir).", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"\ninterrupted: {kept} are kept; run the same command again to go on.", file=sys.stderr)
         return 130

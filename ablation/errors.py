@@ -26,6 +26,15 @@ class RunLocked(ConfigError):
         self.out = Path(out)
 
 
+class DamagedFile(RuntimeError):
+    """A record the suite wrote that no longer parses (a truncated copy, a disk error), named with
+    what to do. Not bad input: a study marks that run failed and goes on with the others."""
+
+    def __init__(self, path: Path, detail: str):
+        super().__init__(f"{path} is damaged ({detail}); remove it, or its run's folder to train that run again.")
+        self.path = Path(path)
+
+
 class RunFailed(RuntimeError):
     """A run stopped by an error inside it, recorded in `record` (its failure.json) with the traceback.
 

@@ -11,6 +11,8 @@ import json
 import os
 from pathlib import Path
 
+from ablation.errors import DamagedFile
+
 
 @contextlib.contextmanager
 def atomic_path(path):
@@ -42,10 +44,13 @@ def json_roundtrip(data):
 
 
 def read_json(path, default=None):
+    """The file's JSON, `default` if there is no such file, DamagedFile if it does not parse."""
     try:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
         return default
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise DamagedFile(path, f"{type(error).__name__}: {error}") from None
 
 
 def write_csv(path, frame) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from ablation import io
-from ablation.errors import ConfigError, RunFailed, RunLocked
+from ablation.errors import ConfigError, DamagedFile, RunFailed, RunLocked
 
 STUDY_FILE = "study.json"
 RUNS_DIR = "runs"
@@ -115,7 +115,10 @@ def record_failure(out: Path, error: BaseException, traceback_text: str) -> RunF
 
 def last_failure(run_dir: Path) -> str | None:
     """The error of the run's last failed attempt, or None if it has not failed."""
-    record = io.read_json(Path(run_dir) / FAILURE_FILE)
+    try:
+        record = io.read_json(Path(run_dir) / FAILURE_FILE)
+    except DamagedFile:
+        return "unknown error: its failure.json is damaged"
     return None if record is None else record.get("error", "unknown error")
 
 

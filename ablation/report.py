@@ -6,6 +6,7 @@ any time, by any shard, without the study module. A plot that fails is a warning
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import pandas as pd
 
 from ablation import io, records
 from ablation.config import ResolvedRun
-from ablation.errors import ConfigError
+from ablation.errors import ConfigError, DamagedFile
 from ablation.plots import plot_error_vs, plot_heatmap, plot_per_class, plot_study_curves, safe_plot
 
 RESULT_COLUMNS = ["run_id", "configuration", "model", "seed", "trainable_params", "macs", "test_accuracy",
@@ -40,10 +41,15 @@ def collect_results(results_dir: Path) -> tuple[dict, pd.DataFrame]:
     rows = []
     for planned in study["runs"]:
         run_dir = records.run_dir_of(results_dir, planned["run_id"])
-        metrics = records.read_metrics(run_dir) or {}
+        run_status = records.status(run_dir)
+        try:
+            metrics = records.read_metrics(run_dir) or {}
+        except DamagedFile as error:  # the table goes on without that run's numbers
+            warnings.warn(str(error), stacklevel=2)
+            metrics, run_status = {}, "failed"
         run = ResolvedRun.from_json(planned["run"])
         row = {"run_id": planned["run_id"], "configuration": planned["label"], "model": run.model,
-               "seed": planned["seed"], "status": records.status(run_dir), "protocol": study["protocol"],
+               "seed": planned["seed"], "status": run_status, "protocol": study["protocol"],
                "downsized": planned["downsized"], **{key: _cell(run.setting(key)) for key in study["varies"]}}
         row.update({k: metrics.get(k) for k in RESULT_COLUMNS if k in metrics})
         rows.append(row)

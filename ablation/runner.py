@@ -19,7 +19,7 @@ from pathlib import Path
 from ablation import io, records, report
 from ablation.config import ResolvedRun, RunConfig, build_model, builder_arguments, preset_of
 from ablation.diagrams import write_run_diagrams
-from ablation.errors import ConfigError, RunFailed, RunLocked
+from ablation.errors import ConfigError, DamagedFile, RunFailed, RunLocked
 from ablation.run import train
 from ablation.study import Configuration, Options, Smoke, Study
 from builders import count_macs, count_params
@@ -188,10 +188,15 @@ def run_study(study: Study, options: Options, *, results_dir=None, only=None, sh
     for n, run in enumerate(mine, start=1):
         run_dir = records.run_dir_of(results_dir, run.run_id)
         prefix = f"[{n}/{len(mine)}] {run.run_id}"
-        if records.read_metrics(run_dir) is not None:
-            records.check_same_run(run_dir, run.resolved.to_json())
-            write_run_diagrams(run.config, run_dir, title=run.configuration.label)  # if a kill cut them short
-            log(f"{prefix}: done, skipped")
+        try:
+            if records.read_metrics(run_dir) is not None:
+                records.check_same_run(run_dir, run.resolved.to_json())
+                write_run_diagrams(run.config, run_dir, title=run.configuration.label)  # if a kill cut them short
+                log(f"{prefix}: done, skipped")
+                continue
+        except DamagedFile as error:  # one damaged run does not stop the others
+            failed.append(run.run_id)
+            log(f"{prefix}: FAILED ({error})")
             continue
         failure = records.last_failure(run_dir)
         if failure is not None:

@@ -244,6 +244,23 @@ def test_a_failed_run_on_the_command_line_is_one_line_naming_its_record(easy, tm
 
 
 @pytest.mark.slow
+def test_a_damaged_record_fails_its_run_alone_and_names_the_file(easy, tmp_path):
+    results, lines = tmp_path / "tiny", []
+    options = Options(protocol="smoke", dataset=easy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert run_study(TINY, options, results_dir=results, log=quiet) == 0
+    metrics = results / "runs" / "wrn-10-1-s1" / "metrics.json"
+    metrics.write_text(metrics.read_text()[:40])  # truncated, as by a full disk or a bad copy
+    with pytest.warns(UserWarning, match="metrics.json is damaged"):
+        assert run_study(TINY, options, results_dir=results, log=lines.append) == 1
+    assert any("wrn-10-1-s1: FAILED" in line and str(metrics) in line and "remove it" in line for line in lines)
+    assert sum("done, skipped" in line for line in lines) == 3  # the others went on
+    frame = pd.read_csv(results / "results.csv")
+    assert dict(zip(frame["run_id"], frame["status"], strict=True))["wrn-10-1-s1"] == "failed"
+
+
+@pytest.mark.slow
 def test_two_shards_share_one_results_directory(easy, tmp_path):
     # Two processes at once, as two SLURM array tasks on a shared file system.
     results = tmp_path / "shared"

@@ -448,6 +448,8 @@ def _bad_npz(tmp_path, kind):
     ({"--learning-rate": "inf"}, "learning_rate=inf is not valid"),
     ({"--learning-rate": "nan"}, "learning_rate=nan is not valid"),
     ({"--out": ""}, "--out '' is not valid"),
+    ({"--out": "a-file"}, "a-file: File exists; expected a folder that can be created and written"),
+    ({"--out": "a-file/run"}, "a-file/run: Not a directory"),
     ({"--batch-size": "0"}, "batch_size=0"),
     ({"--epochs": "-3"}, "epochs=-3"),
     ({"--block-type": "B(3,x)"}, "block_type='B(3,x)'"),
@@ -459,6 +461,9 @@ def test_bad_input_exits_with_one_clear_line(easy, tmp_path, capsys, change, exp
     args = {"--model": "wrn-10-1", "--dataset": easy, "--epochs": "1", "--batch-size": "16",
             "--out": str(tmp_path / "run")}
     args.update(change)
+    if args["--out"].startswith("a-file"):  # an output path that is a file, or lies under one
+        (tmp_path / "a-file").write_text("not a folder")
+        args["--out"] = str(tmp_path / args["--out"])
     if not args["--dataset"].startswith(("npz:", "no_such")):
         args["--dataset"] = _bad_npz(tmp_path, args["--dataset"])
     code = main(["train", *(item for pair in args.items() for item in pair)])
