@@ -10,6 +10,7 @@ to the restored epoch, so no epoch is lost and the records always agree.
 from __future__ import annotations
 
 import math
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -22,6 +23,17 @@ from ablation import io, records
 
 class TrainingDiverged(RuntimeError):
     """The training loss became NaN or infinite: the run fails (a search records the trial as failed)."""
+
+
+class NotEnoughSpace(RuntimeError):
+    """Too little free disk for an epoch's checkpoints: the run fails cleanly before writing them (the
+    HDF5 writer can crash the process on a full disk), and every finished epoch stays."""
+
+
+# Free space an epoch's checkpoints need: the weights and optimizer state (momentum: twice the
+# weights) in the state file, the model again in best.keras, and room for the small records.
+CHECKPOINT_COPIES = 3
+SPARE_BYTES = 32 * 2**20
 
 
 class RunRecorder(keras.callbacks.Callback):
@@ -37,6 +49,14 @@ class RunRecorder(keras.callbacks.Callback):
         self.best = history["val_accuracy"].max() if len(history) else -math.inf
         self.best_saved_epoch = None  # the epoch whose model best.keras holds, if saved in this attempt
         self.show_bar = sys.stdout.isatty()
+
+    def _check_space(self):
+        needed = CHECKPOINT_COPIES * 4 * self.model.count_params() + SPARE_BYTES  # float32 weights
+        free = shutil.disk_usage(self.run_dir).free
+        if free < needed:
+            raise NotEnoughSpace(f"{self.run_dir} has {free / 2**20:.0f} MB free and this epoch's checkpoints "
+                                 f"need about {needed / 2**20:.0f} MB; free some space and run the same command "
+                                 f"again (finished epochs are kept)")
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = self._train_end = time.perf_counter()
@@ -59,6 +79,7 @@ class RunRecorder(keras.callbacks.Callback):
         train_seconds = (self._train_end if not self._training else end) - self._start
         if not math.isfinite(logs.get("loss", math.nan)):
             raise TrainingDiverged(f"loss is {logs.get('loss')} at epoch {epoch + 1}")
+        self._check_space()
         row = {
             "epoch": epoch + 1,
             # Cross-entropy: the loss holds nothing else (weight decay acts in the optimizer).

@@ -21,6 +21,7 @@ import re
 import time
 from pathlib import Path
 
+import h5py
 import pandas as pd
 
 from ablation import io
@@ -69,6 +70,16 @@ def latest_state(run_dir: Path):
     found = [(int(m.group(1)), p) for p in (Path(run_dir) / STATE_DIR).glob("epoch-*.weights.h5")
              if (m := _STATE_FILE.fullmatch(p.name))]
     return max(found, default=(0, None))
+
+
+def readable_checkpoint(path: Path) -> bool:
+    """Whether an HDF5 checkpoint opens and every one of its arrays reads (a truncated one does not)."""
+    try:
+        with h5py.File(path, "r") as checkpoint:
+            checkpoint.visititems(lambda _, item: item[()] if isinstance(item, h5py.Dataset) else None)
+        return True
+    except Exception:  # h5py raises OSError, KeyError or ValueError on damaged files
+        return False
 
 
 def state_path(run_dir: Path, epoch: int) -> Path:

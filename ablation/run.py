@@ -83,6 +83,11 @@ def _train(config: RunConfig, resolved: ResolvedRun, out: Path, log, on_built) -
     with strategy.scope():
         compile_model(model, recipe, steps, jit_compile=JIT_MODES[config.jit_compile])
         initial_epoch, state = records.latest_state(out)
+        if state is not None and not records.readable_checkpoint(state):
+            log(f"{out}: the state checkpoint {state.name} is damaged (a kill or a full disk while it was "
+                f"written?); restarting the run from its first epoch")
+            shutil.rmtree(out / records.STATE_DIR)
+            initial_epoch, state = 0, None
         if state is not None:
             model.load_weights(state)  # weights and optimizer (built by compile_model)
             log(f"{out}: resuming after epoch {initial_epoch} of {recipe.epochs}")

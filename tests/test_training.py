@@ -16,7 +16,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from ablation import data
+from ablation import callbacks, data
 from ablation.cli import main
 from ablation.config import RunConfig
 from ablation.errors import RunFailed
@@ -347,6 +347,36 @@ def test_a_failed_best_checkpoint_save_loses_no_epoch(easy, tmp_path):
     metrics = train(config, out, log=quiet)
     assert list(pd.read_csv(out / "history.csv")["epoch"]) == [1, 2, 3] and metrics["epochs"] == 3
     assert not list(out.glob(".*.tmp-*"))
+
+
+@pytest.mark.slow
+def test_a_damaged_state_checkpoint_restarts_the_run_saying_so(easy, tmp_path):
+    out = tmp_path / "run"
+    (out / "state").mkdir(parents=True)
+    (out / "state" / "epoch-0001.weights.h5").write_bytes(b"\x89HDF\r\n\x1a\n truncated")
+    lines = []
+    config = RunConfig(dataset=easy, model="wrn-10-1", recipe_overrides={"epochs": 2, "batch_size": 32},
+                       max_steps_per_epoch=2)
+    assert train(config, out, log=lines.append)["epochs"] == 2
+    assert any("epoch-0001.weights.h5 is damaged" in line and "restarting" in line for line in lines)
+    assert list(pd.read_csv(out / "history.csv")["epoch"]) == [1, 2]
+
+
+@pytest.mark.slow
+def test_a_full_disk_fails_the_run_cleanly_before_its_checkpoints(easy, tmp_path, monkeypatch):
+    # A simulated full disk: 1 MB free. The HDF5 writer crashed the process there; now the run
+    # fails before writing, names the folder and the space needed, and keeps what is finished.
+    out = tmp_path / "run"
+    config = RunConfig(dataset=easy, model="wrn-10-1", recipe_overrides={"epochs": 2, "batch_size": 32},
+                       max_steps_per_epoch=2)
+    real = callbacks.shutil.disk_usage
+    monkeypatch.setattr(callbacks.shutil, "disk_usage", lambda path: real(path)._replace(free=2**20))
+    with pytest.raises(RunFailed, match=r"has 1 MB free and this epoch's checkpoints need about \d+ MB"):
+        train(config, out, log=quiet)
+    assert not (out / "state").exists() and not (out / "best.keras").exists()
+    assert "NotEnoughSpace" in json.loads((out / "failure.json").read_text())["error"]
+    monkeypatch.undo()
+    assert train(config, out, log=quiet)["epochs"] == 2
 
 
 def test_a_run_folder_locked_by_another_trainer_is_refused_in_one_line(easy, tmp_path, capsys):
