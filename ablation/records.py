@@ -86,9 +86,25 @@ def state_path(run_dir: Path, epoch: int) -> Path:
     return Path(run_dir) / STATE_DIR / f"epoch-{epoch:04d}.weights.h5"
 
 
+def empty_history() -> pd.DataFrame:
+    return pd.DataFrame(columns=HISTORY_COLUMNS)
+
+
 def read_history(run_dir: Path) -> pd.DataFrame:
+    """history.csv: a row per finished epoch, 1..n; DamagedFile if it does not read as one."""
     path = Path(run_dir) / HISTORY_FILE
-    return pd.read_csv(path) if path.exists() else pd.DataFrame(columns=HISTORY_COLUMNS)
+    if not path.exists():
+        return empty_history()
+    try:
+        history = pd.read_csv(path)
+    except (ValueError, UnicodeDecodeError) as error:  # pandas' ParserError and EmptyDataError are ValueErrors
+        raise DamagedFile(path, f"{type(error).__name__}: {str(error).splitlines()[0]}") from None
+    missing = [column for column in HISTORY_COLUMNS if column not in history]
+    if missing:
+        raise DamagedFile(path, f"no column {missing[0]!r}")
+    if list(history["epoch"]) != list(range(1, len(history) + 1)):
+        raise DamagedFile(path, f"epochs {list(history['epoch'])}, expected 1 to {len(history)} in order")
+    return history
 
 
 def save_history(run_dir: Path, rows: list[dict]) -> None:

@@ -172,8 +172,13 @@ def _histories(results_dir: Path, frame: pd.DataFrame) -> dict:
     """Per configuration, the per-epoch mean over its seeds of every run that has a history."""
     curves = {}
     for label, runs in frame.groupby("configuration", sort=False):
-        paths = (records.run_dir_of(results_dir, run_id) / records.HISTORY_FILE for run_id in runs["run_id"])
-        tables = [pd.read_csv(path) for path in paths if path.exists()]
+        tables = []
+        for run_id in runs["run_id"]:
+            try:
+                tables.append(records.read_history(records.run_dir_of(results_dir, run_id)))
+            except DamagedFile as error:  # the curves go on without that run
+                warnings.warn(str(error), stacklevel=2)
+        tables = [table for table in tables if len(table)]
         if tables:
             curves[label] = pd.concat(tables).groupby("epoch", as_index=False).mean(numeric_only=True)
     return curves

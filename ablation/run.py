@@ -38,7 +38,7 @@ from ablation import data, distribute, io, plots, records
 from ablation.callbacks import RunRecorder
 from ablation.choices import JIT_MODES
 from ablation.config import ResolvedRun, RunConfig, build_model, make_pipeline
-from ablation.errors import ConfigError
+from ablation.errors import ConfigError, DamagedFile
 from ablation.recipes import compile_model
 from builders import count_macs, count_params
 
@@ -83,15 +83,16 @@ def _train(config: RunConfig, resolved: ResolvedRun, out: Path, log, on_built) -
     with strategy.scope():
         compile_model(model, recipe, steps, jit_compile=JIT_MODES[config.jit_compile])
         initial_epoch, state = records.latest_state(out)
+        history, damage = _readable_history(out)
         if state is not None and not records.readable_checkpoint(state):
-            log(f"{out}: the state checkpoint {state.name} is damaged (a kill or a full disk while it was "
-                f"written?); restarting the run from its first epoch")
-            shutil.rmtree(out / records.STATE_DIR)
+            damage = f"the state checkpoint {state.name} is damaged"
+        if damage:  # a kill or a full disk while it was written: what it held cannot be trusted
+            log(f"{out}: {damage}; restarting the run from its first epoch")
+            shutil.rmtree(out / records.STATE_DIR, ignore_errors=True)
             initial_epoch, state = 0, None
         if state is not None:
             model.load_weights(state)  # weights and optimizer (built by compile_model)
             log(f"{out}: resuming after epoch {initial_epoch} of {recipe.epochs}")
-    history = records.read_history(out)
     history = history[history["epoch"] <= initial_epoch]
 
     params = count_params(model)
@@ -141,6 +142,14 @@ def _train(config: RunConfig, resolved: ResolvedRun, out: Path, log, on_built) -
     log(f"{out}: test accuracy {metrics['test_accuracy']:.4f}, test loss {metrics['test_loss']:.4f}, "
         f"best validation accuracy {_fmt(metrics['best_val_accuracy'])} at epoch {metrics['best_epoch']}")
     return metrics
+
+
+def _readable_history(out: Path):
+    """(history, None), or an empty history and what is damaged about history.csv."""
+    try:
+        return records.read_history(out), None
+    except DamagedFile as error:
+        return records.empty_history(), str(error).split(";")[0]
 
 
 def classification_metrics(logits: np.ndarray, labels: np.ndarray, class_names) -> dict:

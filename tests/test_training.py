@@ -350,15 +350,22 @@ def test_a_failed_best_checkpoint_save_loses_no_epoch(easy, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_damaged_state_checkpoint_restarts_the_run_saying_so(easy, tmp_path):
+@pytest.mark.parametrize("damaged,expected", [
+    ("state/epoch-0001.weights.h5", "the state checkpoint epoch-0001.weights.h5 is damaged"),
+    ("history.csv", "history.csv is damaged"),
+])
+def test_a_damaged_checkpoint_or_history_restarts_the_run_saying_so(easy, tmp_path, damaged, expected):
     out = tmp_path / "run"
     (out / "state").mkdir(parents=True)
     (out / "state" / "epoch-0001.weights.h5").write_bytes(b"\x89HDF\r\n\x1a\n truncated")
-    lines = []
+    (out / "history.csv").write_text("epoch,loss\n1,0.5\n3,0.4\n")  # a gap and missing columns
     config = RunConfig(dataset=easy, model="wrn-10-1", recipe_overrides={"epochs": 2, "batch_size": 32},
                        max_steps_per_epoch=2)
+    if damaged == "history.csv":  # only the history is at fault
+        (out / "state" / "epoch-0001.weights.h5").unlink()
+    lines = []
     assert train(config, out, log=lines.append)["epochs"] == 2
-    assert any("epoch-0001.weights.h5 is damaged" in line and "restarting" in line for line in lines)
+    assert any(expected in line and "restarting the run from its first epoch" in line for line in lines), lines
     assert list(pd.read_csv(out / "history.csv")["epoch"]) == [1, 2]
 
 
