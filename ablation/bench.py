@@ -107,7 +107,8 @@ def synthetic_source(num_images=4096, shape=(32, 32, 3), num_classes=10, seed=0)
     rng = np.random.default_rng(seed)
     split = lambda n: tf.data.Dataset.from_tensor_slices(
         (rng.integers(0, 256, (n,) + tuple(shape), dtype=np.uint8), rng.integers(0, num_classes, n).astype(np.int64)))
-    return Source("synthetic", split(num_images), split(256), tuple(str(i) for i in range(num_classes)), "test")
+    train, test = split(num_images), split(256)
+    return Source("synthetic", tuple(str(i) for i in range(num_classes)), "test", read=lambda: (train, test))
 
 
 @dataclasses.dataclass

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 import zipfile
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -33,13 +35,26 @@ SHUFFLE_BUFFER_LIMIT = 50_000
 
 @dataclasses.dataclass(frozen=True)
 class Source:
-    """A dataset's official splits as (uint8 image, int64 label) elements."""
+    """A dataset's official splits as (uint8 image, int64 label) elements, read when first used: a
+    run checks its model's arguments (which need only the class names) before a dataset that must
+    be downloaded and prepared is fetched."""
 
     name: str
-    train: tf.data.Dataset
-    test: tf.data.Dataset
     class_names: tuple[str, ...]
     test_split: str  # how the test split was obtained, recorded in config.json
+    read: Callable[[], tuple[tf.data.Dataset, tf.data.Dataset]]  # (train, test)
+
+    @functools.cached_property
+    def splits(self) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+        return self.read()
+
+    @property
+    def train(self) -> tf.data.Dataset:
+        return self.splits[0]
+
+    @property
+    def test(self) -> tf.data.Dataset:
+        return self.splits[1]
 
 
 @dataclasses.dataclass
@@ -173,8 +188,8 @@ def _npz_source(dataset):
     if len(class_names) < num_classes:
         raise ConfigError(f"dataset {dataset!r}: label_names has {len(class_names)} names but labels go up to "
                           f"{num_classes - 1}.")
-    return Source(dataset, *(tf.data.Dataset.from_tensor_slices(splits[s]) for s in ("train", "test")),
-                  class_names=class_names, test_split="test")
+    train, test = (tf.data.Dataset.from_tensor_slices(splits[s]) for s in ("train", "test"))
+    return Source(dataset, class_names, "test", read=lambda: (train, test))
 
 
 @contextlib.contextmanager
@@ -208,20 +223,24 @@ def _tfds_source(name, data_dir):
     known_splits = set(info.splits.keys()) if info.splits else {"train", "test"}
     # cats_vs_dogs has only a train split: its last 10% is the fixed test split.
     train_split, test_split = ("train", "test") if "test" in known_splits else ("train[:90%]", "train[90%:]")
-    prepared = builder.is_prepared()
-    try:
-        with _few_download_retries(not prepared):
-            train, test = tfds.load(name, split=[train_split, test_split], as_supervised=True, shuffle_files=False,
-                                    data_dir=data_dir)
-    except Exception as error:
-        where = data_dir or tfds.core.constants.DATA_DIR
-        how = ("" if prepared else f"; it is not prepared in {where}: prepare it on a machine with internet "
-               f"(python -c \"import tensorflow_datasets as tfds; tfds.builder('{name}').download_and_prepare()\") "
-               f"and pass its folder with --data-dir, or use npz:PATH")
-        raise ConfigError(f"dataset {name!r} could not be loaded by tensorflow-datasets ({type(error).__name__}: "
-                          f"{str(error).splitlines()[0][:160]}){how}.") from None
-    cast = lambda image, label: (image, tf.cast(label, tf.int64))
-    return Source(name, train.map(cast), test.map(cast), tuple(label.names), test_split)
+
+    def read():
+        prepared = builder.is_prepared()
+        try:
+            with _few_download_retries(not prepared):
+                train, test = tfds.load(name, split=[train_split, test_split], as_supervised=True,
+                                        shuffle_files=False, data_dir=data_dir)
+        except Exception as error:
+            where = data_dir or tfds.core.constants.DATA_DIR
+            how = ("" if prepared else f"; it is not prepared in {where}: prepare it on a machine with internet "
+                   f"(python -c \"import tensorflow_datasets as tfds; tfds.builder('{name}').download_and_prepare()\") "
+                   f"and pass its folder with --data-dir, or use npz:PATH")
+            raise ConfigError(f"dataset {name!r} could not be loaded by tensorflow-datasets ({type(error).__name__}: "
+                              f"{str(error).splitlines()[0][:160]}){how}.") from None
+        cast = lambda image, label: (image, tf.cast(label, tf.int64))
+        return train.map(cast), test.map(cast)
+
+    return Source(name, tuple(label.names), test_split, read=read)
 
 
 # --------------------------------------------------------------------------------------------

@@ -511,6 +511,17 @@ def test_bad_input_exits_with_one_clear_line(easy, tmp_path, capsys, change, exp
     assert not (tmp_path / "run" / "metrics.json").exists()
 
 
+@pytest.mark.parametrize("argument,expected", [("--dropout-rate=1.5", "dropout_rate=1.5"),
+                                               ("--block-type=B(3,x)", "block_type='B(3,x)'")])
+def test_model_arguments_are_checked_before_a_dataset_is_downloaded(tmp_path, capsys, argument, expected):
+    # cifar10 is not prepared in this data_dir: reading it would try a download (and fail offline).
+    code = main(["train", "--model", "wrn-10-1", "--dataset", "cifar10", "--data-dir", str(tmp_path / "tfds"),
+                 argument, "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and expected in err and "cifar10" not in err
+    assert not (tmp_path / "tfds" / "downloads").exists()
+
+
 @pytest.mark.slow
 def test_bad_input_from_a_fresh_process_has_no_traceback(tmp_path):
     result = subprocess.run([sys.executable, "-m", "ablation", "train", "--model", "wrn-10-1", "--dataset",
