@@ -65,7 +65,12 @@ def train(config: RunConfig, out, *, log=print, on_built=None) -> dict:
         except (KeyboardInterrupt, ConfigError):
             raise  # an interrupted run resumes; bad input is the caller's to report
         except Exception as error:  # Keras, TensorFlow, the disk: the run failed, its input may be fine
-            raise records.record_failure(out, error, traceback.format_exc()) from error
+            failure = records.record_failure(out, error, traceback.format_exc())
+            # An error inside a trace can leave Keras's global state half-entered (a name scope
+            # never exited prefixes every later variable name); the next run in this process, a
+            # study's, must start clean.
+            keras.backend.clear_session()
+            raise failure from error
 
 
 def _train(config: RunConfig, resolved: ResolvedRun, out: Path, log, on_built) -> dict:

@@ -13,11 +13,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ablation import io, plots, report, runner
+from ablation import io, plots, records, report, runner
 from ablation.cli import main as ablation_main
 from ablation.cli import study_main
 from ablation.config import RunConfig
 from ablation.diagrams import block_dot, write_diagrams, write_run_diagrams
+from ablation.recipes import get_recipe
 from ablation.records import RunLock, status
 from ablation.runner import parse_shard, plan, run_study, shard_from_environment
 from ablation.study import Configuration, Options, Smoke, Study
@@ -241,6 +242,13 @@ def test_a_failed_run_on_the_command_line_is_one_line_naming_its_record(easy, tm
     assert code == 1 and err.count("\n") == 1 and "Traceback" not in err
     assert "ValueError" in err and str(out / "failure.json") in err and "run the same command again" in err
     assert (out / "failure.json").exists() and not (out / "metrics.json").exists()
+    # The failed trace left no Keras state behind (it left a name scope entered, which prefixed
+    # every later variable path with the refused name): the next net's optimizer builds.
+    monkeypatch.undo()
+    model = build("wrn-10-1")
+    optimizer = get_recipe("wrn").make_optimizer(10)
+    optimizer.build(model.trainable_variables)
+    assert all("B(" not in variable.path for variable in optimizer.variables)
 
 
 @pytest.mark.slow
@@ -347,8 +355,10 @@ def _fake_study(tmp_path, errors: dict):
                 "test_error": error, "test_accuracy": 1 - error / 100, "test_loss": 0.5, "best_val_accuracy": 0.9 - error / 100,
                 "trainable_params": 2_000_000, "macs": 1e8, "epochs": 2, "seconds_per_epoch": 10.0,
                 "images_per_second": 100.0})
-            io.write_csv(folder / "history.csv", pd.DataFrame({"epoch": [1, 2], "val_accuracy": [0.5, 0.6],
-                                                               "val_loss": [1.0, 0.8]}))
+            records.save_history(folder, [{"epoch": epoch, "loss": 1.0, "accuracy": 0.5, "val_loss": val_loss,
+                                           "val_accuracy": val_accuracy, "learning_rate": 0.1, "epoch_seconds": 10.0,
+                                           "train_seconds": 9.0, "images_per_second": 100.0}
+                                          for epoch, val_loss, val_accuracy in ((1, 1.0, 0.5), (2, 0.8, 0.6))])
     io.write_json(tmp_path / "study.json", {
         "name": "fake", "question": "Which is better?", "varies": ["depth"], "metric": "test_error", "heatmap": None,
         "protocol": "paper", "protocol_description": "paper protocol", "published_protocol": "",
