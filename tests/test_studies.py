@@ -260,12 +260,17 @@ def test_a_damaged_record_fails_its_run_alone_and_names_the_file(easy, tmp_path)
         assert run_study(TINY, options, results_dir=results, log=quiet) == 0
     metrics = results / "runs" / "wrn-10-1-s1" / "metrics.json"
     metrics.write_text(metrics.read_text()[:40])  # truncated, as by a full disk or a bad copy
+    config = results / "runs" / "wrn-10-1-s2" / "config.json"  # and an unfinished run's identity
+    (config.parent / "metrics.json").unlink()
+    config.write_text(config.read_text()[:60])
     with pytest.warns(UserWarning, match="metrics.json is damaged"):
         assert run_study(TINY, options, results_dir=results, log=lines.append) == 1
-    assert any("wrn-10-1-s1: FAILED" in line and str(metrics) in line and "remove it" in line for line in lines)
-    assert sum("done, skipped" in line for line in lines) == 3  # the others went on
+    for run_id, path in (("wrn-10-1-s1", metrics), ("wrn-10-1-s2", config)):
+        assert any(f"{run_id}: FAILED" in line and str(path) in line and "remove it" in line for line in lines)
+    assert sum("done, skipped" in line for line in lines) == 2  # the others went on
     frame = pd.read_csv(results / "results.csv")
-    assert dict(zip(frame["run_id"], frame["status"], strict=True))["wrn-10-1-s1"] == "failed"
+    statuses = dict(zip(frame["run_id"], frame["status"], strict=True))
+    assert statuses["wrn-10-1-s1"] == "failed" and statuses["wrn-10-1-dropout-s1"] == "done"
 
 
 @pytest.mark.slow

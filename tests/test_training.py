@@ -511,6 +511,13 @@ def test_bad_input_exits_with_one_clear_line(easy, tmp_path, capsys, change, exp
     assert not (tmp_path / "run" / "metrics.json").exists()
 
 
+def test_the_papers_block_notation_with_spaces_is_the_same_block_type():
+    # "B(3, 1, 3)" once passed the validator and failed inside Keras on a layer name.
+    resolved = RunConfig(model="wrn-10-1", model_overrides={"block_type": "B(3, 1, 3)"}).resolve()
+    assert resolved.model_kwargs["block_type"] == "B(3,1,3)"
+    assert build("wrn-10-1", block_type="B(3, 1, 3)").name == "WRN-10-1-B3_1_3"
+
+
 @pytest.mark.parametrize("argument,expected", [("--dropout-rate=1.5", "dropout_rate=1.5"),
                                                ("--block-type=B(3,x)", "block_type='B(3,x)'")])
 def test_model_arguments_are_checked_before_a_dataset_is_downloaded(tmp_path, capsys, argument, expected):
