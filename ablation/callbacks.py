@@ -50,8 +50,11 @@ class RunRecorder(keras.callbacks.Callback):
         self.best_saved_epoch = None  # the epoch whose model best.keras holds, if saved in this attempt
         self.show_bar = sys.stdout.isatty()
 
+    def on_train_begin(self, logs=None):
+        self._checkpoint_bytes = CHECKPOINT_COPIES * 4 * self.model.count_params() + SPARE_BYTES  # float32
+
     def _check_space(self):
-        needed = CHECKPOINT_COPIES * 4 * self.model.count_params() + SPARE_BYTES  # float32 weights
+        needed = self._checkpoint_bytes
         free = shutil.disk_usage(self.run_dir).free
         if free < needed:
             raise NotEnoughSpace(f"{self.run_dir} has {free / 2**20:.0f} MB free and this epoch's checkpoints "

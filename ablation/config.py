@@ -125,7 +125,7 @@ class ResolvedRun:
         builder's default (dropout_rate 0.0 when a preset does not set it); None if it has none."""
         if key in self.model_kwargs:
             return self.model_kwargs[key]
-        if hasattr(self.recipe_fields, key):
+        if key in {f.name for f in dataclasses.fields(Recipe)}:  # fields only, not Recipe's methods
             return getattr(self.recipe_fields, key)
         if key in {f.name for f in dataclasses.fields(self)}:
             return getattr(self, key)

@@ -69,28 +69,20 @@ def run_command(action, *, kept="finished epochs") -> int:
     status 1; Ctrl-C as status 130, saying that `kept` survive."""
     try:
         return action() or 0
-    except ConfigError as error:
-        if os.environ.get("ABLATION_DEBUG"):
+    except (ConfigError, RunFailed, DamagedFile, OSError) as error:
+        # A run's own OSErrors are RunFailed: the ones left are the paths given (--out, --results-dir).
+        if os.environ.get("ABLATION_DEBUG") or (isinstance(error, OSError) and error.filename is None):
             raise
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except RunFailed as error:
-        if os.environ.get("ABLATION_DEBUG"):
-            raise
-        print(f"error: the run in {error.out} failed ({error}); its traceback is in "
-              f"{error.record}; run the same command again to retry it.", file=sys.stderr)
-        return 1
-    except DamagedFile as error:
-        if os.environ.get("ABLATION_DEBUG"):
-            raise
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except OSError as error:  # a run's own are RunFailed: these are the paths given (--out, --results-dir)
-        if os.environ.get("ABLATION_DEBUG") or error.filename is None:
-            raise
-        print(f"error: {error.filename}: {error.strerror}; expected a folder that can be created and written "
-              f"(check --out or --results-dir).", file=sys.stderr)
-        return 2
+        if isinstance(error, RunFailed):
+            message, status = (f"the run in {error.out} failed ({error}); its traceback is in {error.record}; "
+                               f"run the same command again to retry it."), 1
+        elif isinstance(error, OSError):
+            message, status = (f"{error.filename}: {error.strerror}; expected a folder that can be created and "
+                               f"written (check --out or --results-dir)."), 2
+        else:
+            message, status = str(error), 1 if isinstance(error, DamagedFile) else 2
+        print(f"error: {message}", file=sys.stderr)
+        return status
     except KeyboardInterrupt:
         print(f"\ninterrupted: {kept} are kept; run the same command again to go on.", file=sys.stderr)
         return 130

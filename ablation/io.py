@@ -13,6 +13,9 @@ from pathlib import Path
 
 from ablation.errors import DamagedFile
 
+# The temporary files of atomic_path: only a killed process leaves one behind.
+TEMPORARY_GLOB = ".*.tmp-*"
+
 
 @contextlib.contextmanager
 def atomic_path(path):

@@ -73,10 +73,12 @@ def latest_state(run_dir: Path):
 
 
 def readable_checkpoint(path: Path) -> bool:
-    """Whether an HDF5 checkpoint opens and every one of its arrays reads (a truncated one does not)."""
+    """Whether an HDF5 checkpoint opens and its tree of arrays can be walked: HDF5 compares the end
+    of file it recorded with the file's size at open, so a truncated one fails here, without
+    reading the arrays that load_weights reads next."""
     try:
         with h5py.File(path, "r") as checkpoint:
-            checkpoint.visititems(lambda _, item: item[()] if isinstance(item, h5py.Dataset) else None)
+            checkpoint.visititems(lambda *_: None)
         return True
     except Exception:  # h5py raises OSError, KeyError or ValueError on damaged files
         return False
@@ -121,8 +123,9 @@ def check_same_run(out: Path, run: dict) -> None:
     """Refuse a folder that holds another run (`run`: the resolved config as JSON data): resuming
     it would mix two experiments."""
     previous = io.read_json(Path(out) / CONFIG_FILE)
-    if previous is not None and previous.get("run") != io.json_roundtrip(run):
-        differences = "; ".join(_differences(previous.get("run", {}), io.json_roundtrip(run)))
+    run = io.json_roundtrip(run)
+    if previous is not None and previous.get("run") != run:
+        differences = "; ".join(_differences(previous.get("run", {}), run))
         raise ConfigError(f"{out} holds a different run ({differences}); "
                           f"choose another --out or --results-dir, or remove it.")
 
@@ -168,7 +171,7 @@ def locked(run_dir: Path):
 def remove_stale_temporaries(run_dir: Path) -> None:
     """Temporary files of atomic writes (io.atomic_path) that a killed process left behind; only
     called under the run's lock, when no writer can be at work."""
-    for path in Path(run_dir).glob(".*.tmp-*"):
+    for path in Path(run_dir).rglob(io.TEMPORARY_GLOB):  # the run folder and its state/
         if path.is_file():
             path.unlink()
 
