@@ -19,6 +19,8 @@ import sys
 import keras
 from keras import layers
 
+from builders.batch_norm import FusedBatchNormalization
+
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
 # The CIFAR nets' three groups (He et al. section 4.2; Wide ResNets multiply the widths by k).
@@ -101,7 +103,7 @@ class LayerFactory:
         if not bn_epsilon > 0.0:
             raise ValueError(f"bn_epsilon={bn_epsilon!r} is not valid; expected a positive number.")
         self.padding = padding
-        self._bn = functools.partial(layers.BatchNormalization, momentum=bn_momentum, epsilon=bn_epsilon)
+        self._bn = functools.partial(FusedBatchNormalization, momentum=bn_momentum, epsilon=bn_epsilon)
         self._init = kernel_initializer or faithful_conv_initializer()
 
     def conv(self, x, filters, kernel_size, strides=1, *, name):
