@@ -5,8 +5,10 @@ In one process it measures
     decay and metrics, fed by the run's input pipeline): the median of the timed steps, after
     untimed steps that trace the graph (not the recipe's learning-rate warm-up);
   * its arithmetic: MACs per image, achieved FLOP/s = 2 FLOPs per MAC x 3 (forward, and a
-    backward pass of twice the forward's cost) x MACs x images/s, the float32 matrix-multiply
-    FLOP/s of this machine measured now, and their ratio, the model FLOPs utilisation (mfu);
+    backward pass of twice the forward's cost) x MACs x images/s, the matrix-multiply FLOP/s of
+    this machine measured now in the precision that ran (bfloat16 for mixed_bfloat16, whose
+    peak is twice float32's where the CPU or GPU has bf16 units) and in float32, and their ratio,
+    the model FLOPs utilisation (mfu, against the precision that ran);
   * the input pipeline alone (augmentation included), and its ratio to training;
   * the overhead of our training loop (metrics, progress, history, checkpoints, TensorBoard)
     over a bare `model.fit` of the same net, optimizer and data: its cost per step and per
@@ -77,10 +79,15 @@ def images_per_second(batch_size: int, step_seconds) -> float:
 # Measurements
 
 
-def measure_matmul(n=MATMUL_SIZE, repeats=7) -> float:
-    """The machine's float32 matrix-multiply FLOP/s through TensorFlow (oneDNN/cuBLAS), median."""
-    a, b = tf.random.uniform((n, n), dtype=tf.float32), tf.random.uniform((n, n), dtype=tf.float32)
-    product = tf.function(lambda: tf.reduce_sum(tf.linalg.matmul(a, b)))
+def matmul_dtype(precision: str) -> str:
+    """The dtype a policy multiplies in: the peak its mfu is measured against."""
+    return keras.mixed_precision.Policy(precision).compute_dtype
+
+
+def measure_matmul(n=MATMUL_SIZE, repeats=7, dtype="float32") -> float:
+    """The machine's matrix-multiply FLOP/s in `dtype` through TensorFlow (oneDNN/cuBLAS), median."""
+    a, b = (tf.cast(tf.random.uniform((n, n)), dtype) for _ in range(2))
+    product = tf.function(lambda: tf.reduce_sum(tf.cast(tf.linalg.matmul(a, b), tf.float32)))
     product().numpy()
     times = []
     for _ in range(repeats):
@@ -139,8 +146,10 @@ def run_bench(config: BenchConfig, log=print) -> dict:
                                   validation_fraction=0.0)
     steps_per_epoch = min(pipeline.steps_per_epoch, config.untimed_steps + config.timed_steps)
 
-    log("measuring the float32 matrix-multiply rate ...")
-    matmul = measure_matmul()
+    dtype = matmul_dtype(config.precision)
+    log(f"measuring the {dtype} matrix-multiply rate ...")
+    matmul = measure_matmul(dtype=dtype)
+    matmul_float32 = matmul if dtype == "float32" else measure_matmul()
     with distribute.precision_policy(config.precision):
         with strategy.scope():
             model = build_model(resolved, num_classes=len(source.class_names))
@@ -165,7 +174,9 @@ def run_bench(config: BenchConfig, log=print) -> dict:
         "model": config.model, "batch_size": config.batch_size, "timed_steps": config.timed_steps,
         "train_images_per_second": train_rate, "step_seconds_median": statistics.median(step_times),
         "macs_per_image": macs, "training_flops_per_image": training_flops_per_image(macs),
-        "achieved_tflops": achieved / 1e12, "matmul_tflops": matmul / 1e12, "mfu": utilisation(achieved, matmul),
+        "achieved_tflops": achieved / 1e12, "matmul_dtype": dtype, "matmul_tflops": matmul / 1e12,
+        "matmul_float32_tflops": matmul_float32 / 1e12, "mfu": utilisation(achieved, matmul),
+        "mfu_float32": utilisation(achieved, matmul_float32),
         "pipeline_images_per_second": pipeline_rate, "pipeline_ratio": pipeline_rate / train_rate,
         "runner_overhead": loop.overhead(epoch_steps), "runner_overhead_short_epoch": loop.overhead(config.timed_steps),
         "runner_seconds_per_epoch": loop.fixed_seconds, "runner_seconds_per_step": loop.step_seconds,
@@ -256,8 +267,10 @@ def format_report(result: dict) -> str:
         f"(median step {result['step_seconds_median']:.3f} s over {result['timed_steps']} timed steps)",
         f"  arithmetic     {result['macs_per_image'] / 1e6:8.1f} M MACs/image -> {result['achieved_tflops'] * 1e3:.1f} "
         f"GFLOP/s achieved (2 x 3 x MACs x images/s)",
-        f"  matmul peak    {result['matmul_tflops'] * 1e3:8.1f} GFLOP/s (float32, {MATMUL_SIZE}^3, this run)",
-        f"  mfu            {result['mfu']:8.2f}",
+        f"  matmul peak    {result['matmul_tflops'] * 1e3:8.1f} GFLOP/s ({result['matmul_dtype']}, {MATMUL_SIZE}^3, "
+        f"this run; float32 {result['matmul_float32_tflops'] * 1e3:.1f})",
+        f"  mfu            {result['mfu']:8.2f}   (against the {result['matmul_dtype']} peak; "
+        f"{result['mfu_float32']:.2f} of float32's)",
         f"  input pipeline {result['pipeline_images_per_second']:8.0f} images/s = {result['pipeline_ratio']:.1f} x "
         f"training",
         f"  runner         {100 * result['runner_overhead']:+7.2f} % over a bare model.fit, over an epoch of "

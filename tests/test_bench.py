@@ -10,7 +10,8 @@ from ablation import bench
 from ablation.cli import main
 from builders import build, count_macs
 
-JSON_KEYS = {"train_images_per_second", "macs_per_image", "achieved_tflops", "matmul_tflops", "mfu",
+JSON_KEYS = {"train_images_per_second", "macs_per_image", "achieved_tflops", "matmul_dtype", "matmul_tflops",
+             "matmul_float32_tflops", "mfu", "mfu_float32",
              "pipeline_images_per_second", "runner_overhead", "peak_rss_mb", "device", "strategy", "precision",
              "jit_compile"}
 
@@ -39,19 +40,28 @@ def test_loop_cost_is_amortised_over_a_real_epoch():
     assert cost.overhead(10) == pytest.approx((10 * 0.002 + 0.7) / 10)
 
 
+def test_mfu_is_against_the_peak_of_the_precision_that_ran():
+    assert [bench.matmul_dtype(p) for p in ("float32", "mixed_bfloat16", "mixed_float16")] == [
+        "float32", "bfloat16", "float16"]
+
+
 @pytest.mark.slow
-def test_bench_json_report(capsys):
+@pytest.mark.parametrize("precision,dtype", [("float32", "float32"), ("mixed_bfloat16", "bfloat16")])
+def test_bench_json_report(capsys, precision, dtype):
     code = main(["bench", "--model", "wrn-10-1", "--batch-size", "16", "--timed-steps", "2", "--untimed-steps", "1",
-                 "--json"])
+                 "--precision", precision, "--json"])
     assert code == 0
     result = json.loads(capsys.readouterr().out)
     assert JSON_KEYS <= set(result)
     assert result["macs_per_image"] == count_macs(build("wrn-10-1"))
     assert result["achieved_tflops"] == pytest.approx(
         6 * result["macs_per_image"] * result["train_images_per_second"] / 1e12)
+    assert result["precision"] == precision and result["matmul_dtype"] == dtype
     assert result["mfu"] == pytest.approx(result["achieved_tflops"] / result["matmul_tflops"])
+    assert result["mfu_float32"] == pytest.approx(result["achieved_tflops"] / result["matmul_float32_tflops"])
+    assert (result["matmul_tflops"] == result["matmul_float32_tflops"]) == (dtype == "float32")
     assert result["train_images_per_second"] > 0 and result["pipeline_images_per_second"] > 0
-    assert result["peak_rss_mb"] > 100 and result["precision"] == "float32"
+    assert result["peak_rss_mb"] > 100
     assert result["jit_compile"] == "off" and result["jit_compile_requested"] == "auto"  # Keras's "auto" on a CPU
     assert result["strategy"] == "_DefaultDistributionStrategy" and result["replicas"] == 1
 
