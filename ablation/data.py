@@ -5,7 +5,7 @@ A dataset is named `cifar10` (any tfds image-classification name) or `npz:PATH`,
 the keys of `keras.datasets` (`x_train`, `y_train`, `x_test`, `y_test`, optional `label_names`).
 
 Determinism: the validation split is a seeded permutation; every epoch's order and every image's
-crop and flip come from stateless random ops seeded by (seed, epoch, position), so a run resumed
+crop and flip come from stateless random ops seeded by (seed, epoch, batch), so a run resumed
 at epoch e sees exactly the batches the uninterrupted run would have seen.
 """
 
@@ -96,33 +96,41 @@ class Pipeline:
         buffer = min(n, SHUFFLE_BUFFER_LIMIT)
 
         def one_epoch(epoch):
-            shuffled = images.shuffle(buffer, seed=tf.cast(seed * 100_003 + epoch, tf.int64),
-                                      reshuffle_each_iteration=False)
-            return shuffled.take(self.steps_per_epoch * self.batch_size).enumerate().map(
-                lambda i, example: (tf.stack([tf.cast(epoch, tf.int64) + seed * 100_003, i]), example))
+            epoch_seed = tf.cast(epoch, tf.int64) + seed * 100_003
+            shuffled = images.shuffle(buffer, seed=epoch_seed, reshuffle_each_iteration=False)
+            batches = shuffled.take(self.steps_per_epoch * self.batch_size).batch(self.batch_size,
+                                                                                  drop_remainder=True)
+            return batches.enumerate().map(lambda i, batch: (tf.stack([epoch_seed, i]), batch))
 
         return (tf.data.Dataset.range(initial_epoch, epochs).flat_map(one_epoch)
-                .apply(tf.data.experimental.assert_cardinality((epochs - initial_epoch) * self.steps_per_epoch
-                                                               * self.batch_size))
-                .map(self._train_example, num_parallel_calls=AUTOTUNE)
-                .batch(self.batch_size, drop_remainder=True)
+                .apply(tf.data.experimental.assert_cardinality((epochs - initial_epoch) * self.steps_per_epoch))
+                .map(self._train_batch, num_parallel_calls=AUTOTUNE)
                 .prefetch(AUTOTUNE))
 
-    def _train_example(self, seeds, example):
-        image, label = example
+    def _train_batch(self, seeds, batch):
+        images, labels = batch
         if self.augment:
-            image = augment(image, seeds)
-        return normalise(image, self.mean, self.std), label
+            images = augment(images, seeds)
+        return normalise(images, self.mean, self.std), labels
 
 
-def augment(image, seeds):
-    """Reflect-pad by 1/8 of the side (4 px at 32), random crop back, random horizontal flip."""
-    h, w, c = image.shape
+def augment(images, seeds):
+    """Each image of a batch reflect-padded by 1/8 of the side (4 px at 32), cropped back at a
+    random offset (uniform over the 2 x pad + 1 positions of each axis) and flipped left-right with
+    probability 1/2, drawn from the stateless `seeds` (the batch's epoch and position).
+
+    A whole batch at once, as two gathers: per image, tf.data's per-element overhead, not the
+    arithmetic, capped the pipeline at about 17,000 images/s however many cores it had."""
+    _, h, w, _ = images.shape
     pad = max(1, round(h * PAD_FRACTION))
-    padded = tf.pad(image, [[pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
-    crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seeds, 2))
-    image = tf.image.stateless_random_crop(padded, (h, w, c), seed=crop_seed)
-    return tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
+    padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
+    count = tf.shape(images)[0]
+    offset_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seeds, 2))
+    offsets = tf.random.stateless_uniform((count, 2), offset_seed, maxval=2 * pad + 1, dtype=tf.int32)
+    flips = tf.random.stateless_uniform((count, 1), flip_seed, maxval=2, dtype=tf.int32) == 1
+    rows = offsets[:, :1] + tf.range(h)[tf.newaxis]
+    columns = offsets[:, 1:] + tf.where(flips, tf.range(w - 1, -1, -1)[tf.newaxis], tf.range(w)[tf.newaxis])
+    return tf.gather(tf.gather(padded, rows, axis=1, batch_dims=1), columns, axis=2, batch_dims=1)
 
 
 def normalise(image, mean, std):

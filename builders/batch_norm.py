@@ -43,11 +43,13 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         scale = self.gamma if self.scale else tf.ones((channels,))
         offset = self.beta if self.center else tf.zeros((channels,))
         if training and self.trainable:
-            outputs, mean, variance, *_ = tf.raw_ops.FusedBatchNormV3(
-                x=inputs, scale=scale, offset=offset, mean=tf.zeros((0,)), variance=tf.zeros((0,)),
-                epsilon=self.epsilon, exponential_avg_factor=1.0, data_format="NHWC", is_training=True)
-            self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
-            self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
+            # The kernel updates the moving statistics itself: moving * momentum + batch * (1 - momentum).
+            outputs, moving_mean, moving_variance, *_ = tf.raw_ops.FusedBatchNormV3(
+                x=inputs, scale=scale, offset=offset, mean=self.moving_mean, variance=self.moving_variance,
+                epsilon=self.epsilon, exponential_avg_factor=1.0 - self.momentum, data_format="NHWC",
+                is_training=True)
+            self.moving_mean.assign(moving_mean)
+            self.moving_variance.assign(moving_variance)
         else:
             outputs, *_ = tf.raw_ops.FusedBatchNormV3(
                 x=inputs, scale=scale, offset=offset, mean=self.moving_mean, variance=self.moving_variance,

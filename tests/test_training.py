@@ -161,15 +161,29 @@ def test_same_seed_same_order_and_resume_sees_the_same_batches(easy):
     assert len(resumed) == steps and all(np.array_equal(p, q) for p, q in zip(full, resumed, strict=True))
 
 
-def test_augmentation_is_reflect_pad_crop_and_flip():
-    image = tf.reshape(tf.range(32 * 32 * 3, dtype=tf.int32) % 251, (32, 32, 3))
-    out = [data.augment(image, tf.constant([s, 0], tf.int64)).numpy() for s in range(20)]
-    assert all(o.shape == (32, 32, 3) for o in out)
-    assert len({o.tobytes() for o in out}) > 10  # crops and flips vary with the seed
-    # Every output is a 32x32 window of the reflect-padded image, maybe mirrored.
-    padded = np.pad(image.numpy(), ((4, 4), (4, 4), (0, 0)), mode="reflect")
-    windows = {padded[i:i + 32, j:j + 32].tobytes() for i in range(9) for j in range(9)}
-    assert all(o.tobytes() in windows or o[:, ::-1].tobytes() in windows for o in out)
+def test_augmentation_is_reflect_pad_crop_and_flip_per_image_of_a_batch():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (400, 32, 32, 3), dtype=np.uint8)
+    out = data.augment(tf.constant(images), tf.constant([7, 0], tf.int64)).numpy()
+    assert out.shape == images.shape and out.dtype == np.uint8
+    # Each output is a 32x32 window of its own reflect-padded image, maybe mirrored: which one
+    # tells its offsets and flip, whose distribution must be the papers' (uniform over the 9 x 9
+    # offsets, a flip with probability 1/2, independently per image).
+    offsets, flips = [], []
+    for image, o in zip(images, out, strict=True):
+        padded = np.pad(image, ((4, 4), (4, 4), (0, 0)), mode="reflect")
+        found = [(i, j, f) for i in range(9) for j in range(9) for f in (0, 1)
+                 if np.array_equal(padded[i:i + 32, j:j + 32][:, ::-1 if f else 1], o)]
+        assert found, "an output that is no window of its padded image"
+        offsets.append(found[0][:2])
+        flips.append(found[0][2])
+    rows, columns = np.array(offsets).T
+    assert set(rows) == set(columns) == set(range(9))
+    assert abs(np.mean(rows) - 4) < 0.5 and abs(np.mean(columns) - 4) < 0.5
+    assert 0.4 < np.mean(flips) < 0.6
+    # The same seeds give the same batch; others another.
+    np.testing.assert_array_equal(data.augment(tf.constant(images), tf.constant([7, 0], tf.int64)).numpy(), out)
+    assert not np.array_equal(data.augment(tf.constant(images), tf.constant([7, 1], tf.int64)).numpy(), out)
 
 
 @pytest.mark.slow
