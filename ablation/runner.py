@@ -161,8 +161,9 @@ def describe_protocol(study: Study, options: Options) -> str:
 
 
 def run_study(study: Study, options: Options, *, results_dir=None, only=None, shard=None, dry_run=False,
-              log=print) -> int:
-    """Train every pending run of this shard, then rebuild the tables and plots; 0 if none failed."""
+              write_report=True, log=print) -> int:
+    """Train every pending run of this shard, then rebuild the tables and plots (unless a parent of
+    several shards will: `write_report=False`); 0 if none failed."""
     results_dir = Path(results_dir or default_results_dir(study, options.protocol))
     runs = plan(study, options)
     if only:
@@ -202,7 +203,8 @@ def run_study(study: Study, options: Options, *, results_dir=None, only=None, sh
         if failure is not None:
             log(f"{prefix}: failed last time ({failure}); retrying")
         try:
-            train(run.config, run_dir, log=lambda line, p=prefix: log(f"{p}: {line.split(': ', 1)[-1]}"),
+            # train() names the run folder at the start of its lines; the prefix names the run.
+            train(run.config, run_dir, log=lambda line, p=prefix, d=run_dir: log(f"{p}: {line.removeprefix(f'{d}: ')}"),
                   on_built=lambda model, run=run, run_dir=run_dir: write_run_diagrams(
                       run.config, run_dir, title=run.configuration.label, model=model))
         except RunLocked:  # train() locks the run: another shard or process has it
@@ -213,9 +215,10 @@ def run_study(study: Study, options: Options, *, results_dir=None, only=None, sh
             failed.append(run.run_id)
             cause = error if isinstance(error, RunFailed) else f"{type(error).__name__}: {error}"
             log(f"{prefix}: FAILED ({cause}); it will be retried on the next call")
-    report.write_study_report(results_dir)
-    log(f"{study.name}: tables and plots in {results_dir}" + (f"; {len(failed)} failed: {', '.join(failed)}"
-                                                               if failed else ""))
+    if write_report:
+        report.write_study_report(results_dir)
+    where = f"tables and plots in {results_dir}" if write_report else f"runs in {results_dir}"
+    log(f"{study.name}: {where}" + (f"; {len(failed)} failed: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0
 
 
