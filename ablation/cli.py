@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from ablation import bench as bench_module
@@ -23,10 +25,11 @@ from ablation.choices import PROTOCOLS
 from ablation.config import RunConfig, preset_of
 from ablation.console import add_alias, add_device_arguments, add_run_arguments, run_command
 from ablation.errors import ConfigError
+from ablation.parallel import run_parallel
 from ablation.recipes import RECIPES
 from ablation.report import write_study_report
 from ablation.run import train
-from ablation.runner import parse_shard, run_study
+from ablation.runner import default_results_dir, parse_shard, plan, run_study
 from ablation.study import Options, SearchDefaults, Study
 from ablation.tuning import TUNERS, Search, run_search
 from builders import PRESETS, count_macs, count_params
@@ -135,8 +138,9 @@ def add_protocol_argument(parser, help_text: str):
     add_alias(parser, "--preset", "--protocol", "protocol", choices=PROTOCOLS)
 
 
-def study_main(study: Study, argv=None) -> int:
-    """The command line of every study module: `python -m studies.NAME --help`."""
+def study_main(study: Study, argv=None, relaunch: Sequence[str] | None = None) -> int:
+    """The command line of every study module: `python -m studies.NAME --help`. `relaunch` is the
+    command that starts this study again (for `--parallel`'s shard processes)."""
     parser = argparse.ArgumentParser(prog=f"python -m studies.{study.name}", description=study.question)
     add_protocol_argument(parser, "paper: the published protocol; smoke: the whole study in minutes on a CPU, "
                                   "downsized and labelled as such (default: %(default)s)")
@@ -147,14 +151,33 @@ def study_main(study: Study, argv=None) -> int:
     parser.add_argument("--only", help="one run id or configuration label (as in --dry-run)")
     parser.add_argument("--shard", help="I/N: run every N-th run starting at I (default: from SLURM_ARRAY_TASK_ID"
                                         "/SLURM_ARRAY_TASK_COUNT or JOB_COMPLETION_INDEX/JOB_COMPLETIONS)")
+    parser.add_argument("--parallel", type=int, default=1, metavar="N",
+                        help="run as N shard processes on this machine, each with its own GPU (round-robin) or "
+                             "its share of the CPU cores; tables once at the end (default: 1)")
+    parser.add_argument("--no-report", dest="report", action="store_false", help=argparse.SUPPRESS)
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
 
     def run():
         options = Options(protocol=args.protocol, dataset=args.dataset, epochs=args.epochs,
                           seeds=parse_seeds(args.seeds), strategy=args.strategy, precision=args.precision,
                           jit_compile=args.jit_compile, data_dir=args.data_dir)
+        if args.parallel < 1:
+            raise ConfigError(f"--parallel {args.parallel} is not valid; expected a positive number of processes.")
+        if args.parallel > 1 and not args.dry_run:
+            if args.shard:
+                raise ConfigError(f"--parallel {args.parallel} with --shard {args.shard} is not valid; --parallel "
+                                  f"makes the shards itself: pass one or the other.")
+            if relaunch is None:
+                raise ConfigError("--parallel needs the study's command (python -m studies.NAME) to start its shards.")
+            runs = plan(study, options)  # every run is checked here, before any process starts
+            results_dir = Path(args.results_dir or default_results_dir(study, options.protocol))
+            # argparse keeps an option's last value: the children run one shard each, without tables.
+            return run_parallel([*relaunch, *argv, "--parallel", "1", "--no-report"], args.parallel, results_dir,
+                                [run.run_id for run in runs])
         return run_study(study, options, results_dir=args.results_dir, only=args.only,
-                         shard=parse_shard(args.shard) if args.shard else None, dry_run=args.dry_run)
+                         shard=parse_shard(args.shard) if args.shard else None, dry_run=args.dry_run,
+                         write_report=args.report)
 
     return run_command(run, kept="finished runs and epochs")
 

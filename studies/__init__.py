@@ -27,5 +27,12 @@ def main(declaration: Study | SearchDefaults, *, name: str | None = None):
     from ablation import cli
 
     if isinstance(declaration, Study):
-        sys.exit(cli.study_main(declaration))
+        sys.exit(cli.study_main(declaration, relaunch=_this_command()))
     sys.exit(cli.search_main(name, declaration))
+
+
+def _this_command() -> list[str]:
+    """The command that started this process, without its arguments: `python -m studies.NAME`
+    (or the script's path), so that `--parallel` can start the same study again."""
+    spec = getattr(sys.modules["__main__"], "__spec__", None)
+    return [sys.executable, "-m", spec.name] if spec else [sys.executable, sys.argv[0]]
