@@ -20,8 +20,11 @@ import os
 import selectors
 import signal
 import subprocess
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+import tensorflow as tf
 
 from ablation import records, report
 
@@ -47,17 +50,20 @@ def child_environment(index: int, count: int, *, gpus: Sequence[str], cpus: Sequ
 
 def visible_gpus() -> list[str]:
     """The GPUs this process may use, as CUDA_VISIBLE_DEVICES values for the children."""
-    import tensorflow as tf  # already imported (quietly) by the entry point
-
     count = len(tf.config.list_physical_devices("GPU"))
     given = [g.strip() for g in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if g.strip()]
     return given[:count] if given else [str(i) for i in range(count)]
 
 
+def machine_cpus() -> list[int]:
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+
+
 def _start(command, env, cpus):
-    def in_child():  # between fork and exec: no Python state beyond the call
-        os.sched_setaffinity(0, cpus)
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    def in_child():  # between fork and exec: no Python state beyond the calls (Linux only)
+        if sys.platform == "linux":
+            os.sched_setaffinity(0, cpus)
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, preexec_fn=in_child, bufsize=0)
@@ -71,7 +77,7 @@ def exit_status(returncode: int) -> int:
 def run_parallel(command: Sequence[str], count: int, results_dir: Path, run_ids: Sequence[str],
                  log: Callable[[str], None] = print) -> int:
     """Run `command + ["--shard", "I/N"]` for I < N at once and wait; the worst exit status."""
-    gpus, cpus = visible_gpus(), sorted(os.sched_getaffinity(0))
+    gpus, cpus = visible_gpus(), machine_cpus()
     children = []
 
     def stop(signum, frame):
