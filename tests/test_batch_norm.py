@@ -104,3 +104,26 @@ def test_where_the_kernel_does_not_apply_it_is_kerass_layer():
     theirs, ours = pair(x.shape, rng)
     np.testing.assert_allclose(ours(x, training=True).numpy(), theirs(x, training=True).numpy(), rtol=1e-6)
     np.testing.assert_allclose(ours.moving_variance.numpy(), theirs.moving_variance.numpy(), rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_under_mirrored_strategy_each_replica_normalises_its_own_batch_as_kerass_layer_does():
+    # Two replicas (conftest.py's two logical CPUs), each with half of the global batch of 8: the
+    # moving statistics take the mean of the replicas' updates, as with Keras's layer, whose
+    # variance differs by the Bessel factor of a replica's batch (4 images x 4 x 4 = 64 values).
+    assert len(tf.config.list_logical_devices("CPU")) >= 2, "conftest.py sets up two logical CPUs"
+    strategy, _ = distribute.make_strategy("mirrored")
+    x = np.random.default_rng(5).normal(2.0, 3.0, size=(8, 4, 4, 3)).astype("float32")
+    layers = []
+    for cls in (keras.layers.BatchNormalization, FusedBatchNormalization):
+        with strategy.scope():
+            model = keras.Sequential([keras.Input((4, 4, 3)), cls(momentum=MOMENTUM, epsilon=EPSILON)])
+            model.compile(optimizer=keras.optimizers.SGD(0.0), loss="mse")
+        model.fit(tf.data.Dataset.from_tensor_slices((x, np.zeros_like(x))).batch(8), epochs=1, verbose=0,
+                  shuffle=False)
+        layers.append(model.layers[-1])
+    theirs, ours = layers
+    np.testing.assert_allclose(ours.moving_mean.numpy(), theirs.moving_mean.numpy(), rtol=1e-5)
+    n = 4 * 4 * 4
+    np.testing.assert_allclose(ours.moving_variance.numpy() - MOMENTUM,
+                               (theirs.moving_variance.numpy() - MOMENTUM) * n / (n - 1), rtol=1e-5)
