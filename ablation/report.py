@@ -6,6 +6,7 @@ any time, by any shard, without the study module. A plot that fails is a warning
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from pathlib import Path
 
@@ -16,10 +17,13 @@ from ablation import io, records
 from ablation.config import ResolvedRun
 from ablation.errors import ConfigError, DamagedFile
 from ablation.plots import plot_error_vs, plot_heatmap, plot_per_class, plot_study_curves, safe_plot
+from ablation.statistics import MIN_SEEDS, compare, interval_of_mean
 
 RESULT_COLUMNS = ["run_id", "configuration", "model", "seed", "trainable_params", "macs", "test_accuracy",
                   "test_error", "test_loss", "best_val_accuracy", "epochs", "seconds_per_epoch", "images_per_second",
                   "status", "protocol", "downsized"]
+COMPARISON_COLUMNS = ["configuration", "baseline", "seeds", "mean_difference", "ci_low", "ci_high", "p_value",
+                      "better_fraction", "verdict"]
 
 
 def read_study(results_dir: Path) -> dict:
@@ -32,6 +36,7 @@ def read_study(results_dir: Path) -> dict:
     if "preset" in study:
         study["protocol_description"] = study.pop("protocol")
         study["protocol"] = study.pop("preset")
+    study.setdefault("baseline", study["configurations"][0]["label"])  # written before baselines were declared
     return study
 
 
@@ -70,11 +75,13 @@ def summarise(frame: pd.DataFrame, configurations: list[dict]) -> pd.DataFrame:
         median = errors.median() if len(errors) else np.nan
         trainable_params = runs["trainable_params"].iloc[0] if len(runs) else np.nan
         accuracy = runs["test_accuracy"].astype(float).median() if len(runs) else np.nan
+        interval = interval_of_mean(errors)
         out.append({
             "configuration": configuration["label"], "runs": len(runs),
             "trainable_params": trainable_params, "macs": runs["macs"].iloc[0] if len(runs) else np.nan,
             "median_error": median, "mean_error": errors.mean() if len(errors) else np.nan,
             "std_error": errors.std(ddof=1) if len(errors) > 1 else np.nan,
+            "ci_low": interval[0] if interval else np.nan, "ci_high": interval[1] if interval else np.nan,
             "min_error": errors.min() if len(errors) else np.nan, "max_error": errors.max() if len(errors) else np.nan,
             "published_error": published, "difference": median - published if published is not None else np.nan,
             "median_best_val_accuracy": runs["best_val_accuracy"].astype(float).median() if len(runs) else np.nan,
@@ -85,29 +92,57 @@ def summarise(frame: pd.DataFrame, configurations: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def comparisons(frame: pd.DataFrame, study: dict) -> list:
+    """Every configuration against the study's baseline, on matched seeds of finished runs."""
+    done = frame[frame["status"] == "done"]
+    errors = {label: dict(zip(runs["seed"], runs["test_error"].astype(float), strict=True))
+              for label, runs in done.groupby("configuration")}
+    baseline = study["baseline"]
+    return [compare(c["label"], errors.get(c["label"], {}), baseline, errors.get(baseline, {}))
+            for c in study["configurations"] if c["label"] != baseline]
+
+
+def comparisons_frame(results: list) -> pd.DataFrame:
+    rows = [{**dataclasses.asdict(result), "verdict": result.verdict} for result in results]
+    return pd.DataFrame(rows).reindex(columns=COMPARISON_COLUMNS)
+
+
+def seeds_to_run(frame: pd.DataFrame) -> str:
+    """The seeds a verdict needs (five, from the study's first): the suggestion of an unresolved one."""
+    first = int(frame["seed"].min()) if len(frame) else 42
+    return ",".join(str(first + i) for i in range(max(5, MIN_SEEDS)))
+
+
 def _fmt(value, spec="{:.2f}", missing="–"):
     return missing if value is None or (isinstance(value, float) and np.isnan(value)) else spec.format(value)
 
 
-def summary_markdown(study: dict, summary: pd.DataFrame, frame: pd.DataFrame) -> str:
+def summary_markdown(study: dict, summary: pd.DataFrame, frame: pd.DataFrame, results: list) -> str:
     lines = [f"# {study['name']}", ""]
     if study["protocol"] != "paper":
         lines += [f"> **{study['protocol'].upper()} PROTOCOL.** These numbers check the pipeline end to end; they are "
                   f"not results and are not comparable to the published ones.", ""]
+    if results:
+        lines += [f"**Verdicts** against {study['baseline']}, on matched seeds (test error in points; 95% bootstrap "
+                  f"interval of the mean paired difference; exact sign-flip permutation test; `comparisons.csv`):", ""]
+        lines += [f"- {result.sentence(seeds_to_run(frame))}" for result in results] + [""]
     lines += [f"**Question.** {study['question']}", "",
               f"**Protocol.** {study['protocol_description']}. Test error in %, from the final epoch's weights; the test split "
               f"is read once per run. Model selection uses the validation split only.", ""]
     if study.get("published_protocol"):
         lines += [f"**Published.** {study['published_protocol']}", ""]
-    lines += ["| configuration | runs | params | test error median | mean ± std | min | max | published | "
-              "difference | acc. % per M params | s / epoch |",
-              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines += ["| configuration | runs | params | test error median | mean ± std | 95% CI of mean | min | max | "
+              "published | difference | acc. % per M params | s / epoch |",
+              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     smoke = study["protocol"] != "paper"
     for row in summary.itertuples():
         difference = "n/a (smoke)" if smoke and row.published_error is not None else _fmt(row.difference, "{:+.2f}")
         mean_std = (f"{_fmt(row.mean_error)} ± {_fmt(row.std_error)}" if row.runs > 1 else _fmt(row.mean_error))
+        interval = (f"{_fmt(row.ci_low)} to {_fmt(row.ci_high)}" if row.runs >= MIN_SEEDS
+                    else f"n/a: {row.runs} seed{'' if row.runs == 1 else 's'}")
         lines.append(f"| {row.configuration} | {row.runs} | {_fmt(row.trainable_params, '{:,.0f}')} | "
-                     f"{_fmt(row.median_error)} | {mean_std} | {_fmt(row.min_error)} | {_fmt(row.max_error)} | "
+                     f"{_fmt(row.median_error)} | {mean_std} | {interval} | {_fmt(row.min_error)} | "
+                     f"{_fmt(row.max_error)} | "
                      f"{_fmt(row.published_error)} | {difference} | "
                      f"{_fmt(row.accuracy_per_million_params, '{:.1f}')} | {_fmt(row.seconds_per_epoch, '{:.1f}')} |")
     finished = summary.dropna(subset=["median_best_val_accuracy"])
@@ -126,8 +161,10 @@ def write_study_report(results_dir) -> pd.DataFrame:
     results_dir = Path(results_dir)
     study, frame = collect_results(results_dir)
     summary = summarise(frame, study["configurations"])
+    results = comparisons(frame, study)
     io.write_csv(results_dir / "results.csv", frame)
-    io.write_text(results_dir / "summary.md", summary_markdown(study, summary, frame))
+    io.write_csv(results_dir / "comparisons.csv", comparisons_frame(results))
+    io.write_text(results_dir / "summary.md", summary_markdown(study, summary, frame, results))
     io.write_json(results_dir / "test_results_summary.json", test_results_summary(frame, study))
     tag = "" if study["protocol"] == "paper" else f" [{study['protocol']} protocol]"
     histories = _histories(results_dir, frame)

@@ -142,7 +142,7 @@ def describe_study(study: Study, options: Options, runs: list[PlannedRun]) -> di
         "name": study.name, "question": study.question, "varies": list(study.varies), "metric": study.metric,
         "heatmap": list(study.heatmap) if study.heatmap else None,
         "protocol": options.protocol, "protocol_description": describe_protocol(study, options),
-        "published_protocol": study.published_protocol,
+        "published_protocol": study.published_protocol, "baseline": study.baseline_label,
         "configurations": [{"label": c.label, "model": c.model, "published_error": c.published_error}
                            for c in study.configurations],
         "runs": [{"run_id": r.run_id, "label": r.configuration.label, "seed": r.seed, "downsized": r.downsized,

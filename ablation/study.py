@@ -58,11 +58,19 @@ class Study:
     heatmap: tuple[str, str] | None = None  # two varying settings to draw test error over, e.g. depth x width
     published_protocol: str = ""  # how the published numbers were obtained
     smoke: Smoke = Smoke()
+    baseline: str | None = None  # the configuration every other is compared with (default: the first)
 
     def __post_init__(self):
         labels = [c.label for c in self.configurations]
         if len(set(labels)) != len(labels):
             raise ConfigError(f"study {self.name!r} repeats a configuration label: {labels}")
+        if self.baseline is not None and self.baseline not in labels:
+            raise ConfigError(f"baseline={self.baseline!r} is not valid; expected one of the configurations: "
+                              f"{one_of(labels)}.")
+
+    @property
+    def baseline_label(self) -> str:
+        return self.baseline or self.configurations[0].label
 
 
 @dataclasses.dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import runpy
@@ -18,6 +19,7 @@ from ablation.cli import main as ablation_main
 from ablation.cli import study_main
 from ablation.config import RunConfig
 from ablation.diagrams import block_dot, write_diagrams, write_run_diagrams
+from ablation.errors import ConfigError
 from ablation.recipes import get_recipe
 from ablation.records import RunLock, status
 from ablation.runner import parse_shard, plan, run_study, shard_from_environment
@@ -126,6 +128,8 @@ def test_smoke_study_end_to_end_with_a_failure_recorded_and_retried(easy, tmp_pa
     assert "group1_block1_conv1" in (run / "model_summary.txt").read_text()
     summary = (results / "summary.md").read_text()
     assert "SMOKE PROTOCOL" in summary and "Does dropout change a tiny net?" in summary
+    # The failed run leaves one matched seed (2) against the baseline, the first configuration.
+    assert "- WRN-10-1-dropout against WRN-10-1: not resolved with 1 seed (difference" in summary
     assert set(frame["protocol"]) == {"smoke"} and "dropout_rate" in frame
     assert sorted(frame["dropout_rate"]) == [0.0, 0.0, 0.3, 0.3]
     assert json.loads((results / "test_results_summary.json").read_text())["WRN-10-1"]["trainable_params"] > 0
@@ -177,8 +181,8 @@ def test_every_study_module_trains_every_configuration_and_writes_its_exports(na
                 assert (run / export).stat().st_size > 0, (run_id, export)
             for diagram in ("architecture", "blocks"):  # PNG, or DOT text where Graphviz is missing
                 assert _rendered(run / diagram), (run_id, diagram)
-        for export in ("summary.md", "test_results_summary.json", "learning_curves.png", "error_vs_params.png",
-                       "error_vs_time.png", "per_class_accuracy.png"):
+        for export in ("summary.md", "comparisons.csv", "test_results_summary.json", "learning_curves.png",
+                       "error_vs_params.png", "error_vs_time.png", "per_class_accuracy.png"):
             assert (results / export).stat().st_size > 0, export
         assert all(c.label in (results / "summary.md").read_text() for c in study.configurations)
     else:  # a search: every trial completed, the winner retrained and tested once
@@ -205,6 +209,14 @@ BLOCKS = Study(name="blocks", question="Which block?", varies=("block_type",), r
                configurations=[Configuration("B(3,3)", "wrn-10-1"),
                                Configuration("B(1,3,1)", "wrn-10-1", {"block_type": "B(1,3,1)"})],
                smoke=Smoke(epochs=1, max_steps_per_epoch=2))
+
+
+def test_a_declared_baseline_must_be_one_of_the_configurations():
+    assert dataclasses.replace(BLOCKS, baseline="B(1,3,1)").baseline_label == "B(1,3,1)"
+    assert BLOCKS.baseline_label == "B(3,3)"  # the first, by default
+    with pytest.raises(ConfigError, match=r"baseline='B\(3,1\)' is not valid; expected one of the configurations: "
+                                          r"B\(3,3\), B\(1,3,1\)"):
+        dataclasses.replace(BLOCKS, baseline="B(3,1)")
 
 
 @pytest.mark.slow
@@ -346,7 +358,7 @@ def test_killed_study_trains_only_the_missing_runs(easy, tmp_path):
 # Tables from known records
 
 
-def _fake_study(tmp_path, errors: dict):
+def _fake_study(tmp_path, errors: dict, baseline=None):
     """A results folder whose runs hold the given test errors, as a finished study would."""
     runs = []
     for label, values in errors.items():
@@ -367,8 +379,8 @@ def _fake_study(tmp_path, errors: dict):
     io.write_json(tmp_path / "study.json", {
         "name": "fake", "question": "Which is better?", "varies": ["depth"], "metric": "test_error", "heatmap": None,
         "protocol": "paper", "protocol_description": "paper protocol", "published_protocol": "",
-        "configurations": [{"label": "A", "published_error": 5.0}, {"label": "B", "published_error": None}],
-        "runs": runs})
+        "configurations": [{"label": label, "published_error": 5.0 if label == "A" else None} for label in errors],
+        "runs": runs, **({"baseline": baseline} if baseline else {})})
 
 
 def test_tables_from_known_run_records(tmp_path):
@@ -384,8 +396,34 @@ def test_tables_from_known_run_records(tmp_path):
     assert a["accuracy_per_million_params"] == pytest.approx(100 * 0.945 / 2.0)
     assert b["median_error"] == 8.5 and np.isnan(b["difference"])
     markdown = (tmp_path / "summary.md").read_text()
-    assert "| A | 5 | 2,000,000 | 5.50 | 5.50 ± 1.12 | 4.00 | 7.00 | 5.00 | +0.50 |" in markdown
+    low, high = a["ci_low"], a["ci_high"]
+    assert 4.0 <= low < 5.5 < high <= 7.0 and np.isnan(b["ci_low"])  # two seeds: no interval
+    assert (f"| A | 5 | 2,000,000 | 5.50 | 5.50 ± 1.12 | {low:.2f} to {high:.2f} | 4.00 | 7.00 | 5.00 | +0.50 |"
+            in markdown)
+    assert "| B | 2 | 2,000,000 | 8.50 | 8.50 ± 0.71 | n/a: 2 seeds |" in markdown
     assert "**Best on validation.** A" in markdown and "SMOKE" not in markdown
+    # A folder written before baselines were declared compares with its first configuration.
+    assert "- B against A: not resolved with 2 seeds (difference +3.00 points): run --seeds 0,1,2,3,4." in markdown
+
+
+def test_comparisons_with_the_baseline_on_matched_seeds(tmp_path):
+    # C beats the baseline B by 0.5-0.7 points on each of five seeds; A is within B's noise.
+    _fake_study(tmp_path, {"A": [6.3, 5.9, 6.0, 6.0, 5.9], "B": [6.0, 6.3, 5.8, 6.1, 5.9],
+                           "C": [5.4, 5.7, 5.2, 5.5, 5.3]}, baseline="B")
+    report.write_study_report(tmp_path)
+    table = pd.read_csv(tmp_path / "comparisons.csv")
+    assert list(table.columns) == ["configuration", "baseline", "seeds", "mean_difference", "ci_low", "ci_high",
+                                   "p_value", "better_fraction", "verdict"]
+    rows = table.set_index("configuration")
+    assert list(rows.index) == ["A", "C"] and set(rows["baseline"]) == {"B"} and set(rows["seeds"]) == {5}
+    assert rows.loc["C", "verdict"] == "lower" and rows.loc["C", "ci_high"] < 0 and rows.loc["C", "better_fraction"] == 1
+    assert rows.loc["C", "mean_difference"] == pytest.approx(-0.6)
+    assert rows.loc["C", "p_value"] == pytest.approx(2 / 32)
+    assert rows.loc["A", "verdict"] == "not resolved" and rows.loc["A", "ci_low"] < 0 < rows.loc["A", "ci_high"]
+    markdown = (tmp_path / "summary.md").read_text()
+    assert markdown.index("**Verdicts** against B") < markdown.index("| configuration |")
+    assert "- C has 0.60 points lower error than B (95% CI " in markdown
+    assert "better on 5 of 5 seeds, p = 0.062)." in markdown
 
 
 def test_a_study_folder_written_before_the_vocabulary_change_still_reports(tmp_path):
