@@ -96,6 +96,34 @@ def plot_error_vs(summary: pd.DataFrame, column: str, xlabel: str, title: str):
     return figure
 
 
+def plot_seed_errors(frame: pd.DataFrame, summary: pd.DataFrame, title: str):
+    """Test error per configuration: every seed a point, the mean with its 95% interval as a bar
+    (where there are enough seeds for one), the published value a cross."""
+    figure, ax = _figure((max(6.5, 1.2 * len(summary)), 4.5))
+    done = frame[frame["status"] == "done"]
+    spread = np.random.default_rng(0)  # a fixed horizontal jitter, so that equal errors stay visible
+    legend = set()
+
+    def label(text):  # each kind once in the legend
+        return None if text in legend else legend.add(text) or text
+
+    for x, row in enumerate(summary.itertuples()):
+        errors = done.loc[done["configuration"] == row.configuration, "test_error"].astype(float)
+        ax.scatter(x + spread.uniform(-0.12, 0.12, len(errors)), errors, s=14, alpha=0.7, color="C0", zorder=3,
+                   label=label("a seed"))
+        if not np.isnan(row.ci_low):
+            ax.errorbar(x, row.mean_error, yerr=[[row.mean_error - row.ci_low], [row.ci_high - row.mean_error]],
+                        fmt="_", color="black", capsize=6, markersize=14, zorder=4, label=label("mean, 95% CI"))
+        if row.published_error is not None and not pd.isna(row.published_error):
+            ax.scatter([x + 0.25], [row.published_error], marker="x", color="grey", zorder=2,
+                       label=label("published"))
+    ax.set_xticks(range(len(summary)), summary["configuration"], rotation=20, ha="right", fontsize=8)
+    ax.set(ylabel="test error %", title=f"{title}: test error over seeds")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    return figure
+
+
 def plot_per_class(table: pd.DataFrame, title: str):
     pivot = table.pivot(index="class", columns="configuration", values="accuracy")
     pivot = pivot.reindex(index=list(dict.fromkeys(table["class"])), columns=list(dict.fromkeys(table["configuration"])))

@@ -16,7 +16,14 @@ import pandas as pd
 from ablation import io, records
 from ablation.config import ResolvedRun
 from ablation.errors import ConfigError, DamagedFile
-from ablation.plots import plot_error_vs, plot_heatmap, plot_per_class, plot_study_curves, safe_plot
+from ablation.plots import (
+    plot_error_vs,
+    plot_heatmap,
+    plot_per_class,
+    plot_seed_errors,
+    plot_study_curves,
+    safe_plot,
+)
 from ablation.statistics import MIN_SEEDS, compare, interval_of_mean
 
 RESULT_COLUMNS = ["run_id", "configuration", "model", "seed", "trainable_params", "macs", "test_accuracy",
@@ -113,6 +120,51 @@ def seeds_to_run(frame: pd.DataFrame) -> str:
     return ",".join(str(first + i) for i in range(max(5, MIN_SEEDS)))
 
 
+def published_agreement(row, smoke: bool) -> str:
+    """Whether a configuration's published error lies within the 95% interval of our mean."""
+    if row.published_error is None or pd.isna(row.published_error):
+        return ""
+    if smoke:
+        return "n/a (smoke)"
+    if np.isnan(row.ci_low):
+        return f"n/a: {row.runs} seed{'' if row.runs == 1 else 's'}"
+    if row.ci_low <= row.published_error <= row.ci_high:
+        return "agrees"
+    return f"ours {'above' if row.published_error < row.ci_low else 'below'}"
+
+
+_LATEX_SPECIAL = str.maketrans({c: "\\" + c for c in "&%$#_{}"} | {"~": r"\textasciitilde{}", "^": r"\^{}"})
+
+
+def results_latex(study: dict, summary: pd.DataFrame, results: list) -> str:
+    """results.tex: the summary as a booktabs table for a paper (needs \\usepackage{booktabs})."""
+    marks = {r.configuration: r for r in results}
+    lines = [f"% {study['name']}: {study['question']}", f"% {study['protocol_description']}",
+             r"\begin{tabular}{lrrrrrr}", r"\toprule",
+             r"Configuration & Params & Error median & Error mean $\pm$ std & Published & Difference & "
+             r"vs.\ " + study["baseline"].translate(_LATEX_SPECIAL) + r" \\", r"\midrule"]
+    def cell(value, spec="{:.2f}"):
+        return _fmt(value, spec, missing="--")
+
+    for row in summary.itertuples():
+        mean_std = f"{cell(row.mean_error)} $\\pm$ {cell(row.std_error)}" if row.runs > 1 else cell(row.mean_error)
+        comparison = marks.get(row.configuration)
+        if comparison is None:
+            versus = "baseline"
+        elif comparison.seeds == 0:
+            versus = "--"
+        else:  # the mean paired difference, starred where its 95% interval excludes zero
+            star = "^{*}" if comparison.verdict in ("lower", "higher") else ""
+            versus = f"${comparison.mean_difference:+.2f}{star}$"
+        lines.append(f"{row.configuration.translate(_LATEX_SPECIAL)} & {cell(row.trainable_params / 1e6, '{:.2f}M')} & "
+                     f"{cell(row.median_error)} & {mean_std} & {cell(row.published_error)} & "
+                     f"{cell(row.difference, '{:+.2f}')} & {versus} \\\\")
+    lines += [r"\bottomrule", r"\end{tabular}",
+              r"% Test error in %. Difference: our median minus the published value. vs. baseline: mean paired "
+              r"difference over matched seeds; $^{*}$: its 95% bootstrap interval excludes zero.", ""]
+    return "\n".join(lines)
+
+
 def _fmt(value, spec="{:.2f}", missing="–"):
     return missing if value is None or (isinstance(value, float) and np.isnan(value)) else spec.format(value)
 
@@ -132,8 +184,8 @@ def summary_markdown(study: dict, summary: pd.DataFrame, frame: pd.DataFrame, re
     if study.get("published_protocol"):
         lines += [f"**Published.** {study['published_protocol']}", ""]
     lines += ["| configuration | runs | params | test error median | mean ± std | 95% CI of mean | min | max | "
-              "published | difference | acc. % per M params | s / epoch |",
-              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+              "published | difference | published in our CI | acc. % per M params | s / epoch |",
+              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |"]
     smoke = study["protocol"] != "paper"
     for row in summary.itertuples():
         difference = "n/a (smoke)" if smoke and row.published_error is not None else _fmt(row.difference, "{:+.2f}")
@@ -143,7 +195,7 @@ def summary_markdown(study: dict, summary: pd.DataFrame, frame: pd.DataFrame, re
         lines.append(f"| {row.configuration} | {row.runs} | {_fmt(row.trainable_params, '{:,.0f}')} | "
                      f"{_fmt(row.median_error)} | {mean_std} | {interval} | {_fmt(row.min_error)} | "
                      f"{_fmt(row.max_error)} | "
-                     f"{_fmt(row.published_error)} | {difference} | "
+                     f"{_fmt(row.published_error)} | {difference} | {published_agreement(row, smoke)} | "
                      f"{_fmt(row.accuracy_per_million_params, '{:.1f}')} | {_fmt(row.seconds_per_epoch, '{:.1f}')} |")
     finished = summary.dropna(subset=["median_best_val_accuracy"])
     lines.append("")
@@ -165,10 +217,12 @@ def write_study_report(results_dir) -> pd.DataFrame:
     io.write_csv(results_dir / "results.csv", frame)
     io.write_csv(results_dir / "comparisons.csv", comparisons_frame(results))
     io.write_text(results_dir / "summary.md", summary_markdown(study, summary, frame, results))
+    io.write_text(results_dir / "results.tex", results_latex(study, summary, results))
     io.write_json(results_dir / "test_results_summary.json", test_results_summary(frame, study))
     tag = "" if study["protocol"] == "paper" else f" [{study['protocol']} protocol]"
     histories = _histories(results_dir, frame)
     safe_plot(results_dir / "learning_curves.png", plot_study_curves, histories, study["name"] + tag)
+    safe_plot(results_dir / "error_over_seeds.png", plot_seed_errors, frame, summary, study["name"] + tag)
     safe_plot(results_dir / "error_vs_params.png", plot_error_vs, summary, "trainable_params", "trainable parameters",
               study["name"] + tag)
     safe_plot(results_dir / "error_vs_time.png", plot_error_vs, summary, "seconds_per_epoch", "seconds per epoch",

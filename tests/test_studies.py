@@ -181,8 +181,9 @@ def test_every_study_module_trains_every_configuration_and_writes_its_exports(na
                 assert (run / export).stat().st_size > 0, (run_id, export)
             for diagram in ("architecture", "blocks"):  # PNG, or DOT text where Graphviz is missing
                 assert _rendered(run / diagram), (run_id, diagram)
-        for export in ("summary.md", "comparisons.csv", "test_results_summary.json", "learning_curves.png",
-                       "error_vs_params.png", "error_vs_time.png", "per_class_accuracy.png"):
+        for export in ("summary.md", "comparisons.csv", "results.tex", "test_results_summary.json",
+                       "learning_curves.png", "error_over_seeds.png", "error_vs_params.png", "error_vs_time.png",
+                       "per_class_accuracy.png"):
             assert (results / export).stat().st_size > 0, export
         assert all(c.label in (results / "summary.md").read_text() for c in study.configurations)
     else:  # a search: every trial completed, the winner retrained and tested once
@@ -424,6 +425,14 @@ def test_comparisons_with_the_baseline_on_matched_seeds(tmp_path):
     assert markdown.index("**Verdicts** against B") < markdown.index("| configuration |")
     assert "- C has 0.60 points lower error than B (95% CI " in markdown
     assert "better on 5 of 5 seeds, p = 0.062)." in markdown
+    # A's published 5.0 lies below the interval of its mean error (about 5.9 to 6.1).
+    assert "| 5.00 | +1.00 | ours above |" in markdown
+    tex = (tmp_path / "results.tex").read_text()
+    assert tex.count(r"\toprule") == tex.count(r"\midrule") == tex.count(r"\bottomrule") == 1
+    assert r"B & 2.00M & 6.00 & 6.02 $\pm$ 0.19 & -- & -- & baseline \\" in tex
+    assert r"C & 2.00M & 5.40 & 5.42 $\pm$ 0.19 & -- & -- & $-0.60^{*}$ \\" in tex
+    assert r"A & 2.00M & 6.00 & 6.02 $\pm$ 0.16 & 5.00 & +1.00 & $+0.00$ \\" in tex
+    assert (tmp_path / "error_over_seeds.png").read_bytes()[:8] == PNG
 
 
 def test_a_study_folder_written_before_the_vocabulary_change_still_reports(tmp_path):
