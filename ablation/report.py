@@ -177,7 +177,7 @@ def summary_markdown(study: dict, summary: pd.DataFrame, frame: pd.DataFrame, re
     if results:
         lines += [f"**Verdicts** against {study['baseline']}, on matched seeds (test error in points; 95% bootstrap "
                   f"interval of the mean paired difference; exact sign-flip permutation test; `comparisons.csv`):", ""]
-        lines += [f"- {result.sentence(seeds_to_run(frame))}" for result in results] + [""]
+        lines += [f"- {result.sentence(f'run --seeds {seeds_to_run(frame)}')}" for result in results] + [""]
     lines += [f"**Question.** {study['question']}", "",
               f"**Protocol.** {study['protocol_description']}. Test error in %, from the final epoch's weights; the test split "
               f"is read once per run. Model selection uses the validation split only.", ""]

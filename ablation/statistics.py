@@ -72,11 +72,11 @@ class Comparison:
             return "higher"
         return "not resolved"
 
-    def sentence(self, seeds_to_run: str) -> str:
-        """The verdict as one sentence of the summary."""
+    def sentence(self, remedy: str) -> str:
+        """The verdict as one sentence of a summary; `remedy` says how to get enough seeds."""
         if self.seeds < MIN_SEEDS:
             return (f"{self.configuration} against {self.baseline}: {self.verdict} "
-                    f"(difference {self.mean_difference:+.2f} points): run --seeds {seeds_to_run}.")
+                    f"(difference {self.mean_difference:+.2f} points): {remedy}.")
         seeds = f"better on {round(self.better_fraction * self.seeds)} of {self.seeds} seeds, p = {self.p_value:.2g}"
         if self.verdict == "not resolved":
             return (f"{self.configuration} against {self.baseline}: not resolved, difference "

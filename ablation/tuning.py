@@ -44,6 +44,7 @@ from ablation.diagrams import write_run_diagrams
 from ablation.errors import ConfigError
 from ablation.recipes import compile_model
 from ablation.run import train
+from ablation.statistics import compare, interval_of_mean
 
 TUNERS = ("random", "bayesian", "hyperband")
 PROJECT = "keras_tuner"
@@ -220,28 +221,41 @@ def summary_markdown(search: Search, trials: pd.DataFrame, best_metrics: dict | 
         lines += [f"**Best rate: {best['dropout_rate']:g}** (mean validation accuracy "
                   f"{100 * best['mean_val_accuracy']:.2f}%).", ""]
         if len(done) > 1:
-            runner_up = done.iloc[1]
-            gap = 100 * (best["mean_val_accuracy"] - runner_up["mean_val_accuracy"])
-            noise = 100 * spread.dropna().mean() if spread.notna().any() else float("nan")
-            verdict = ("within the spread between executions: the data do not separate them"
-                       if not math.isnan(noise) and gap <= noise else
-                       "larger than the spread between executions" if not math.isnan(noise) else
-                       "with one execution per trial there is no spread to compare with")
-            lines += [f"Runner-up: {runner_up['dropout_rate']:g} at {100 * runner_up['mean_val_accuracy']:.2f}%, "
-                      f"{gap:.2f} points behind; the mean spread (std) between executions of a trial is "
-                      f"{noise:.2f} points, so the gap is {verdict}.", ""]
+            lines += [_separation(best, done.iloc[1], search.seeds()), ""]
         lines += ["| trial | dropout rate | " + " | ".join(c.replace("val_accuracy_", "") for c in columns)
-                  + " | mean | std |", "| --- | ---: | " + " | ".join("---:" for _ in columns) + " | ---: | ---: |"]
+                  + " | mean | std | 95% CI of mean |",
+                  "| --- | ---: | " + " | ".join("---:" for _ in columns) + " | ---: | ---: | ---: |"]
         for (_, row), std in zip(done.iterrows(), spread, strict=True):
             values = " | ".join(f"{100 * row[c]:.2f}" if pd.notna(row[c]) else "–" for c in columns)
+            scores = [100 * row[c] for c in columns if pd.notna(row[c])]
+            interval = interval_of_mean(scores)
+            plural = "" if len(scores) == 1 else "s"
+            interval = f"{interval[0]:.2f} to {interval[1]:.2f}" if interval else f"n/a: {len(scores)} execution{plural}"
             lines.append(f"| {row['trial_id']} | {row['dropout_rate']:g} | {values} | "
-                         f"{100 * row['mean_val_accuracy']:.2f} | {'–' if pd.isna(std) else f'{100 * std:.2f}'} |")
+                         f"{100 * row['mean_val_accuracy']:.2f} | {'–' if pd.isna(std) else f'{100 * std:.2f}'} | "
+                         f"{interval} |")
         lines.append("")
     if best_metrics:
         lines += [f"**Retrained winner** (`best/`, seed {search.run.seed}): test accuracy "
                   f"{100 * best_metrics['test_accuracy']:.2f}%, test loss {best_metrics['test_loss']:.4f}, "
                   f"best validation accuracy {100 * best_metrics['best_val_accuracy']:.2f}%.", ""]
     return "\n".join(lines)
+
+
+def _separation(best, runner_up, seeds) -> str:
+    """Whether the best rate is separated from the runner-up: their validation errors compared on
+    matched executions (execution i of every trial trains with the same seed), as a study compares
+    configurations."""
+    def errors(trial):
+        return {s: 100 * (1 - trial[f"val_accuracy_seed{s}"]) for s in seeds if pd.notna(trial[f"val_accuracy_seed{s}"])}
+
+    gap = 100 * (best["mean_val_accuracy"] - runner_up["mean_val_accuracy"])
+    result = compare(f"rate {best['dropout_rate']:g}", errors(best), f"rate {runner_up['dropout_rate']:g}",
+                     errors(runner_up))
+    separated = "separated from" if result.verdict == "lower" else "not separated from"
+    return (f"Runner-up: {runner_up['dropout_rate']:g} at {100 * runner_up['mean_val_accuracy']:.2f}%, {gap:.2f} points "
+            f"behind. The best rate is **{separated}** the runner-up on validation error: "
+            f"{result.sentence('run --executions-per-trial 5')}")
 
 
 def run_search(search: Search, results_dir, *, log=print) -> int:

@@ -19,7 +19,7 @@ def test_a_difference_on_every_seed_is_resolved_with_its_interval():
     assert -0.6 <= result.ci_low <= result.ci_high <= -0.55  # inside the differences' range
     assert result.p_value == pytest.approx(2 / 32)  # the exact test's floor with 5 seeds: all signs flipped
     assert result.verdict == "lower"
-    assert result.sentence("42,43,44,45,46") == ("WRN-28-2 has 0.58 points lower error than ResNet-110 (95% CI "
+    assert result.sentence("run --seeds 42,43,44,45,46") == ("WRN-28-2 has 0.58 points lower error than ResNet-110 (95% CI "
                                                  f"{-result.ci_high:.2f} to {-result.ci_low:.2f}, better on 5 of 5 "
                                                  "seeds, p = 0.062).")
 
@@ -29,14 +29,14 @@ def test_a_difference_within_the_seed_noise_is_not_resolved():
     result = compare("WRN-28-2-dropout", noisy, "ResNet-110", BASELINE)
     assert result.ci_low < 0 < result.ci_high and result.verdict == "not resolved"
     assert result.p_value > 0.5 and result.better_fraction == pytest.approx(2 / 5)
-    assert "not resolved, difference +0.00 points" in result.sentence("42,43,44,45,46")
+    assert "not resolved, difference +0.00 points" in result.sentence("run --seeds 42,43,44,45,46")
 
 
 def test_one_seed_resolves_nothing_and_says_how_many_to_run():
     result = compare("WRN-28-2", {42: 5.0}, "ResNet-110", BASELINE)
     assert (result.seeds, result.ci_low, result.ci_high, result.p_value) == (1, None, None, None)
     assert result.verdict == "not resolved with 1 seed"
-    assert result.sentence("42,43,44,45,46") == ("WRN-28-2 against ResNet-110: not resolved with 1 seed "
+    assert result.sentence("run --seeds 42,43,44,45,46") == ("WRN-28-2 against ResNet-110: not resolved with 1 seed "
                                                  "(difference -1.00 points): run --seeds 42,43,44,45,46.")
 
 

@@ -3,6 +3,7 @@ distributed chief and workers, and the winner tested exactly once."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import subprocess
@@ -178,3 +179,23 @@ def test_model_without_dropout_is_refused(tmp_path):
     result = subprocess.run([sys.executable, "-m", "studies.tune_dropout", "--model", "resnet-20",
                              "--results-dir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and result.stderr.startswith("error: model 'resnet-20' has no dropout_rate")
+
+
+@pytest.mark.parametrize("executions,separated", [
+    # Rate 0.3 beats 0.25 by 1-2 points on each of 4 matched executions: separated.
+    ({0.3: [0.90, 0.91, 0.89, 0.92], 0.25: [0.89, 0.89, 0.88, 0.90]}, "**separated from** the runner-up"),
+    # The same means, but the executions disagree: not separated.
+    ({0.3: [0.90, 0.86, 0.94, 0.92], 0.25: [0.93, 0.89, 0.85, 0.89]}, "**not separated from** the runner-up"),
+])
+def test_the_best_rate_is_compared_with_the_runner_up_on_matched_executions(executions, separated):
+    search = Search(run=RunConfig(model="wrn-16-4-dropout"), tuner="random", executions_per_trial=4)
+    trials = pd.DataFrame([{"trial_id": f"t{rate}", "dropout_rate": rate, "status": "COMPLETED",
+                            **{f"val_accuracy_seed{s}": a for s, a in zip(search.seeds(), scores, strict=True)},
+                            "mean_val_accuracy": np.mean(scores)} for rate, scores in executions.items()])
+    markdown = tuning.summary_markdown(search, trials, None)
+    assert "**Best rate: 0.3**" in markdown and separated in markdown
+    assert markdown.count(" to ") >= 2  # each trial's 95% interval of its mean
+    one = tuning.summary_markdown(dataclasses.replace(search, executions_per_trial=1),
+                                  trials[["trial_id", "dropout_rate", "status", "val_accuracy_seed42",
+                                          "mean_val_accuracy"]], None)
+    assert "not resolved with 1 seed" in one and "run --executions-per-trial 5" in one and "n/a: 1 execution |" in one
