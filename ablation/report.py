@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ablation import io, records
+from ablation import hparams, io, records
 from ablation.config import ResolvedRun
 from ablation.errors import ConfigError, DamagedFile
 from ablation.plots import (
@@ -165,6 +165,19 @@ def results_latex(study: dict, summary: pd.DataFrame, results: list) -> str:
     return "\n".join(lines)
 
 
+HPARAMS_METRICS = ["test_error", "best_val_accuracy", "trainable_params", "seconds_per_epoch"]
+
+
+def write_hparams(results_dir: Path, study: dict, frame: pd.DataFrame) -> None:
+    """Every finished run as a session of TensorBoard's HParams dashboard: its configuration, seed
+    and varying hyperparameters, and its metrics."""
+    names = ["configuration", "seed", *study["varies"]]
+    done = frame[frame["status"] == "done"]
+    sessions = [(row["run_id"], {n: row[n] for n in names}, {m: row[m] for m in HPARAMS_METRICS})
+                for _, row in done.iterrows()]
+    hparams.write_sessions(results_dir, sessions, hparams=names, metrics=HPARAMS_METRICS)
+
+
 def _fmt(value, spec="{:.2f}", missing="–"):
     return missing if value is None or (isinstance(value, float) and np.isnan(value)) else spec.format(value)
 
@@ -218,6 +231,7 @@ def write_study_report(results_dir) -> pd.DataFrame:
     io.write_csv(results_dir / "comparisons.csv", comparisons_frame(results))
     io.write_text(results_dir / "summary.md", summary_markdown(study, summary, frame, results))
     io.write_text(results_dir / "results.tex", results_latex(study, summary, results))
+    write_hparams(results_dir, study, frame)
     io.write_json(results_dir / "test_results_summary.json", test_results_summary(frame, study))
     tag = "" if study["protocol"] == "paper" else f" [{study['protocol']} protocol]"
     histories = _histories(results_dir, frame)

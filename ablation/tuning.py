@@ -36,7 +36,7 @@ import pandas as pd
 from keras_tuner.src.distribute import utils as tuner_distribute
 from keras_tuner.src.engine import trial as trial_module
 
-from ablation import data, io, plots
+from ablation import data, hparams, io, plots
 from ablation.callbacks import TrainingDiverged
 from ablation.choices import PROTOCOLS, one_of
 from ablation.config import RunConfig, build_model, make_pipeline
@@ -193,8 +193,18 @@ def collect_trials(results_dir: Path, search: Search) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+TRIAL_COLUMNS = {"trial_id", "mean_val_accuracy", "status", "seconds", "error", "epochs"}
+
+
 def write_exports(results_dir: Path, search: Search, trials: pd.DataFrame, best_metrics: dict | None) -> None:
     io.write_csv(results_dir / "trials.csv", trials)
+    # TensorBoard's HParams dashboard: a session per completed trial (its drawn values, its score).
+    names = [c for c in trials.columns if c not in TRIAL_COLUMNS and not c.startswith("val_accuracy_seed")]
+    done = trials[trials["status"] == "COMPLETED"] if len(trials) else trials
+    hparams.write_sessions(results_dir, [(f"trial_{row['trial_id']}", {n: row[n] for n in names},
+                                          {"mean_val_accuracy": row["mean_val_accuracy"], "seconds": row["seconds"]})
+                                         for _, row in done.iterrows()],
+                           hparams=names, metrics=["mean_val_accuracy", "seconds"])
     plots.safe_plot(results_dir / "dropout_rate.png", plots.plot_dropout_search, trials, search.seeds(),
                     f"{search.run.model}: {search.tuner} search")
     io.write_text(results_dir / "summary.md", summary_markdown(search, trials, best_metrics))

@@ -9,6 +9,7 @@ import runpy
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -433,6 +434,76 @@ def test_comparisons_with_the_baseline_on_matched_seeds(tmp_path):
     assert r"C & 2.00M & 5.40 & 5.42 $\pm$ 0.19 & -- & -- & $-0.60^{*}$ \\" in tex
     assert r"A & 2.00M & 6.00 & 6.02 $\pm$ 0.16 & 5.00 & +1.00 & $+0.00$ \\" in tex
     assert (tmp_path / "error_over_seeds.png").read_bytes()[:8] == PNG
+
+
+def _hparams_events(folder):
+    """(hparams plugin data, {scalar tag: value}) of the event files in one folder."""
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    plugin, scalars = [], {}
+    for path in sorted(folder.glob("events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                if value.metadata.plugin_data.plugin_name == "hparams":
+                    plugin.append(plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content))
+                elif value.HasField("tensor"):
+                    scalars[value.tag] = float(tf.make_ndarray(value.tensor))
+    return plugin, scalars
+
+
+def test_every_finished_run_is_a_session_of_tensorboards_hparams_dashboard(tmp_path):
+    _fake_study(tmp_path, {"A": [5.0, 6.0, 4.0], "B": [8.0, 9.0]})
+    report.write_study_report(tmp_path)
+    report.write_study_report(tmp_path)  # rebuilt, not appended to
+    root = tmp_path / "hparams"
+    (experiment,), _ = _hparams_events(root)
+    assert [h.name for h in experiment.experiment.hparam_infos] == ["configuration", "seed", "depth"]
+    assert [m.name.tag for m in experiment.experiment.metric_infos] == report.HPARAMS_METRICS
+    assert sorted(p.name for p in root.iterdir() if p.is_dir()) == ["a-s0", "a-s1", "a-s2", "b-s0", "b-s1"]
+    (session,), scalars = _hparams_events(root / "b-s1")
+    values = session.session_start_info.hparams
+    assert values["configuration"].string_value == "B" and values["seed"].number_value == 1
+    assert scalars["test_error"] == pytest.approx(9.0) and scalars["trainable_params"] == 2_000_000
+    assert not list(tmp_path.glob(".hparams.*"))  # no temporary tree left behind
+
+
+@pytest.mark.slow
+def test_tensorboard_itself_serves_the_study_as_hparams_session_groups(tmp_path):
+    # The real TensorBoard on a free local port, asked what its HParams dashboard shows.
+    import socket
+    import time
+    import urllib.request
+
+    _fake_study(tmp_path, {"A": [5.0, 6.0, 4.0], "B": [8.0, 9.0]})
+    report.write_study_report(tmp_path)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([str(Path(sys.executable).with_name("tensorboard")), "--logdir", str(tmp_path),
+                               "--port", str(port), "--host", "127.0.0.1"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    body = json.dumps({"experimentName": "", "startIndex": 0, "sliceSize": 100, "colParams": [],
+                       "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS"]}).encode()
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                request = urllib.request.Request(f"http://127.0.0.1:{port}/data/plugin/hparams/session_groups",
+                                                 data=body, headers={"Content-Type": "application/json"})
+                groups = json.loads(urllib.request.urlopen(request, timeout=10).read())["sessionGroups"]
+                if len(groups) == 5:
+                    break
+            except OSError:
+                pass
+            assert server.poll() is None and time.time() < deadline, "TensorBoard did not serve the sessions"
+            time.sleep(1)
+    finally:
+        server.terminate()
+        server.wait(30)
+    by_run = {group["name"]: group for group in groups}
+    assert by_run["b-s1"]["hparams"] == {"configuration": "B", "seed": 1.0, "depth": 10.0}
+    assert {m["name"]["tag"]: m["value"] for m in by_run["b-s1"]["metricValues"]}["test_error"] == 9.0
 
 
 def test_a_study_folder_written_before_the_vocabulary_change_still_reports(tmp_path):

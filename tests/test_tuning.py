@@ -63,6 +63,10 @@ def test_search_keeps_every_execution_and_tests_the_winner_once(easy, tmp_path, 
     np.testing.assert_allclose(trials["mean_val_accuracy"], scores.mean(axis=1))
     assert (tmp_path / "dropout_rate.png").read_bytes()[:4] == b"\x89PNG"
     assert "Best rate" in (tmp_path / "summary.md").read_text()
+    # A TensorBoard HParams session per trial, beside the experiment's description.
+    assert sorted(p.name for p in (tmp_path / "hparams").iterdir() if p.is_dir()) == sorted(
+        f"trial_{t}" for t in trials["trial_id"])
+    assert list((tmp_path / "hparams").glob("events.out.tfevents.*"))
     best = trials.sort_values("mean_val_accuracy").iloc[-1]["dropout_rate"]
     config = io.read_json(tmp_path / "best" / "config.json")
     assert config["run"]["model_kwargs"]["dropout_rate"] == pytest.approx(best)
