@@ -32,7 +32,6 @@ import tensorflow as tf
 
 from ablation import data, distribute, records
 from ablation.callbacks import RunRecorder
-from ablation.choices import JIT_MODES
 from ablation.config import RunConfig, build_model
 from ablation.data import Source
 from ablation.errors import ConfigError
@@ -128,15 +127,18 @@ class BenchConfig:
     precision: str = "float32"
     jit_compile: str = "auto"
     strategy: str = "auto"
+    deterministic: bool = False  # to measure what TensorFlow's deterministic kernels cost
 
 
 def run_bench(config: BenchConfig, log=print) -> dict:
     if config.timed_steps < 1 or config.untimed_steps < 0:
         raise ConfigError(f"timed_steps={config.timed_steps}, untimed_steps={config.untimed_steps} are not valid; "
                           f"expected timed_steps >= 1, untimed_steps >= 0.")
-    resolved = RunConfig(model=config.model, recipe_overrides={"batch_size": config.batch_size},
-                         precision=config.precision, strategy=config.strategy,
-                         jit_compile=config.jit_compile).resolve()
+    run = RunConfig(model=config.model, recipe_overrides={"batch_size": config.batch_size},
+                    precision=config.precision, strategy=config.strategy, jit_compile=config.jit_compile,
+                    deterministic=config.deterministic)
+    resolved = run.resolve()
+    distribute.set_determinism(config.deterministic)
     recipe = resolved.recipe_fields
     strategy, devices = distribute.make_strategy(config.strategy)
     input_shape = resolved.input_shape
@@ -153,7 +155,7 @@ def run_bench(config: BenchConfig, log=print) -> dict:
     with distribute.precision_policy(config.precision):
         with strategy.scope():
             model = build_model(resolved, num_classes=len(source.class_names))
-            compile_model(model, recipe, steps_per_epoch, jit_compile=JIT_MODES[config.jit_compile])
+            compile_model(model, recipe, steps_per_epoch, jit_compile=run.jit_mode())
         macs = count_macs(model)
 
         log(f"timing {config.timed_steps} training steps of {config.model} after {config.untimed_steps} untimed ones, "
@@ -184,6 +186,7 @@ def run_bench(config: BenchConfig, log=print) -> dict:
         "peak_rss_mb": peak_rss_mb(),
         "device": distribute.device_kind(), "devices": devices, "strategy": type(strategy).__name__,
         "replicas": strategy.num_replicas_in_sync, "precision": config.precision,
+        "deterministic": config.deterministic,
         "jit_compile_requested": config.jit_compile, "jit_compile": "on" if model.jit_compile else "off",
         "input": source.name,
     }
@@ -262,7 +265,8 @@ def format_report(result: dict) -> str:
         xla += f" (requested {result['jit_compile_requested']}; Keras turned it {xla})"
     return "\n".join([
         f"{result['model']}, batch {result['batch_size']}, {result['precision']}, XLA {xla}, "
-        f"{result['strategy']} over {result['replicas']} replica(s) on {result['device']}",
+        f"{result['strategy']} over {result['replicas']} replica(s) on {result['device']}"
+        + (", deterministic kernels" if result["deterministic"] else ""),
         f"  training       {result['train_images_per_second']:8.1f} images/s   "
         f"(median step {result['step_seconds_median']:.3f} s over {result['timed_steps']} timed steps)",
         f"  arithmetic     {result['macs_per_image'] / 1e6:8.1f} M MACs/image -> {result['achieved_tflops'] * 1e3:.1f} "

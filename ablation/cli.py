@@ -23,7 +23,13 @@ from ablation import bench as bench_module
 from ablation.bench import BenchConfig, format_report, run_bench
 from ablation.choices import PROTOCOLS
 from ablation.config import RunConfig, preset_of
-from ablation.console import add_alias, add_device_arguments, add_run_arguments, run_command
+from ablation.console import (
+    add_alias,
+    add_deterministic_argument,
+    add_device_arguments,
+    add_run_arguments,
+    run_command,
+)
 from ablation.errors import ConfigError
 from ablation.parallel import run_parallel
 from ablation.recipes import RECIPES
@@ -48,14 +54,14 @@ def cmd_train(args):
                        model_overrides=model, seed=args.seed, validation_fraction=args.validation_fraction,
                        augment=not args.no_augment, max_steps_per_epoch=args.max_steps_per_epoch,
                        strategy=args.strategy, precision=args.precision, jit_compile=args.jit_compile,
-                       data_dir=args.data_dir)
+                       data_dir=args.data_dir, deterministic=args.deterministic)
     train(config, args.out)
 
 
 def cmd_bench(args):
     config = BenchConfig(model=args.model, batch_size=args.batch_size, timed_steps=args.timed_steps,
                          untimed_steps=args.untimed_steps, dataset=args.dataset, precision=args.precision,
-                         jit_compile=args.jit_compile, strategy=args.strategy)
+                         jit_compile=args.jit_compile, strategy=args.strategy, deterministic=args.deterministic)
     result = run_bench(config, log=(lambda *_: None) if args.json else lambda line: print(line, flush=True))
     print(json.dumps(result, indent=2) if args.json else format_report(result))
 
@@ -161,7 +167,7 @@ def study_main(study: Study, argv=None, relaunch: Sequence[str] | None = None) -
     def run():
         options = Options(protocol=args.protocol, dataset=args.dataset, epochs=args.epochs,
                           seeds=parse_seeds(args.seeds), strategy=args.strategy, precision=args.precision,
-                          jit_compile=args.jit_compile, data_dir=args.data_dir)
+                          jit_compile=args.jit_compile, data_dir=args.data_dir, deterministic=args.deterministic)
         if args.parallel < 1:
             raise ConfigError(f"--parallel {args.parallel} is not valid; expected a positive number of processes.")
         if args.parallel > 1 and not args.dry_run:
@@ -219,6 +225,7 @@ def search_main(name: str, defaults: SearchDefaults, argv=None) -> int:
     parser.add_argument("--max-rate", type=float, default=0.5)
     parser.add_argument("--step", type=float, default=0.05)
     parser.add_argument("--tune-learning-rate", action="store_true", help="also search lr x0.5, x1, x2")
+    add_deterministic_argument(parser)
     parser.add_argument("--results-dir", help=f"(default: results/{name}, results/{name}-smoke)")
     parser.add_argument("--data-dir", help="tensorflow-datasets data_dir")
     args = parser.parse_args(argv)
@@ -229,6 +236,7 @@ def search_main(name: str, defaults: SearchDefaults, argv=None) -> int:
             raise ConfigError(f"model {args.model!r} has no dropout_rate; expected a Wide ResNet preset (wrn-...).")
         epochs = args.epochs if args.epochs is not None else (defaults.smoke_epochs if smoke else None)
         run_config = RunConfig(model=args.model, dataset=args.dataset, seed=args.seed, data_dir=args.data_dir,
+                               deterministic=args.deterministic,
                                recipe_overrides={} if epochs is None else {"epochs": epochs},
                                max_steps_per_epoch=defaults.smoke_max_steps_per_epoch if smoke else None)
         search = Search(

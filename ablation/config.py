@@ -38,6 +38,9 @@ class RunConfig:
     precision: str = "float32"  # one of choices.PRECISIONS
     jit_compile: str = "auto"  # one of choices.JIT_MODES
     data_dir: str | None = None  # tensorflow-datasets' data_dir: where the data is, not what the run is
+    # TensorFlow's deterministic kernels, XLA off: how the run computes, not what it is (config.json's
+    # environment records it; a run started without it may be resumed with it).
+    deterministic: bool = False
 
     def resolve(self) -> ResolvedRun:
         """Everything that defines the run, validated (the run's identity)."""
@@ -56,6 +59,9 @@ class RunConfig:
             raise ConfigError(f"strategy={self.strategy!r} is not valid; expected one of {one_of(OFFERED_STRATEGIES)}.")
         if self.jit_compile not in JIT_MODES:
             raise ConfigError(f"jit_compile={self.jit_compile!r} is not valid; expected one of {one_of(JIT_MODES)}.")
+        if self.deterministic and self.jit_compile == "on":
+            raise ConfigError("--deterministic with --jit-compile on is not valid: XLA's max-pool gradient has no "
+                              "deterministic kernel; use --jit-compile auto or off.")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision={self.precision!r} is not valid; expected one of {one_of(PRECISIONS)}.")
         model_kwargs = {**preset.kwargs, **overrides}
@@ -83,6 +89,10 @@ class RunConfig:
             with builder_arguments():
                 overrides["block_type"] = format_block_type(parse_block_type(overrides["block_type"]))
         return overrides
+
+    def jit_mode(self):
+        """What Keras's `jit_compile` gets: XLA is off in a deterministic run."""
+        return False if self.deterministic else JIT_MODES[self.jit_compile]
 
     def title(self) -> str:
         """The net in the papers' words, for plot titles: "wrn-40-2, block_type B(1,3,1)"."""

@@ -115,11 +115,18 @@ def add_run_arguments(parser, *, single_run=True):
     parser.add_argument("--data-dir", help="tensorflow-datasets data_dir")
 
 
+def add_deterministic_argument(parser):
+    parser.add_argument("--deterministic", action="store_true",
+                        help="TensorFlow's deterministic kernels, XLA off, every seed set: the same command gives "
+                             "bitwise the same weights and metrics (slower; recorded in config.json)")
+
+
 def add_device_arguments(parser):
     parser.add_argument("--strategy", default="auto", choices=STRATEGIES,
                         help="auto: MirroredStrategy over all GPUs when there are several, else one device "
                              "(default: %(default)s)")
     parser.add_argument("--precision", default="float32", choices=PRECISIONS, help="(default: %(default)s)")
+    add_deterministic_argument(parser)
     parser.add_argument("--jit-compile", default="auto", choices=tuple(JIT_MODES),
                         help="XLA for the train step; auto lets Keras decide: on for one GPU, off on CPU and under "
                              "tf.distribute (default: %(default)s)")

@@ -46,6 +46,14 @@ def _mirrored(devices: tuple[str, ...]) -> tf.distribute.MirroredStrategy:
     return tf.distribute.MirroredStrategy(list(devices))
 
 
+def set_determinism(deterministic: bool) -> None:
+    """TensorFlow's deterministic kernels for every op from now on, in this whole process (it has
+    no way back): with the seeds set, the same run gives bitwise the same weights. An op without a
+    deterministic kernel then raises instead of varying."""
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
 def set_precision(precision: str) -> None:
     """Mixed precision computes in float16/bfloat16 with float32 weights; the builders keep the
     logits in float32, and Keras wraps the optimizer in loss scaling for mixed_float16."""

@@ -36,7 +36,6 @@ import tensorflow_datasets as tfds
 
 from ablation import data, distribute, io, plots, records
 from ablation.callbacks import RunRecorder
-from ablation.choices import JIT_MODES
 from ablation.config import ResolvedRun, RunConfig, build_model, make_pipeline
 from ablation.errors import ConfigError, DamagedFile
 from ablation.recipes import compile_model
@@ -77,6 +76,7 @@ def _train(config: RunConfig, resolved: ResolvedRun, out: Path, log, on_built) -
     recipe = resolved.recipe_fields
     strategy, devices = distribute.make_strategy(config.strategy)
     source = data.open_source(config.dataset, data_dir=config.data_dir)
+    distribute.set_determinism(config.deterministic)
     keras.utils.set_random_seed(config.seed)  # same seed, same initial weights
     with strategy.scope():
         # Built before the data passes below, so that bad model arguments fail at once.
@@ -86,7 +86,7 @@ def _train(config: RunConfig, resolved: ResolvedRun, out: Path, log, on_built) -
     pipeline = make_pipeline(resolved, source)
     steps = pipeline.steps_per_epoch
     with strategy.scope():
-        compile_model(model, recipe, steps, jit_compile=JIT_MODES[config.jit_compile])
+        compile_model(model, recipe, steps, jit_compile=config.jit_mode())
         initial_epoch, state = records.latest_state(out)
         history, damage = _readable_history(out)
         if state is not None and not records.readable_checkpoint(state):
@@ -106,7 +106,7 @@ def _train(config: RunConfig, resolved: ResolvedRun, out: Path, log, on_built) -
         "data": {"class_names": list(source.class_names), "test_split": source.test_split,
                  "num_train": pipeline.num_train, "num_validation": pipeline.num_validation,
                  "num_test": pipeline.num_test, "steps_per_epoch": steps, "mean": pipeline.mean, "std": pipeline.std},
-        "environment": environment(strategy, devices, model),
+        "environment": {**environment(strategy, devices, model), "deterministic": config.deterministic},
     })
     records.clear_failure(out)
     log(f"{out}: {config.title()} ({params['trainable_params']:,} params) on {source.name}, "

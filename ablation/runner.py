@@ -60,7 +60,7 @@ def plan(study: Study, options: Options) -> list[PlannedRun]:
                 recipe=configuration.recipe or study.recipe, recipe_overrides=recipe_overrides,
                 model_overrides=model_overrides, seed=seed, max_steps_per_epoch=max_steps,
                 strategy=options.strategy, precision=options.precision, jit_compile=options.jit_compile,
-                data_dir=options.data_dir)
+                data_dir=options.data_dir, deterministic=options.deterministic)
             # Resolving validates: every run is checked before any trains.
             runs.append(PlannedRun(f"{slug(configuration.label)}-s{seed}", configuration, seed, config,
                                    config.resolve(), downsized))

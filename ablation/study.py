@@ -85,6 +85,7 @@ class Options:
     precision: str = "float32"
     jit_compile: str = "auto"
     data_dir: str | None = None
+    deterministic: bool = False
 
     def __post_init__(self):
         if self.protocol not in PROTOCOLS:

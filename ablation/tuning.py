@@ -36,7 +36,7 @@ import pandas as pd
 from keras_tuner.src.distribute import utils as tuner_distribute
 from keras_tuner.src.engine import trial as trial_module
 
-from ablation import data, hparams, io, plots
+from ablation import data, distribute, hparams, io, plots
 from ablation.callbacks import TrainingDiverged
 from ablation.choices import PROTOCOLS, one_of
 from ablation.config import RunConfig, build_model, make_pipeline
@@ -104,7 +104,7 @@ def make_hypermodel(search: Search, pipeline, num_classes: int):
                                                  recipe.learning_rate * 2])
                 trial_recipe = recipe.replace(learning_rate=lr)
             model = build_model(resolved, dropout_rate=rate, num_classes=num_classes)
-            return compile_model(model, trial_recipe, pipeline.steps_per_epoch)
+            return compile_model(model, trial_recipe, pipeline.steps_per_epoch, jit_compile=search.run.jit_mode())
 
     return DropoutHyperModel()
 
@@ -286,6 +286,7 @@ def run_search(search: Search, results_dir, *, log=print) -> int:
         io.write_json(results_dir / "search.json", settings)
 
     source = data.open_source(search.run.dataset, data_dir=search.run.data_dir)
+    distribute.set_determinism(search.run.deterministic)
     pipeline = make_pipeline(resolved, source)
     # The search sees the training and validation splits only.
     pipeline = dataclasses.replace(pipeline, test=None)

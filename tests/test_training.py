@@ -551,3 +551,31 @@ def test_bad_input_from_a_fresh_process_has_no_traceback(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == ["error: dataset 'npz:/nonexistent.npz': no such file "
                                                   "'/nonexistent.npz'."]
+
+
+# ----------------------------------------------------------------------------------------------
+# Determinism
+
+
+@pytest.mark.slow
+def test_two_deterministic_runs_are_bitwise_equal(easy, tmp_path):
+    # Each in its own process, as users run it: the same weights to the bit, the same metrics.
+    command = ("ablation", "train", "--model", "wrn-10-1", "--dataset", easy, "--epochs", "2", "--batch-size", "32",
+               "--max-steps-per-epoch", "3", "--deterministic")
+    for name in ("first", "second"):
+        result = run_cli(*command, "--out", str(tmp_path / name))
+        assert result.returncode == 0, result.stdout + result.stderr
+    first, second = (keras.saving.load_model(tmp_path / name / "final.keras", compile=False) for name in ("first",
+                                                                                                          "second"))
+    for a, b in zip(first.weights, second.weights, strict=True):
+        assert np.array_equal(a.numpy(), b.numpy()), a.path
+    metrics = [json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("first", "second")]
+    assert {k: v for k, v in metrics[0].items() if "seconds" not in k and "per_second" not in k} == {
+        k: v for k, v in metrics[1].items() if "seconds" not in k and "per_second" not in k}
+    environment = json.loads((tmp_path / "first" / "config.json").read_text())["environment"]
+    assert environment["deterministic"] is True and environment["jit_compile"] == "off"
+
+
+def test_deterministic_with_xla_forced_on_is_refused(capsys, tmp_path):
+    code = main(["train", "--model", "wrn-10-1", "--deterministic", "--jit-compile", "on", "--out", str(tmp_path)])
+    assert code == 2 and "--deterministic with --jit-compile on is not valid" in capsys.readouterr().err
