@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ablation import bench as bench_module
+from ablation import sweep as sweep_module
 from ablation.bench import BenchConfig, format_report, run_bench
 from ablation.choices import PROTOCOLS
 from ablation.config import RunConfig, preset_of
@@ -37,6 +38,7 @@ from ablation.report import write_study_report
 from ablation.run import train
 from ablation.runner import default_results_dir, parse_shard, plan, run_study
 from ablation.study import Options, SearchDefaults, Study
+from ablation.sweep import check_nets, sweep_study
 from ablation.tuning import TUNERS, Search, run_search
 from builders import PRESETS, count_macs, count_params
 
@@ -71,6 +73,14 @@ def cmd_report(args):
     done = int((frame["status"] == "done").sum())
     print(f"{args.results_dir}: results.csv, summary.md, test_results_summary.json and plots rebuilt "
           f"from {done} finished of {len(frame)} runs")
+
+
+def cmd_sweep(args):
+    study = sweep_study(args.model, args.vary, seeds=parse_seeds(args.seeds) or (42,), recipe=args.recipe,
+                        baseline=args.baseline, name=args.name)
+    if not args.dry_run:
+        check_nets(study, study_options(args))
+    return run_study_command(study, args, args.argv, relaunch=[sys.executable, "-m", "ablation"])
 
 
 def cmd_models(args):
@@ -125,14 +135,30 @@ def build_parser():
     report.add_argument("results_dir", help="a study's results folder, e.g. results/depth_vs_width")
     report.set_defaults(func=cmd_report)
 
+    sweep = commands.add_parser("sweep", help="an ablation from the command line: the product of --vary values, "
+                                              "run as a study", description=sweep_module.__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sweep.add_argument("--model", required=True, help="a preset name (python -m ablation models lists them)")
+    sweep.add_argument("--vary", action="append", required=True, metavar="NAME=V1,V2,...",
+                       help="a model argument or recipe field and its values; repeat for a product")
+    sweep.add_argument("--baseline", help="the configuration the others are compared with, as its label in "
+                                          "--dry-run (default: the first)")
+    sweep.add_argument("--name", help="the study's name (default: sweep-MODEL-NAMES)")
+    sweep.add_argument("--recipe", choices=list(RECIPES), help="training recipe (default: the model's paper's)")
+    add_study_arguments(sweep, seeds="42", results_dir="results/NAME, results/NAME-smoke")
+    sweep.set_defaults(func=cmd_sweep)
+
     models = commands.add_parser("models", help="list the model presets with params and multiply-accumulates")
     models.set_defaults(func=cmd_models)
     return parser
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
-    return run_command(lambda: args.func(args))
+    args.argv = argv  # what `sweep --parallel` starts again in each shard process
+    return run_command(lambda: args.func(args),
+                       kept="finished runs and epochs" if args.command == "sweep" else "finished epochs")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -144,15 +170,13 @@ def add_protocol_argument(parser, help_text: str):
     add_alias(parser, "--preset", "--protocol", "protocol", choices=PROTOCOLS)
 
 
-def study_main(study: Study, argv=None, relaunch: Sequence[str] | None = None) -> int:
-    """The command line of every study module: `python -m studies.NAME --help`. `relaunch` is the
-    command that starts this study again (for `--parallel`'s shard processes)."""
-    parser = argparse.ArgumentParser(prog=f"python -m studies.{study.name}", description=study.question)
+def add_study_arguments(parser, *, seeds: str, results_dir: str):
+    """The options of every study, declared (python -m studies.NAME) or swept (python -m ablation sweep)."""
     add_protocol_argument(parser, "paper: the published protocol; smoke: the whole study in minutes on a CPU, "
                                   "downsized and labelled as such (default: %(default)s)")
     add_run_arguments(parser, single_run=False)
-    parser.add_argument("--seeds", help=f"comma-separated seeds (default: {','.join(map(str, study.seeds))})")
-    parser.add_argument("--results-dir", help=f"(default: results/{study.name}, results/{study.name}-smoke)")
+    parser.add_argument("--seeds", help=f"comma-separated seeds (default: {seeds})")
+    parser.add_argument("--results-dir", help=f"(default: {results_dir})")
     parser.add_argument("--dry-run", action="store_true", help="list the runs with params, MACs and status")
     parser.add_argument("--only", help="one run id or configuration label (as in --dry-run)")
     parser.add_argument("--shard", help="I/N: run every N-th run starting at I (default: from SLURM_ARRAY_TASK_ID"
@@ -161,31 +185,44 @@ def study_main(study: Study, argv=None, relaunch: Sequence[str] | None = None) -
                         help="run as N shard processes on this machine, each with its own GPU (round-robin) or "
                              "its share of the CPU cores; tables once at the end (default: 1)")
     parser.add_argument("--no-report", dest="report", action="store_false", help=argparse.SUPPRESS)
+
+
+def study_options(args) -> Options:
+    return Options(protocol=args.protocol, dataset=args.dataset, epochs=args.epochs, seeds=parse_seeds(args.seeds),
+                   strategy=args.strategy, precision=args.precision, jit_compile=args.jit_compile,
+                   data_dir=args.data_dir, deterministic=args.deterministic)
+
+
+def run_study_command(study: Study, args, argv: Sequence[str], relaunch: Sequence[str] | None) -> int:
+    """A study from its parsed options: at once, or as `--parallel` shard processes of `relaunch + argv`."""
+    options = study_options(args)
+    if args.parallel < 1:
+        raise ConfigError(f"--parallel {args.parallel} is not valid; expected a positive number of processes.")
+    if args.parallel > 1 and not args.dry_run:
+        if args.shard:
+            raise ConfigError(f"--parallel {args.parallel} with --shard {args.shard} is not valid; --parallel "
+                              f"makes the shards itself: pass one or the other.")
+        if relaunch is None:
+            raise ConfigError("--parallel needs the study's command (python -m studies.NAME) to start its shards.")
+        runs = plan(study, options)  # every run is checked here, before any process starts
+        results_dir = Path(args.results_dir or default_results_dir(study, options.protocol))
+        # argparse keeps an option's last value: the children run one shard each, without tables.
+        return run_parallel([*relaunch, *argv, "--parallel", "1", "--no-report"], args.parallel, results_dir,
+                            [run.run_id for run in runs])
+    return run_study(study, options, results_dir=args.results_dir, only=args.only,
+                     shard=parse_shard(args.shard) if args.shard else None, dry_run=args.dry_run,
+                     write_report=args.report)
+
+
+def study_main(study: Study, argv=None, relaunch: Sequence[str] | None = None) -> int:
+    """The command line of every study module: `python -m studies.NAME --help`. `relaunch` is the
+    command that starts this study again (for `--parallel`'s shard processes)."""
+    parser = argparse.ArgumentParser(prog=f"python -m studies.{study.name}", description=study.question)
+    add_study_arguments(parser, seeds=",".join(map(str, study.seeds)),
+                        results_dir=f"results/{study.name}, results/{study.name}-smoke")
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
-
-    def run():
-        options = Options(protocol=args.protocol, dataset=args.dataset, epochs=args.epochs,
-                          seeds=parse_seeds(args.seeds), strategy=args.strategy, precision=args.precision,
-                          jit_compile=args.jit_compile, data_dir=args.data_dir, deterministic=args.deterministic)
-        if args.parallel < 1:
-            raise ConfigError(f"--parallel {args.parallel} is not valid; expected a positive number of processes.")
-        if args.parallel > 1 and not args.dry_run:
-            if args.shard:
-                raise ConfigError(f"--parallel {args.parallel} with --shard {args.shard} is not valid; --parallel "
-                                  f"makes the shards itself: pass one or the other.")
-            if relaunch is None:
-                raise ConfigError("--parallel needs the study's command (python -m studies.NAME) to start its shards.")
-            runs = plan(study, options)  # every run is checked here, before any process starts
-            results_dir = Path(args.results_dir or default_results_dir(study, options.protocol))
-            # argparse keeps an option's last value: the children run one shard each, without tables.
-            return run_parallel([*relaunch, *argv, "--parallel", "1", "--no-report"], args.parallel, results_dir,
-                                [run.run_id for run in runs])
-        return run_study(study, options, results_dir=args.results_dir, only=args.only,
-                         shard=parse_shard(args.shard) if args.shard else None, dry_run=args.dry_run,
-                         write_report=args.report)
-
-    return run_command(run, kept="finished runs and epochs")
+    return run_command(lambda: run_study_command(study, args, argv, relaunch), kept="finished runs and epochs")
 
 
 def parse_seeds(text):

@@ -1,0 +1,87 @@
+"""`python -m ablation sweep`: the expansion of --vary, its errors before anything trains, and a
+sweep end to end through the study runner."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from ablation.cli import main
+from ablation.errors import ConfigError
+from ablation.study import Options
+from ablation.sweep import check_nets, parse_vary, sweep_study
+
+
+def test_values_are_typed_and_the_block_notation_keeps_its_commas():
+    assert parse_vary("dropout_rate=0,0.3") == ("dropout_rate", [0, 0.3])
+    assert parse_vary("block_type=B(3,3),B(3,1,3)") == ("block_type", ["B(3,3)", "B(3,1,3)"])
+    assert parse_vary("nesterov=true,false") == ("nesterov", [True, False])
+    assert parse_vary(" depth = 16, 22 ") == ("depth", [16, 22])
+
+
+@pytest.mark.parametrize("text", ["dropout_rate", "dropout_rate=", "=0,1", "dropout_rate=0,,1", "depth=16,16"])
+def test_a_malformed_vary_is_a_one_line_error_naming_it(text):
+    with pytest.raises(ConfigError, match="--vary"):
+        parse_vary(text)
+
+
+def test_the_sweep_is_the_cartesian_product_of_model_arguments_and_recipe_fields():
+    study = sweep_study("wrn-16-4", ["dropout_rate=0,0.3", "block_type=B(3,3),B(3,1,3)", "learning_rate=0.1,0.05"],
+                        seeds=(42, 43))
+    assert len(study.configurations) == 8 and study.varies == ("dropout_rate", "block_type", "learning_rate")
+    first, last = study.configurations[0], study.configurations[-1]
+    assert first.label == "dropout_rate=0, block_type=B(3,3), learning_rate=0.1"
+    assert dict(last.model_overrides) == {"dropout_rate": 0.3, "block_type": "B(3,1,3)"}
+    assert dict(last.recipe_overrides) == {"learning_rate": 0.05}
+    assert study.baseline_label == first.label and study.name == "sweep-wrn-16-4-dropout-rate-block-type-learning-rate"
+    # The baseline by its label or by its slug (as in the run ids).
+    assert sweep_study("wrn-16-4", ["dropout_rate=0,0.3"], baseline="dropout-rate-0-3").baseline == "dropout_rate=0.3"
+
+
+@pytest.mark.parametrize("model,varies,message", [
+    ("wrn-16-4", ["dropout=0,0.3"], "--vary dropout=... is not valid for 'wrn-16-4'; expected a model argument"),
+    ("resnet-20", ["block_type=B(3,3),B(1,3,1)"], "--vary block_type=... is not valid for 'resnet-20'"),
+    ("wrn-16-4", ["depth=16,22", "depth=28"], "repeat one"),
+    ("wrn-99-9", ["depth=16,22"], "wrn-99-9"),
+])
+def test_unknown_names_are_refused_before_anything_trains(model, varies, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
+        sweep_study(model, varies)
+
+
+def test_a_value_the_builder_refuses_fails_before_training_naming_its_configuration():
+    study = sweep_study("wrn-10-1", ["dropout_rate=0,1.5"])
+    with pytest.raises(ConfigError, match=r"configuration 'dropout_rate=1.5': dropout_rate=1.5 is not valid"):
+        check_nets(study, Options())
+
+
+def test_a_bad_sweep_on_the_command_line_is_one_line_and_trains_nothing(tmp_path, capsys):
+    code = main(["sweep", "--model", "wrn-10-1", "--vary", "block_type=B(3,3),B(2,3)", "--results-dir",
+                 str(tmp_path / "bad")])
+    assert code == 2 and "B(2,3)" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
+@pytest.mark.slow
+def test_a_sweep_runs_every_configuration_and_seed_as_a_study(easy, tmp_path, capsys):
+    results = tmp_path / "sweep"
+    code = main(["sweep", "--model", "wrn-10-1", "--vary", "dropout_rate=0,0.3", "--seeds", "42,43,44",
+                 "--preset", "smoke", "--epochs", "1", "--dataset", easy, "--results-dir", str(results)])
+    assert code == 0
+    frame = pd.read_csv(results / "results.csv")
+    assert len(frame) == 6 and set(frame["status"]) == {"done"} and sorted(set(frame["seed"])) == [42, 43, 44]
+    assert sorted(set(frame["dropout_rate"])) == [0.0, 0.3]
+    comparisons = pd.read_csv(results / "comparisons.csv")
+    assert list(comparisons["configuration"]) == ["dropout_rate=0.3"] and comparisons["seeds"].iloc[0] == 3
+    assert comparisons["ci_low"].iloc[0] <= comparisons["mean_difference"].iloc[0] <= comparisons["ci_high"].iloc[0]
+    summary = (results / "summary.md").read_text()
+    assert "- dropout_rate=0.3 " in summary and "95% CI" in summary
+    assert r"\toprule" in (results / "results.tex").read_text()
+    assert len([p for p in (results / "hparams").iterdir() if p.is_dir()]) == 6
+    assert json.loads((results / "study.json").read_text())["baseline"] == "dropout_rate=0"
+    # Calling it again trains nothing: the same run ids, every one found done.
+    capsys.readouterr()
+    assert main(["sweep", "--model", "wrn-10-1", "--vary", "dropout_rate=0,0.3", "--seeds", "42,43,44",
+                 "--preset", "smoke", "--epochs", "1", "--dataset", easy, "--results-dir", str(results)]) == 0
+    assert capsys.readouterr().out.count("done, skipped") == 6
