@@ -139,6 +139,7 @@ def run_bench(config: BenchConfig, log=print) -> dict:
                     deterministic=config.deterministic)
     resolved = run.resolve()
     distribute.set_determinism(config.deterministic)
+    distribute.set_seeds(0)  # deterministic kernels refuse unseeded random ops
     recipe = resolved.recipe_fields
     strategy, devices = distribute.make_strategy(config.strategy)
     input_shape = resolved.input_shape

@@ -54,6 +54,18 @@ def set_determinism(deterministic: bool) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
+def set_seeds(seed: int) -> None:
+    """Python's, NumPy's, Keras's and TensorFlow's seeds, from a run's seed.
+
+    Seed 0 sets TensorFlow's global seed to 2**31 - 2 instead (TensorFlow takes seeds modulo
+    2**31 - 1): with a global seed of 0, TensorFlow compares an op's seed with 0
+    (`random_seed.get_seed`), which for the per-epoch seed tensor of the data pipeline's shuffle
+    is a symbolic bool, and every run with seed 0 failed."""
+    keras.utils.set_random_seed(seed)
+    if seed == 0:
+        tf.random.set_seed(2**31 - 2)
+
+
 def set_precision(precision: str) -> None:
     """Mixed precision computes in float16/bfloat16 with float32 weights; the builders keep the
     logits in float32, and Keras wraps the optimizer in loss scaling for mixed_float16."""

@@ -77,7 +77,7 @@ def _train(config: RunConfig, resolved: ResolvedRun, out: Path, log, on_built) -
     strategy, devices = distribute.make_strategy(config.strategy)
     source = data.open_source(config.dataset, data_dir=config.data_dir)
     distribute.set_determinism(config.deterministic)
-    keras.utils.set_random_seed(config.seed)  # same seed, same initial weights
+    distribute.set_seeds(config.seed)  # same seed, same initial weights
     with strategy.scope():
         # Built before the data passes below, so that bad model arguments fail at once.
         model = build_model(resolved, num_classes=len(source.class_names))

@@ -138,7 +138,7 @@ def make_tuner(search: Search, results_dir: Path, hypermodel, pipeline, log=prin
             io.write_json(trial_dir / "executions.json", executions)
             for execution_seed in search.seeds():
                 start = time.perf_counter()
-                keras.utils.set_random_seed(execution_seed)
+                distribute.set_seeds(execution_seed)
                 model = self.hypermodel.build(hp)
                 history = model.fit(pipeline.train_batches(0, trial_epochs, seed=execution_seed),
                                     epochs=trial_epochs, steps_per_epoch=pipeline.steps_per_epoch,

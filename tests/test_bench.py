@@ -9,6 +9,7 @@ import pytest
 from ablation import bench
 from ablation.cli import main
 from builders import build, count_macs
+from tests.helpers import run_cli
 
 JSON_KEYS = {"train_images_per_second", "macs_per_image", "achieved_tflops", "matmul_dtype", "matmul_tflops",
              "matmul_float32_tflops", "mfu", "mfu_float32",
@@ -52,7 +53,7 @@ def test_bench_json_report(capsys, precision, dtype):
                  "--precision", precision, "--json"])
     assert code == 0
     result = json.loads(capsys.readouterr().out)
-    assert JSON_KEYS <= set(result)
+    assert JSON_KEYS <= set(result) and result["deterministic"] is False
     assert result["macs_per_image"] == count_macs(build("wrn-10-1"))
     assert result["achieved_tflops"] == pytest.approx(
         6 * result["macs_per_image"] * result["train_images_per_second"] / 1e12)
@@ -64,6 +65,16 @@ def test_bench_json_report(capsys, precision, dtype):
     assert result["peak_rss_mb"] > 100
     assert result["jit_compile"] == "off" and result["jit_compile_requested"] == "auto"  # Keras's "auto" on a CPU
     assert result["strategy"] == "_DefaultDistributionStrategy" and result["replicas"] == 1
+
+
+@pytest.mark.slow
+def test_bench_measures_the_deterministic_kernels_in_their_own_process():
+    # Deterministic kernels stay on for the rest of a process: measured in a fresh one.
+    result = run_cli("ablation", "bench", "--model", "wrn-10-1", "--batch-size", "16", "--timed-steps", "2",
+                     "--untimed-steps", "1", "--deterministic", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout[result.stdout.index("{"):])
+    assert report["deterministic"] is True and report["jit_compile"] == "off" and report["train_images_per_second"] > 0
 
 
 def test_bench_rejects_zero_steps(capsys):

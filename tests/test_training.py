@@ -579,3 +579,12 @@ def test_two_deterministic_runs_are_bitwise_equal(easy, tmp_path):
 def test_deterministic_with_xla_forced_on_is_refused(capsys, tmp_path):
     code = main(["train", "--model", "wrn-10-1", "--deterministic", "--jit-compile", "on", "--out", str(tmp_path)])
     assert code == 2 and "--deterministic with --jit-compile on is not valid" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_seed_zero_trains(easy, tmp_path):
+    # TensorFlow compared the shuffle's seed tensor with 0 under a global seed of 0, and every
+    # run with --seed 0 failed at its first epoch.
+    metrics = train(RunConfig(model="wrn-10-1", dataset=easy, seed=0, recipe_overrides={"epochs": 1, "batch_size": 32},
+                              max_steps_per_epoch=2), tmp_path, log=quiet)
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0 and run_status(tmp_path) == "done"
