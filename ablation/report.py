@@ -114,10 +114,13 @@ def comparisons_frame(results: list) -> pd.DataFrame:
     return pd.DataFrame(rows).reindex(columns=COMPARISON_COLUMNS)
 
 
+SUGGESTED_SEEDS = 5  # the papers' protocol: the median of 5 runs
+
+
 def seeds_to_run(frame: pd.DataFrame) -> str:
-    """The seeds a verdict needs (five, from the study's first): the suggestion of an unresolved one."""
+    """The seeds to run for a verdict, from the study's first: the suggestion of an unresolved one."""
     first = int(frame["seed"].min()) if len(frame) else 42
-    return ",".join(str(first + i) for i in range(max(5, MIN_SEEDS)))
+    return ",".join(str(first + i) for i in range(SUGGESTED_SEEDS))
 
 
 def published_agreement(row, smoke: bool) -> str:
@@ -143,6 +146,7 @@ def results_latex(study: dict, summary: pd.DataFrame, results: list) -> str:
              r"\begin{tabular}{lrrrrrr}", r"\toprule",
              r"Configuration & Params & Error median & Error mean $\pm$ std & Published & Difference & "
              r"vs.\ " + study["baseline"].translate(_LATEX_SPECIAL) + r" \\", r"\midrule"]
+
     def cell(value, spec="{:.2f}"):
         return _fmt(value, spec, missing="--")
 
