@@ -78,7 +78,7 @@ def cmd_report(args):
 def cmd_sweep(args):
     study = sweep_study(args.model, args.vary, seeds=parse_seeds(args.seeds) or (42,), recipe=args.recipe,
                         baseline=args.baseline, name=args.name)
-    if not args.dry_run:
+    if not args.dry_run and args.report:  # a --parallel shard (--no-report): its parent checked the nets
         check_nets(study, study_options(args))
     return run_study_command(study, args, args.argv, relaunch=[sys.executable, "-m", "ablation"])
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import selectors
 import signal
 import subprocess
@@ -29,6 +30,7 @@ import tensorflow as tf
 from ablation import records, report
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+RUNNER_LINE = re.compile(rb"\[\d+/\d+\] ")  # the runner's prefix of a run's lines
 STOP_SECONDS = 30  # after SIGTERM, before SIGKILL: a child may be saving an epoch's checkpoint
 
 
@@ -119,10 +121,13 @@ def _follow(children, count, results_dir, run_ids, log):
                 *lines, key.data[1] = (pending + chunk).split(b"\n")
             for line in lines:
                 log(f"[shard {index}/{count}] {line.decode(errors='replace').rstrip()}")
-            now = _tally(results_dir, run_ids)
-            if lines and now != tally:
-                tally = now
-                log(f"[all shards] {now}")
+            # A run's status changes only around the runner's own lines ("[2/6] run-id: ..."): the run
+            # folders are read then, not after every warning a child prints.
+            if any(RUNNER_LINE.match(line) for line in lines):
+                now = _tally(results_dir, run_ids)
+                if now != tally:
+                    tally = now
+                    log(f"[all shards] {now}")
     for child in children:
         child.wait()
 
