@@ -10,13 +10,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import inspect
+import re
 from collections.abc import Mapping
 
 from ablation import data
 from ablation.choices import JIT_MODES, OFFERED_STRATEGIES, PRECISIONS, STRATEGIES, one_of
 from ablation.errors import ConfigError
 from ablation.recipes import Recipe, get_recipe
-from builders import format_block_type, get_preset, parse_block_type
+from builders import PRESETS, format_block_type, get_preset, parse_block_type
 
 # Model arguments a run may override, and the dataset decides (num_classes).
 MODEL_OVERRIDES = ("dropout_rate", "block_type", "depth", "widen_factor", "blocks_per_group", "dropout_position",
@@ -130,6 +131,35 @@ class ResolvedRun:
         return cls(**{**run, "model_kwargs": tuples(run["model_kwargs"]), "input_shape": tuple(run["input_shape"]),
                       "recipe_fields": Recipe(**tuples(run["recipe_fields"]))})
 
+    def name(self) -> str:
+        """The run in a few words, from its content alone, for its folder (a study adds the seed):
+        the most specific preset its net is, each other builder argument that is not the builder's
+        default (in the builder's order), then the recipe if it is not that net's own and each field
+        that departs from it: "wrn-28-2-dropout", "wrn-40-2-block_type=B131",
+        "wrn-10-1-dropout_rate=0.3-batch_size=32", "imagenet-resnet-34-recipe=adam-epochs=30".
+        However a study module or a sweep declared it, the same run gets the same name: wrn-28-2 with
+        dropout_rate 0.3 is wrn-28-2-dropout, and dropout_rate 0 is wrn-28-2. The data and the
+        protocol's changes are not in it (they are the results folder's), nor the seed."""
+        kwargs = _without_defaults(self.builder, self.model_kwargs)
+        # A preset may spell out a default (wrn-28-2's depth 28): matched against the value in effect.
+        effective = lambda key: kwargs.get(key, _default_of(self.builder, key))
+        family = [(name, preset) for name, preset in PRESETS.items() if preset.family == self.builder]
+        matches = [(name, preset) for name, preset in family
+                   if all(_listed(effective(k)) == _listed(v) for k, v in preset.kwargs.items())]
+        preset_name, preset = max(matches, key=lambda item: len(item[1].kwargs),
+                                  default=(self.builder.replace("_", "-"), None))
+        words = [preset_name, *(f"{key}={folder_word(value)}" for key, value in kwargs.items()
+                                if preset is None or key not in preset.kwargs)]
+        own = preset or family[0][1]  # a net no preset names: its family's first preset's recipe
+        if self.recipe == own.recipe:
+            recipe = get_recipe(own.recipe).replace(**own.recipe_overrides)
+        else:
+            recipe, words = get_recipe(self.recipe), [*words, f"recipe={self.recipe}"]
+        words += [f"{field.name}={folder_word(getattr(self.recipe_fields, field.name))}"
+                  for field in dataclasses.fields(recipe)
+                  if _listed(getattr(self.recipe_fields, field.name)) != _listed(getattr(recipe, field.name))]
+        return "-".join(words)
+
     def setting(self, key: str):
         """A hyperparameter's value: model argument, recipe field or run field, falling back to the
         builder's default (dropout_rate 0.0 when a preset does not set it); None if it has none."""
@@ -141,6 +171,45 @@ class ResolvedRun:
             return getattr(self, key)
         parameter = inspect.signature(preset_of(self.model).builder).parameters.get(key)
         return None if parameter is None else parameter.default
+
+
+def run_identity(run: Mapping) -> dict:
+    """What makes two runs the same experiment, from config.json's "run": everything but the preset's
+    name, and a builder argument at its default whether spelled out or not (a folder trained as
+    wrn-28-2-dropout is resumed by a sweep's wrn-28-2 with dropout_rate 0.3)."""
+    identity = {key: value for key, value in run.items() if key != "model"}
+    if isinstance(run.get("model_kwargs"), Mapping):
+        identity["model_kwargs"] = _without_defaults(run.get("builder"), run["model_kwargs"])
+    return identity
+
+
+def _parameters(family: str) -> dict:
+    """The builder's parameters by name, in its order; empty for a builder this version does not know."""
+    builder = next((preset.builder for preset in PRESETS.values() if preset.family == family), None)
+    return dict(inspect.signature(builder).parameters) if builder else {}
+
+
+def _default_of(family: str, key: str):
+    parameter = _parameters(family).get(key)
+    return None if parameter is None else parameter.default
+
+
+def _listed(value):
+    return list(value) if isinstance(value, tuple) else value  # as it reads back from JSON
+
+
+def _without_defaults(family: str, kwargs: Mapping) -> dict:
+    """The builder arguments that are not its defaults, in the builder's order."""
+    parameters = _parameters(family)
+    order = {name: i for i, name in enumerate(parameters)}
+    kept = {key: value for key, value in kwargs.items()
+            if key not in parameters or _listed(value) != _listed(parameters[key].default)}
+    return dict(sorted(kept.items(), key=lambda item: order.get(item[0], len(order))))
+
+
+def folder_word(value) -> str:
+    """A value as a folder name takes it: B(3,1,3) -> B313, (64, 64, 3) -> 64x64x3, False -> false."""
+    return re.sub(r"[^A-Za-z0-9._+-]", "", _plain(value).lower() if isinstance(value, bool) else _plain(value))
 
 
 def _plain(value) -> str:

@@ -119,13 +119,15 @@ def read_metrics(run_dir: Path) -> dict | None:
     return io.read_json(Path(run_dir) / METRICS_FILE)
 
 
-def check_same_run(out: Path, run: dict) -> None:
-    """Refuse a folder that holds another run (`run`: the resolved config as JSON data): resuming
-    it would mix two experiments."""
+def check_same_run(out: Path, run: dict, identity) -> None:
+    """Refuse a folder that holds another run (`run`: the resolved config as JSON data; `identity`:
+    what of it must match, config.run_identity): resuming it would mix two experiments."""
     previous = io.read_json(Path(out) / CONFIG_FILE)
-    run = io.json_roundtrip(run)
-    if previous is not None and previous.get("run") != run:
-        differences = "; ".join(_differences(previous.get("run", {}), run))
+    if previous is None:
+        return
+    previous, run = identity(previous.get("run", {})), identity(io.json_roundtrip(run))
+    if previous != run:
+        differences = "; ".join(_differences(previous, run))
         raise ConfigError(f"{out} holds a different run ({differences}); "
                           f"choose another --out or --results-dir, or remove it.")
 
@@ -185,9 +187,16 @@ class RunLock:
         self.path = Path(run_dir) / LOCK_FILE
         self.fd = None
 
-    def acquire(self) -> bool:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+    def acquire(self, create: bool = True) -> bool:
+        """True if locked; False if another process holds it (or, with create=False, the folder is gone)."""
+        if create:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:
+            if create:
+                raise
+            return False
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 
 from ablation import io, records, report
-from ablation.config import ResolvedRun, RunConfig, build_model, builder_arguments, preset_of
+from ablation.config import ResolvedRun, RunConfig, build_model, builder_arguments, preset_of, run_identity
 from ablation.diagrams import write_run_diagrams
 from ablation.errors import ConfigError, DamagedFile, RunFailed, RunLocked
 from ablation.run import train
@@ -39,12 +39,26 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
+def configuration_name(study: Study, configuration: Configuration) -> str:
+    """What the configuration is, named from its content (`ResolvedRun.name`), not its label: a study
+    module and a sweep that declare the same configuration name it alike. The protocol's changes
+    (smoke epochs, narrowed nets, --epochs) are left out: they are the results folder's."""
+    return RunConfig(model=configuration.model, recipe=configuration.recipe or study.recipe,
+                     model_overrides=configuration.model_overrides,
+                     recipe_overrides={**study.recipe_overrides, **configuration.recipe_overrides}).resolve().name()
+
+
 def plan(study: Study, options: Options) -> list[PlannedRun]:
     """Every run of the study under these options, in a fixed order (configuration, then seed)."""
     smoke = options.protocol == "smoke"
     seeds = list(options.seeds or (study.seeds[: study.smoke.num_seeds] if smoke else study.seeds))
-    runs = []
+    runs, names = [], {}
     for configuration in study.configurations:
+        name = configuration_name(study, configuration)
+        if name in names:
+            raise ConfigError(f"configurations {names[name]!r} and {configuration.label!r} are the same run ({name}); "
+                              f"expected each configuration once.")
+        names[name] = configuration.label
         model_overrides, downsized = dict(configuration.model_overrides), ""
         recipe_overrides = {**study.recipe_overrides, **configuration.recipe_overrides}
         max_steps = None
@@ -62,7 +76,7 @@ def plan(study: Study, options: Options) -> list[PlannedRun]:
                 strategy=options.strategy, precision=options.precision, jit_compile=options.jit_compile,
                 data_dir=options.data_dir, deterministic=options.deterministic)
             # Resolving validates: every run is checked before any trains.
-            runs.append(PlannedRun(f"{slug(configuration.label)}-s{seed}", configuration, seed, config,
+            runs.append(PlannedRun(f"{name}-s{seed}", configuration, seed, config,
                                    config.resolve(), downsized))
     return runs
 
@@ -185,13 +199,14 @@ def run_study(study: Study, options: Options, *, results_dir=None, only=None, sh
     log(f"{study.name}: {study.question}")
     log(f"{describe_protocol(study, options)}; {len(mine)} of {len(runs)} runs in this shard ({index}/{count}), "
         f"results in {results_dir}")
+    rename_labelled_folders(results_dir, runs, log)
     failed = []
     for n, run in enumerate(mine, start=1):
         run_dir = records.run_dir_of(results_dir, run.run_id)
         prefix = f"[{n}/{len(mine)}] {run.run_id}"
         try:
             if records.read_metrics(run_dir) is not None:
-                records.check_same_run(run_dir, run.resolved.to_json())
+                records.check_same_run(run_dir, run.resolved.to_json(), run_identity)
                 write_run_diagrams(run.config, run_dir, title=run.configuration.label)  # if a kill cut them short
                 log(f"{prefix}: done, skipped")
                 continue
@@ -222,9 +237,48 @@ def run_study(study: Study, options: Options, *, results_dir=None, only=None, sh
     return 1 if failed else 0
 
 
+def labelled_folder(results_dir: Path, run: PlannedRun) -> Path | None:
+    """The folder this run had when run ids were named by the label (before 2026-12), if it holds
+    this very run and has not been renamed yet."""
+    old = records.run_dir_of(results_dir, f"{slug(run.configuration.label)}-s{run.seed}")
+    new = records.run_dir_of(results_dir, run.run_id)
+    if old == new or new.exists() or not old.is_dir():
+        return None
+    try:
+        previous = io.read_json(old / records.CONFIG_FILE)
+    except DamagedFile:
+        return None
+    same = previous is not None and run_identity(previous.get("run", {})) == run_identity(
+        io.json_roundtrip(run.resolved.to_json()))
+    return old if same else None
+
+
+def rename_labelled_folders(results_dir: Path, runs: list[PlannedRun], log) -> None:
+    """Run folders named by their label renamed to their run ids, so that their epochs are resumed,
+    not trained again. One a process is training (an older version's) keeps its name."""
+    for run in runs:
+        old = labelled_folder(results_dir, run)
+        if old is None:
+            continue
+        lock = records.RunLock(old)
+        if not lock.acquire(create=False):
+            if old.exists():  # else another shard renamed it first
+                log(f"{old.name}: being trained by another process; renamed to {run.run_id} on a later call")
+            continue
+        try:
+            os.rename(old, records.run_dir_of(results_dir, run.run_id))  # atomic; the lock moves with it
+        except OSError as error:  # a shard renamed it first, or started the run anew meanwhile
+            log(f"{old.name}: not renamed to {run.run_id} ({error.strerror})")
+            continue
+        finally:
+            lock.release()
+        log(f"{old.name}: renamed to {run.run_id} (run ids now name what a run is)")
+
+
 def print_plan(study, options, runs, results_dir, mine, log):
     log(f"{study.name}: {study.question}\n{describe_protocol(study, options)}; results in {results_dir}")
-    log(f"{'run':28} {'configuration':20} {'model':22} {'params':>12} {'MACs':>10} {'status':8} note")
+    width = max([28, *(len(run.run_id) for run in runs)])
+    log(f"{'run':{width}} {'configuration':20} {'model':22} {'params':>12} {'MACs':>10} {'status':8} note")
     counts = {}  # a configuration's net is the same for every seed: built once
     for run in runs:
         if run.configuration.label not in counts:
@@ -232,5 +286,8 @@ def print_plan(study, options, runs, results_dir, mine, log):
             counts[run.configuration.label] = (count_params(model)["trainable_params"], count_macs(model))
         params, macs = counts[run.configuration.label]
         note = ("" if run in mine else "other shard") + (f" smoke: {run.downsized}" if run.downsized else "")
-        log(f"{run.run_id:28} {run.configuration.label:20} {run.config.model:22} {params:>12,} {macs / 1e6:>9,.1f}M "
-            f"{records.status(records.run_dir_of(results_dir, run.run_id)):8} {note.strip()}")
+        run_dir = labelled_folder(results_dir, run)
+        note += f" in {run_dir.name}, renamed on the next call" if run_dir else ""
+        run_dir = run_dir or records.run_dir_of(results_dir, run.run_id)
+        log(f"{run.run_id:{width}} {run.configuration.label:20} {run.config.model:22} {params:>12,} "
+            f"{macs / 1e6:>9,.1f}M {records.status(run_dir):8} {note.strip()}")

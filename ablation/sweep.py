@@ -81,7 +81,7 @@ def sweep_study(model: str, varies: list[str], *, seeds=(42,), recipe=None, base
             model_overrides={n: v for n, v in setting.items() if kinds[n] == "model"},
             recipe_overrides={n: v for n, v in setting.items() if kinds[n] == "recipe"}))
     labels = [c.label for c in configurations]
-    if baseline is not None and baseline not in labels:  # also accepted: the label's slug, as in run ids
+    if baseline is not None and baseline not in labels:  # also accepted: the label's slug, as --only takes it
         baseline = next((label for label in labels if slug(label) == slug(baseline)), baseline)
     return Study(name=name or slug(f"sweep-{model}-{'-'.join(names)}"),
                  question=f"What {'does' if len(names) == 1 else 'do'} {' and '.join(names)} change in {model}?",

@@ -23,13 +23,15 @@ from ablation.diagrams import block_dot, write_diagrams, write_run_diagrams
 from ablation.errors import ConfigError
 from ablation.recipes import get_recipe
 from ablation.records import RunLock, status
-from ablation.runner import parse_shard, plan, run_study, shard_from_environment
+from ablation.runner import parse_shard, plan, rename_labelled_folders, run_study, shard_from_environment, slug
 from ablation.study import Configuration, Options, Smoke, Study
 from builders import build, count_params
 from tests.helpers import ROOT, STUDY_ENTRY_POINTS, quiet
 from tests.tiny_study import STUDY as TINY
 
 PNG = b"\x89PNG\r\n\x1a\n"
+# The tiny study's configurations as their run ids name them: the net, then what departs from its recipe.
+PLAIN, DROPOUT = "wrn-10-1-batch_size=32", "wrn-10-1-dropout_rate=0.3-batch_size=32"
 ALL_MODULES = sorted(STUDY_ENTRY_POINTS)
 # Those that declare a Study (tune_dropout declares a search instead).
 STUDY_MODULES = [name for name, module in STUDY_ENTRY_POINTS.items() if hasattr(module, "STUDY")]
@@ -105,7 +107,7 @@ def test_smoke_study_end_to_end_with_a_failure_recorded_and_retried(easy, tmp_pa
     real_train = runner.train
 
     def failing_once(config, out, **kwargs):
-        if out.name == "wrn-10-1-dropout-s1":
+        if out.name == f"{DROPOUT}-s1":
             io.write_json(out / "failure.json", {"error": "RuntimeError: simulated"})
             raise RuntimeError("simulated")
         return real_train(config, out, **kwargs)
@@ -115,15 +117,15 @@ def test_smoke_study_end_to_end_with_a_failure_recorded_and_retried(easy, tmp_pa
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         code = run_study(TINY, options, results_dir=results, log=lines.append)
-    assert code == 1 and any("FAILED" in line and "wrn-10-1-dropout-s1" in line for line in lines)
+    assert code == 1 and any("FAILED" in line and f"{DROPOUT}-s1" in line for line in lines)
     frame = pd.read_csv(results / "results.csv")
     assert dict(zip(frame["run_id"], frame["status"], strict=True)) == {
-        "wrn-10-1-s1": "done", "wrn-10-1-s2": "done", "wrn-10-1-dropout-s1": "failed", "wrn-10-1-dropout-s2": "done"}
+        f"{PLAIN}-s1": "done", f"{PLAIN}-s2": "done", f"{DROPOUT}-s1": "failed", f"{DROPOUT}-s2": "done"}
 
     # The exports of a study and of its runs.
     for name in ("learning_curves.png", "error_vs_params.png", "error_vs_time.png", "per_class_accuracy.png"):
         assert (results / name).read_bytes()[:8] == PNG, name
-    run = results / "runs" / "wrn-10-1-s1"
+    run = results / "runs" / f"{PLAIN}-s1"
     for name in ("architecture.png", "blocks.png", "confusion_matrix.png", "learning_curves.png"):
         assert (run / name).read_bytes()[:8] == PNG, name
     assert "group1_block1_conv1" in (run / "model_summary.txt").read_text()
@@ -141,7 +143,7 @@ def test_smoke_study_end_to_end_with_a_failure_recorded_and_retried(easy, tmp_pa
                         real_train(config, out, **kw))
     lines.clear()
     assert run_study(TINY, options, results_dir=results, log=lines.append) == 0
-    assert trained == ["wrn-10-1-dropout-s1"]
+    assert trained == [f"{DROPOUT}-s1"]
     assert any("failed last time" in line for line in lines)
     assert set(pd.read_csv(results / "results.csv")["status"]) == {"done"}
 
@@ -231,18 +233,19 @@ def test_an_error_inside_a_run_is_a_run_failure_not_bad_input(easy, tmp_path, mo
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert run_study(BLOCKS, options, results_dir=results, log=lines.append) == 1
-    assert status(results / "runs" / "b-3-3-s1") == "done" and status(results / "runs" / "b-1-3-1-s1") == "failed"
-    failure = json.loads((results / "runs" / "b-1-3-1-s1" / "failure.json").read_text())
+    b33, b131 = "wrn-10-1-batch_size=32-s1", "wrn-10-1-block_type=B131-batch_size=32-s1"
+    assert status(results / "runs" / b33) == "done" and status(results / "runs" / b131) == "failed"
+    failure = json.loads((results / "runs" / b131 / "failure.json").read_text())
     assert failure["error"].startswith("ValueError: ") and "root scope name" in failure["error"]
     assert "Traceback" in failure["traceback"]
-    assert any("b-1-3-1-s1: FAILED (ValueError:" in line and "retried" in line for line in lines)
+    assert any(f"{b131}: FAILED (ValueError:" in line and "retried" in line for line in lines)
     assert "1 done, 1 failed" in (results / "summary.md").read_text()
 
     monkeypatch.undo()
     lines.clear()
     assert run_study(BLOCKS, options, results_dir=results, log=lines.append) == 0
-    assert any("b-1-3-1-s1: failed last time" in line for line in lines)
-    assert any("b-3-3-s1: done, skipped" in line for line in lines)
+    assert any(f"{b131}: failed last time" in line for line in lines)
+    assert any(f"{b33}: done, skipped" in line for line in lines)
     assert set(pd.read_csv(results / "results.csv")["status"]) == {"done"}
 
 
@@ -272,19 +275,19 @@ def test_a_damaged_record_fails_its_run_alone_and_names_the_file(easy, tmp_path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert run_study(TINY, options, results_dir=results, log=quiet) == 0
-    metrics = results / "runs" / "wrn-10-1-s1" / "metrics.json"
+    metrics = results / "runs" / f"{PLAIN}-s1" / "metrics.json"
     metrics.write_text(metrics.read_text()[:40])  # truncated, as by a full disk or a bad copy
-    config = results / "runs" / "wrn-10-1-s2" / "config.json"  # and an unfinished run's identity
+    config = results / "runs" / f"{PLAIN}-s2" / "config.json"  # and an unfinished run's identity
     (config.parent / "metrics.json").unlink()
     config.write_text(config.read_text()[:60])
     with pytest.warns(UserWarning, match="metrics.json is damaged"):
         assert run_study(TINY, options, results_dir=results, log=lines.append) == 1
-    for run_id, path in (("wrn-10-1-s1", metrics), ("wrn-10-1-s2", config)):
+    for run_id, path in ((f"{PLAIN}-s1", metrics), (f"{PLAIN}-s2", config)):
         assert any(f"{run_id}: FAILED" in line and str(path) in line and "remove it" in line for line in lines)
     assert sum("done, skipped" in line for line in lines) == 2  # the others went on
     frame = pd.read_csv(results / "results.csv")
     statuses = dict(zip(frame["run_id"], frame["status"], strict=True))
-    assert statuses["wrn-10-1-s1"] == "failed" and statuses["wrn-10-1-dropout-s1"] == "done"
+    assert statuses[f"{PLAIN}-s1"] == "failed" and statuses[f"{DROPOUT}-s1"] == "done"
 
 
 @pytest.mark.slow
@@ -300,7 +303,7 @@ def test_two_shards_share_one_results_directory(easy, tmp_path):
     assert "2 of 4 runs in this shard (0/2)" in outputs[0] and "(1/2)" in outputs[1]
     frame = pd.read_csv(results / "results.csv") if (results / "results.csv").exists() else None
     statuses = {run.name: status(run) for run in (results / "runs").iterdir()}
-    assert statuses == dict.fromkeys(["wrn-10-1-s1", "wrn-10-1-s2", "wrn-10-1-dropout-s1", "wrn-10-1-dropout-s2"],
+    assert statuses == dict.fromkeys([f"{PLAIN}-s1", f"{PLAIN}-s2", f"{DROPOUT}-s1", f"{DROPOUT}-s2"],
                                      "done")
     for run in (results / "runs").iterdir():  # every run trained exactly once: one history row per epoch
         assert list(pd.read_csv(run / "history.csv")["epoch"]) == [1, 2]
@@ -339,7 +342,7 @@ def test_killed_study_trains_only_the_missing_runs(easy, tmp_path):
     command = [sys.executable, "-m", "tests.tiny_study", "--protocol", "smoke", "--dataset", easy,
                "--results-dir", str(results)]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    first = results / "runs" / "wrn-10-1-s1" / "metrics.json"
+    first = results / "runs" / f"{PLAIN}-s1" / "metrics.json"
     deadline = time.time() + 300
     while not first.exists():
         assert process.poll() is None and time.time() < deadline
@@ -347,13 +350,40 @@ def test_killed_study_trains_only_the_missing_runs(easy, tmp_path):
     process.send_signal(signal.SIGKILL)
     process.wait()
     finished = {run.name for run in (results / "runs").iterdir() if (run / "metrics.json").exists()}
-    assert "wrn-10-1-s1" in finished and len(finished) < 4
+    assert f"{PLAIN}-s1" in finished and len(finished) < 4
     again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stdout + again.stderr
     skipped = {line.split()[1].rstrip(":") for line in again.stdout.splitlines() if "done, skipped" in line}
     trained = {line.split()[1].rstrip(":") for line in again.stdout.splitlines() if "test accuracy" in line}
     assert skipped == finished and trained == {r.run_id for r in plan(TINY, Options(protocol="smoke"))} - finished
     assert set(pd.read_csv(results / "results.csv")["status"]) == {"done"}
+
+
+def test_run_folders_named_by_their_label_are_renamed_to_their_run_ids(easy, tmp_path):
+    """Run ids were the label's slug before they named the run's content: a folder of that time
+    holding the very run is renamed (its epochs resumed, not trained again); others are left alone."""
+    results, options = tmp_path / "tiny", Options(protocol="smoke", dataset=easy)
+    runs = plan(TINY, options)  # WRN-10-1 s1, s2, then WRN-10-1-dropout s1, s2
+    labelled = [results / "runs" / f"{slug(run.configuration.label)}-s{run.seed}" for run in runs]
+    for run, folder in zip(runs, labelled, strict=True):
+        io.write_json(folder / "config.json", {"run": run.resolved.to_json()})
+    io.write_json(labelled[2] / "config.json", {"run": {**runs[2].resolved.to_json(), "seed": 7}})  # another run
+    (results / "runs" / runs[3].run_id).mkdir()  # the run id is taken: nothing is overwritten
+
+    lines = []
+    assert run_study(TINY, options, results_dir=results, dry_run=True, log=lines.append) == 0
+    assert any(runs[0].run_id in line and "in wrn-10-1-s1, renamed on the next call" in line for line in lines)
+    held = RunLock(labelled[1])  # an older version is training it
+    assert held.acquire()
+    try:
+        rename_labelled_folders(results, runs, lines.append)
+    finally:
+        held.release()
+    assert not labelled[0].exists() and (results / "runs" / runs[0].run_id / "config.json").exists()
+    assert "wrn-10-1-s1: renamed to wrn-10-1-batch_size=32-s1 (run ids now name what a run is)" in lines
+    assert labelled[1].exists() and any("wrn-10-1-s2: being trained by another process" in line for line in lines)
+    assert labelled[2].exists() and not (results / "runs" / runs[2].run_id).exists()
+    assert labelled[3].exists() and not any((results / "runs" / runs[3].run_id).iterdir())
 
 
 # ----------------------------------------------------------------------------------------------

@@ -8,10 +8,14 @@ import json
 import pandas as pd
 import pytest
 
+from ablation import io, records
 from ablation.cli import main
+from ablation.config import RunConfig, run_identity
 from ablation.errors import ConfigError
-from ablation.study import Options
+from ablation.runner import plan, run_study
+from ablation.study import Configuration, Options, Study
 from ablation.sweep import check_nets, parse_vary, sweep_study
+from studies import block_types, deepening_factor, depth_vs_width
 
 
 def test_values_are_typed_and_the_block_notation_keeps_its_commas():
@@ -36,7 +40,7 @@ def test_the_sweep_is_the_cartesian_product_of_model_arguments_and_recipe_fields
     assert dict(last.model_overrides) == {"dropout_rate": 0.3, "block_type": "B(3,1,3)"}
     assert dict(last.recipe_overrides) == {"learning_rate": 0.05}
     assert study.baseline_label == first.label and study.name == "sweep-wrn-16-4-dropout-rate-block-type-learning-rate"
-    # The baseline by its label or by its slug (as in the run ids).
+    # The baseline by its label or by the label's slug.
     assert sweep_study("wrn-16-4", ["dropout_rate=0,0.3"], baseline="dropout-rate-0-3").baseline == "dropout_rate=0.3"
 
 
@@ -63,6 +67,59 @@ def test_a_bad_sweep_on_the_command_line_is_one_line_and_trains_nothing(tmp_path
     assert code == 2 and "B(2,3)" in capsys.readouterr().err and not (tmp_path / "bad").exists()
 
 
+# ----------------------------------------------------------------------------------------------
+# Run ids: what a run is, however it was declared
+
+
+def run_ids(study, **options) -> set[str]:
+    return {run.run_id for run in plan(study, Options(**options))}
+
+
+@pytest.mark.parametrize("module,model,varies", [
+    (depth_vs_width, "wrn-28-2", ["dropout_rate=0,0.3"]),  # the module names wrn-28-2-dropout, a preset
+    (block_types, "wrn-40-2", ["block_type=B(3,1),B(1,3,1)"]),
+    (deepening_factor, "wrn-40-2", ["block_type=B(3,3,3)", "blocks_per_group=4"]),
+])
+def test_a_configuration_of_a_study_module_has_the_same_run_id_in_a_sweep(module, model, varies):
+    swept = run_ids(sweep_study(model, varies, seeds=module.STUDY.seeds, recipe=module.STUDY.recipe))
+    assert swept and swept <= run_ids(module.STUDY)
+    # The protocol is the results folder's, not the run's.
+    assert run_ids(module.STUDY, protocol="paper", epochs=2) == run_ids(module.STUDY)
+
+
+@pytest.mark.parametrize("model,overrides,recipe,recipe_overrides,name", [
+    ("wrn-28-2", {"dropout_rate": 0.3}, None, {}, "wrn-28-2-dropout"),
+    ("wrn-28-2", {"dropout_rate": 0}, None, {}, "wrn-28-2"),  # the builder's default is no change
+    ("wrn-40-2", {"dropout_rate": 0.3, "block_type": "B(1, 3,1)"}, None, {}, "wrn-40-2-block_type=B131-dropout_rate=0.3"),
+    ("wrn-28-2", {"depth": 22, "block_type": "B(3,1,3)"}, None, {},
+     "wide-resnet-depth=22-widen_factor=2-block_type=B313"),  # no preset is WRN-22-2
+    ("resnet-110", {}, None, {}, "resnet-110"),  # its warmup is its paper's recipe
+    ("resnet-110", {"shortcut": "projection"}, None, {}, "resnet-110-projection-recipe=he-warmup_steps=400"),
+    ("resnet-20", {}, "wrn", {}, "resnet-20-recipe=wrn"),
+    ("wrn-10-1", {}, None, {"learning_rate": 0.05, "epochs": 200}, "wrn-10-1-learning_rate=0.05"),
+    ("imagenet-resnet-18", {"input_shape": (64, 64, 3)}, None, {}, "imagenet-resnet-18-input_shape=64x64x3"),
+])
+def test_a_run_is_named_by_its_content(model, overrides, recipe, recipe_overrides, name):
+    config = RunConfig(model=model, model_overrides=overrides, recipe=recipe, recipe_overrides=recipe_overrides)
+    assert config.resolve().name() == name
+
+
+def test_the_same_run_declared_two_ways_is_one_identity_and_a_folder_accepts_either(tmp_path):
+    as_preset = RunConfig(model="wrn-28-2-dropout").resolve().to_json()
+    as_override = RunConfig(model="wrn-28-2", model_overrides={"dropout_rate": 0.3}).resolve().to_json()
+    other = RunConfig(model="wrn-28-2", model_overrides={"dropout_rate": 0.4}).resolve().to_json()
+    assert run_identity(as_preset) == run_identity(as_override) != run_identity(other)
+    io.write_json(tmp_path / records.CONFIG_FILE, {"run": as_preset})
+    records.check_same_run(tmp_path, as_override, run_identity)  # resumed, not refused
+    with pytest.raises(ConfigError, match=r"holds a different run \(model_kwargs .*'dropout_rate': 0.3.* -> .*0.4"):
+        records.check_same_run(tmp_path, other, run_identity)
+
+
+def test_two_configurations_that_are_the_same_run_are_refused():
+    with pytest.raises(ConfigError, match=r"'dropout_rate=0' and 'dropout_rate=0.0' are the same run \(wrn-10-1\)"):
+        plan(sweep_study("wrn-10-1", ["dropout_rate=0,0.0"]), Options())
+
+
 @pytest.mark.slow
 def test_a_sweep_runs_every_configuration_and_seed_as_a_study(easy, tmp_path, capsys):
     results = tmp_path / "sweep"
@@ -85,3 +142,12 @@ def test_a_sweep_runs_every_configuration_and_seed_as_a_study(easy, tmp_path, ca
     assert main(["sweep", "--model", "wrn-10-1", "--vary", "dropout_rate=0,0.3", "--seeds", "42,43,44",
                  "--preset", "smoke", "--epochs", "1", "--dataset", easy, "--results-dir", str(results)]) == 0
     assert capsys.readouterr().out.count("done, skipped") == 6
+    # A study module declaring the same configurations finds them done: the same run ids.
+    declared = Study(name="declared", question="Does dropout help WRN-10-1?", varies=("dropout_rate",),
+                     seeds=(42, 43, 44),
+                     configurations=[Configuration("WRN-10-1", "wrn-10-1"),
+                                     Configuration("WRN-10-1-dropout", "wrn-10-1", {"dropout_rate": 0.3})])
+    lines = []
+    options = Options(protocol="smoke", epochs=1, dataset=easy, seeds=(42, 43, 44))
+    assert run_study(declared, options, results_dir=results, log=lines.append) == 0
+    assert sum("done, skipped" in line for line in lines) == 6
