@@ -1,5 +1,6 @@
 # Two commands on a fresh Linux machine: `make study` and `make test`. Each sets up what it
-# needs first: a virtual environment with requirements.txt, and Graphviz's `dot` for diagrams.
+# needs first: a virtual environment with requirements.txt, and Graphviz's `dot` for diagrams
+# (and, for the tests, headless Chromium to open the results pages).
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -13,7 +14,7 @@ PYTEST_ARGS ?=
 TEST_WORKERS ?= 2
 PYTEST = $(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal
 
-.PHONY: setup graphviz study lint test test-fast test-long clean
+.PHONY: setup graphviz chromium study lint test test-fast test-long clean
 
 setup: $(VENV)/.installed graphviz
 
@@ -32,6 +33,18 @@ graphviz:
 		echo "Graphviz 'dot' not found: diagrams fall back to DOT text. Install it with 'sudo apt-get install graphviz'."; \
 	fi
 
+# The browser tests open the results pages in headless Chromium; elsewhere they skip, saying why.
+chromium:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "Installing Chromium and its driver for the browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			chromium chromium-driver >/dev/null; \
+	else \
+		echo "Chromium or chromedriver not found: the browser tests will skip. Install them with" \
+			"'sudo apt-get install chromium chromium-driver'."; \
+	fi
+
 study: setup
 	$(PY) -m studies.depth_vs_width --protocol smoke --dataset $(DATASET)
 
@@ -42,7 +55,7 @@ lint: setup
 
 # The lint, then the test suite without the tests marked `long` (every study end to end and the
 # biggest nets), which `make test-long` runs; CI runs both.
-test: lint $(VENV)/.reference
+test: lint $(VENV)/.reference chromium
 	$(PYTEST) -m "not long" $(PYTEST_ARGS)
 
 # The quick loop while editing: nothing that trains, starts a process or builds a net over 20M params.

@@ -1,4 +1,4 @@
-"""Every command line: `python -m ablation {train,report,models,bench}`, `python -m studies.NAME`
+"""Every command line: `python -m ablation {train,report,serve,sweep,models,bench}`, `python -m studies.NAME`
 and the search modules. The top layer: it parses, calls the library, and turns errors into exits.
 
 Bad input ends with one line on stderr naming the bad value and exit status 2, no traceback
@@ -32,6 +32,7 @@ from ablation.console import (
     run_command,
 )
 from ablation.errors import ConfigError
+from ablation.pages import make_server
 from ablation.parallel import run_parallel
 from ablation.recipes import RECIPES
 from ablation.report import write_study_report
@@ -71,8 +72,29 @@ def cmd_bench(args):
 def cmd_report(args):
     frame = write_study_report(args.results_dir)
     done = int((frame["status"] == "done").sum())
-    print(f"{args.results_dir}: results.csv, summary.md, test_results_summary.json and plots rebuilt "
+    print(f"{args.results_dir}: results.csv, summary.md, test_results_summary.json, plots and index.html rebuilt "
           f"from {done} finished of {len(frame)} runs")
+
+
+def cmd_serve(args):
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        raise ConfigError(f"{args.folder!r} is not a folder; expected a results folder, e.g. results/depth_vs_width.")
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port {args.port} is not valid; expected 0..65535 (0: any free port).")
+    try:
+        server = make_server(folder, args.host, args.port)
+    except OSError as error:
+        raise ConfigError(f"cannot serve on {args.host}:{args.port} ({error.strerror}); expected a free port, "
+                          f"e.g. --port {args.port + 1}.") from None
+    host, port = server.server_address[:2]
+    page = "" if (folder / "index.html").exists() else " (no index.html yet: python -m ablation report FOLDER)"
+    print(f"serving {folder} read-only at http://{host}:{port}/{page}; Ctrl-C stops", flush=True)
+    with server:
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            print("stopped", file=sys.stderr)
 
 
 def cmd_sweep(args):
@@ -134,6 +156,17 @@ def build_parser():
     report = commands.add_parser("report", help="rebuild a study's tables and plots from its run folders")
     report.add_argument("results_dir", help="a study's results folder, e.g. results/depth_vs_width")
     report.set_defaults(func=cmd_report)
+
+    serve = commands.add_parser("serve", help="serve a results folder's pages over HTTP (read-only)",
+                                description="Serve a results folder (its index.html and run pages) over HTTP, "
+                                            "read-only, e.g. on a remote GPU machine reached with ssh -L 8000:"
+                                            "localhost:8000. The pages also open from the files directly.")
+    serve.add_argument("folder", help="a results folder, e.g. results/depth_vs_width")
+    serve.add_argument("--port", type=int, default=8000, help="(default: %(default)s; 0: any free port)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="the address to listen on (default: %(default)s, this machine only; 0.0.0.0 exposes "
+                            "the results to the network)")
+    serve.set_defaults(func=cmd_serve)
 
     sweep = commands.add_parser("sweep", help="an ablation from the command line: the product of --vary values, "
                                               "run as a study", description=sweep_module.__doc__,

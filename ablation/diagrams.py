@@ -1,9 +1,12 @@
 """Architecture diagrams and summaries of a model, for a run folder.
 
     architecture.png  keras.utils.plot_model with shapes and the hierarchical layer names
+    architecture.svg  the same graph as SVG, each layer's node with its name as id (the run page
+                      zooms it and finds a layer by name)
     blocks.png        one box per stage, each block spelled as in the papers' tables:
                       "4 x [BN-ReLU-conv3x3 32, BN-ReLU-dropout-conv3x3 32]"
-    model_summary.txt model.summary()
+    blocks.json       the same stages as data (the run page draws them)
+    model_summary.txt model.summary() with every column (layer, shape, params, connections)
 
 Diagrams never cost a run: without pydot or Graphviz's `dot` the DOT text is written instead
 (`architecture.dot`, `blocks.dot`, renderable later with `dot -Tpng`), with one warning.
@@ -11,6 +14,7 @@ Diagrams never cost a run: without pydot or Graphviz's `dot` the DOT text is wri
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -25,6 +29,11 @@ from ablation.config import RunConfig, build_model
 
 _warned = False
 _BLOCK = re.compile(r"(group\d+)_(block\d+)_(.+)")
+# What a run folder holds once its diagrams are drawn (with Graphviz).
+DIAGRAM_FILES = ("model_summary.txt", "architecture.png", "architecture.svg", "blocks.png", "blocks.json")
+# Wide enough for every column of model.summary(): Keras's rich table is otherwise cut at the
+# console's width, 80 columns in a file or a pipe, losing the params and connections.
+SUMMARY_WIDTH = 160
 
 
 def inbound_layers(layer) -> list:
@@ -35,7 +44,7 @@ def inbound_layers(layer) -> list:
 def write_run_diagrams(config: RunConfig, run_dir: Path, *, title: str, model: keras.Model | None = None) -> None:
     """The diagrams of a run's net (`model`, or built from `config`), unless all are there (a kill
     may have stopped them half-way); a failure is a warning, never an error."""
-    if all((run_dir / name).exists() for name in ("model_summary.txt", "architecture.png", "blocks.png")):
+    if all((run_dir / name).exists() for name in DIAGRAM_FILES):
         return
     try:
         write_diagrams(model or build_model(config.resolve()), run_dir, title=title)
@@ -45,15 +54,30 @@ def write_run_diagrams(config: RunConfig, run_dir: Path, *, title: str, model: k
 
 def write_diagrams(model: keras.Model, run_dir: Path, *, title: str | None = None) -> dict:
     """Write the summary and both diagrams; returns {file: "png" | "dot"} of what was written."""
-    lines = []
-    model.summary(print_fn=lambda line, **_: lines.append(line), line_length=120)
-    io.write_text(run_dir / "model_summary.txt", "\n".join(lines) + "\n")
+    io.write_text(run_dir / "model_summary.txt", summary_text(model))
+    stages = block_stages(model)
+    io.write_json(run_dir / "blocks.json", {"title": title or model.name, "stages": stages})
     written = {"architecture": _plot_model(model, run_dir),
-               "blocks": _render(block_dot(model, title=title), run_dir / "blocks")}
+               "blocks": _render(block_dot(stages, title=title or model.name), run_dir / "blocks")}
     if "dot" in written.values():
         _warn_once("could not render the diagrams to PNG (pydot or Graphviz's `dot` missing or failing): "
                    "wrote DOT text instead; install them with `apt-get install graphviz` and `pip install pydot`.")
     return written
+
+
+def summary_text(model: keras.Model) -> str:
+    """model.summary() at full width. Keras draws it with rich, whose console takes its width from
+    COLUMNS (else the terminal's, else 80), so COLUMNS is set for the call."""
+    lines, before = [], os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = str(SUMMARY_WIDTH)
+    try:
+        model.summary(print_fn=lambda line, **_: lines.append(line), line_length=SUMMARY_WIDTH)
+    finally:
+        if before is None:
+            os.environ.pop("COLUMNS")
+        else:
+            os.environ["COLUMNS"] = before
+    return "\n".join(lines) + "\n"
 
 
 def _warn_once(message):
@@ -74,25 +98,28 @@ def _plot_model(model, run_dir: Path) -> str:
     # ("newtrap: Trapezoid-table overflow"); plain splines route the same graph reliably.
     dot.set("splines", "spline")
     dot.set("concentrate", False)
-    try:
-        with io.atomic_path(run_dir / "architecture.png") as tmp:
-            dot.write(str(tmp), format="png")
-        return "png"
-    except Exception:
-        io.write_text(run_dir / "architecture.dot", dot.to_string())
-        return "dot"
+    # Node names are Python object ids: the SVG's node ids become the layer names instead.
+    names = {str(id(layer)): layer.name for layer in model.layers}
+    for node in dot.get_nodes():
+        if node.get_name() in names:
+            node.set("id", names[node.get_name()])
+    return _render(dot.to_string(), run_dir / "architecture", keep_dot=False)
 
 
-def _render(dot_text: str, stem: Path) -> str:
-    io.write_text(stem.with_suffix(".dot"), dot_text)
+def _render(dot_text: str, stem: Path, *, keep_dot: bool = True) -> str:
+    """PNG and SVG from one Graphviz layout; "dot" where that fails (the DOT text is then kept)."""
+    if keep_dot:
+        io.write_text(stem.with_suffix(".dot"), dot_text)
     if shutil.which("dot") is None:
+        io.write_text(stem.with_suffix(".dot"), dot_text)
         return "dot"
     try:
-        with io.atomic_path(stem.with_suffix(".png")) as tmp:
-            subprocess.run(["dot", "-Tpng", "-Gdpi=110", "-o", str(tmp)], input=dot_text, text=True, check=True,
-                           capture_output=True, timeout=120)
+        with io.atomic_path(stem.with_suffix(".png")) as png, io.atomic_path(stem.with_suffix(".svg")) as svg:
+            subprocess.run(["dot", "-Gdpi=110", "-Tpng", "-o", str(png), "-Tsvg", "-o", str(svg)], input=dot_text,
+                           text=True, check=True, capture_output=True, timeout=300)
         return "png"
     except (subprocess.SubprocessError, OSError):
+        io.write_text(stem.with_suffix(".dot"), dot_text)
         return "dot"
 
 
@@ -136,8 +163,14 @@ def _sequence(layers) -> str:
     return "-".join(d for d in (describe(layer) for layer in layers) if d)
 
 
-def block_dot(model: keras.Model, *, title: str | None = None) -> str:
-    """One node per stage: stem, each group's blocks (identical blocks counted), head."""
+def block_stages(model: keras.Model) -> list[dict]:
+    """The net as the papers' figures draw it: the input, the stem, each group with its output size,
+    its width and its blocks (identical ones counted: "4 x [...]"), the head.
+
+        {"stage": "group2", "size": "16x16", "channels": 64,
+         "blocks": [{"count": 1, "block": "[BN-ReLU-conv3x3 64/2-BN-ReLU-conv3x3 64] + shortcut conv1x1 64/2"},
+                    {"count": 3, "block": "[BN-ReLU-conv3x3 64-BN-ReLU-conv3x3 64]"}]}
+    """
     stages: dict[str, list] = {}
     for layer in model.layers:
         if isinstance(layer, keras.layers.InputLayer):
@@ -145,10 +178,10 @@ def block_dot(model: keras.Model, *, title: str | None = None) -> str:
         match = _BLOCK.fullmatch(layer.name)
         stages.setdefault(match.group(1) if match else layer.name.split("_")[0], []).append(layer)
 
-    nodes = [f"input {'x'.join(map(str, model.input.shape[1:]))}"]
+    rows = [{"stage": "input", "size": "x".join(map(str, model.input.shape[1:3])), "channels": model.input.shape[3]}]
     for stage, layers in stages.items():
         if not stage.startswith("group"):
-            nodes.append(f"{stage}: {_sequence(layers)}")
+            rows.append({"stage": stage, "layers": _sequence(layers)})
             continue
         blocks = [list(ls) for _, ls in groupby(layers, key=lambda layer: _BLOCK.fullmatch(layer.name).group(2))]
         texts = []
@@ -162,11 +195,25 @@ def block_dot(model: keras.Model, *, title: str | None = None) -> str:
             if after:
                 text += ", then " + _sequence(after)
             texts.append(text)
-        runs = [f"{len(list(group))} x {text}" for text, group in groupby(texts)]
         h, w, c = blocks[-1][-1].output.shape[1:]
-        nodes.append(f"{stage}: {h}x{w}, {c} channels\n" + "\n".join(runs))
+        rows.append({"stage": stage, "size": f"{h}x{w}", "channels": c,
+                     "blocks": [{"count": len(list(group)), "block": text} for text, group in groupby(texts)]})
+    return rows
+
+
+def block_dot(stages: list[dict], *, title: str) -> str:
+    """One node per stage of `block_stages`."""
+    nodes = []
+    for row in stages:
+        if row["stage"] == "input":
+            nodes.append(f"input {row['size']}x{row['channels']}")
+        elif "blocks" in row:
+            nodes.append(f"{row['stage']}: {row['size']}, {row['channels']} channels\n"
+                         + "\n".join(f"{b['count']} x {b['block']}" for b in row["blocks"]))
+        else:
+            nodes.append(f"{row['stage']}: {row['layers']}")
     lines = ["digraph blocks {", "  rankdir=TB; node [shape=box, style=rounded, fontname=Helvetica, fontsize=11];",
-             f"  label={_quote(title or model.name)}; labelloc=t;"]
+             f"  label={_quote(title)}; labelloc=t;"]
     lines += [f"  n{i} [label={_quote(text)}];" for i, text in enumerate(nodes)]
     lines += [f"  n{i} -> n{i + 1};" for i in range(len(nodes) - 1)]
     return "\n".join(lines + ["}"]) + "\n"

@@ -99,7 +99,8 @@ def run_parallel(command: Sequence[str], count: int, results_dir: Path, run_ids:
             signal.signal(s, handler)
     statuses = [exit_status(child.returncode) for child in children]
     report.write_study_report(results_dir)
-    log(f"all {count} shards ended (exit {', '.join(map(str, statuses))}); tables and plots in {results_dir}")
+    log(f"all {count} shards ended (exit {', '.join(map(str, statuses))}); tables and plots in {results_dir}, "
+        f"to browse: {results_dir / 'index.html'}")
     return max(statuses)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ablation import hparams, io, records
+from ablation import hparams, io, pages, records
 from ablation.config import ResolvedRun
 from ablation.errors import ConfigError, DamagedFile
 from ablation.plots import (
@@ -226,7 +226,7 @@ def summary_markdown(study: dict, summary: pd.DataFrame, frame: pd.DataFrame, re
 
 
 def write_study_report(results_dir) -> pd.DataFrame:
-    """results.csv, summary.md, test_results_summary.json and the plots, from the run folders."""
+    """results.csv, summary.md, test_results_summary.json, the plots and the web pages, from the run folders."""
     results_dir = Path(results_dir)
     study, frame = collect_results(results_dir)
     summary = summarise(frame, study["configurations"])
@@ -252,6 +252,7 @@ def write_study_report(results_dir) -> pd.DataFrame:
         rows, columns = study["heatmap"]
         safe_plot(results_dir / f"{rows}_{columns}_heatmap.png", plot_heatmap, frame, rows, columns,
                   study["name"] + tag)
+    pages.safe_pages(pages.write_study_pages, results_dir, study, frame)  # last: they show all of the above
     return frame
 
 

@@ -232,7 +232,8 @@ def run_study(study: Study, options: Options, *, results_dir=None, only=None, sh
             log(f"{prefix}: FAILED ({cause}); it will be retried on the next call")
     if write_report:
         report.write_study_report(results_dir)
-    where = f"tables and plots in {results_dir}" if write_report else f"runs in {results_dir}"
+    where = (f"tables and plots in {results_dir}, to browse: {results_dir / 'index.html'}" if write_report
+             else f"runs in {results_dir}")
     log(f"{study.name}: {where}" + (f"; {len(failed)} failed: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0
 

@@ -12,6 +12,7 @@ normal run path and evaluated once on the test split.
                                status, seconds
         dropout_rate.png       validation accuracy against dropout rate, executions and mean
         summary.md             the best rate, the runner-up spread, the retrained run's test result
+        index.html             all of it as a web page, with the winner's run page (best/index.html)
         best/                  the best configuration's run folder, as in the studies
 
 Distributed search uses keras-tuner's chief/worker mode: set KERASTUNER_TUNER_ID ("chief",
@@ -36,7 +37,7 @@ import pandas as pd
 from keras_tuner.src.distribute import utils as tuner_distribute
 from keras_tuner.src.engine import trial as trial_module
 
-from ablation import data, distribute, hparams, io, plots
+from ablation import data, distribute, hparams, io, pages, plots
 from ablation.callbacks import TrainingDiverged
 from ablation.choices import PROTOCOLS, one_of
 from ablation.config import RunConfig, build_model, make_pipeline
@@ -208,6 +209,7 @@ def write_exports(results_dir: Path, search: Search, trials: pd.DataFrame, best_
     plots.safe_plot(results_dir / "dropout_rate.png", plots.plot_dropout_search, trials, search.seeds(),
                     f"{search.run.model}: {search.tuner} search")
     io.write_text(results_dir / "summary.md", summary_markdown(search, trials, best_metrics))
+    pages.safe_pages(pages.write_search_page, results_dir, f"Dropout-rate search: {search.run.model}")
 
 
 def summary_markdown(search: Search, trials: pd.DataFrame, best_metrics: dict | None) -> str:
@@ -320,5 +322,5 @@ def run_search(search: Search, results_dir, *, log=print) -> int:
         best_metrics = train(config, results_dir / "best", log=log, on_built=lambda model: write_run_diagrams(
             config, results_dir / "best", title=title, model=model))
     write_exports(results_dir, search, trials, best_metrics)
-    log(f"trials.csv, dropout_rate.png and summary.md in {results_dir}")
+    log(f"trials.csv, dropout_rate.png, summary.md and index.html in {results_dir}")
     return 0 if (trials["status"] == "COMPLETED").all() else 1

@@ -8,6 +8,7 @@ import json
 import runpy
 import subprocess
 import sys
+import urllib.parse
 import warnings
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from ablation import io, plots, records, report, runner
 from ablation.cli import main as ablation_main
 from ablation.cli import study_main
 from ablation.config import RunConfig
-from ablation.diagrams import block_dot, write_diagrams, write_run_diagrams
+from ablation.diagrams import block_dot, block_stages, write_diagrams, write_run_diagrams
 from ablation.errors import ConfigError
 from ablation.recipes import get_recipe
 from ablation.records import RunLock, status
@@ -184,6 +185,9 @@ def test_every_study_module_trains_every_configuration_and_writes_its_exports(na
                 assert (run / export).stat().st_size > 0, (run_id, export)
             for diagram in ("architecture", "blocks"):  # PNG, or DOT text where Graphviz is missing
                 assert _rendered(run / diagram), (run_id, diagram)
+            assert f'<h1>{run_id}</h1>' in (run / "index.html").read_text()
+        index = (results / "index.html").read_text()
+        assert all(f'href="runs/{urllib.parse.quote(run_id)}/index.html"' in index for run_id in frame["run_id"])
         for export in ("summary.md", "comparisons.csv", "results.tex", "test_results_summary.json",
                        "learning_curves.png", "error_over_seeds.png", "error_vs_params.png", "error_vs_time.png",
                        "per_class_accuracy.png"):
@@ -193,7 +197,7 @@ def test_every_study_module_trains_every_configuration_and_writes_its_exports(na
         trials = pd.read_csv(results / "trials.csv")
         assert len(trials) and set(trials["status"]) == {"COMPLETED"}
         assert json.loads((results / "best" / "metrics.json").read_text())["epochs"] == 1
-        for export in ("summary.md", "dropout_rate.png"):
+        for export in ("summary.md", "dropout_rate.png", "index.html", "best/index.html"):
             assert (results / export).stat().st_size > 0, export
 
 
@@ -288,6 +292,9 @@ def test_a_damaged_record_fails_its_run_alone_and_names_the_file(easy, tmp_path)
     frame = pd.read_csv(results / "results.csv")
     statuses = dict(zip(frame["run_id"], frame["status"], strict=True))
     assert statuses[f"{PLAIN}-s1"] == "failed" and statuses[f"{DROPOUT}-s1"] == "done"
+    # Their pages say so, and the others' are written.
+    for run_id, path in ((f"{PLAIN}-s1", metrics), (f"{PLAIN}-s2", config)):
+        assert f"{path} is damaged" in (results / "runs" / run_id / "index.html").read_text()
 
 
 @pytest.mark.slow
@@ -586,14 +593,29 @@ def test_diagrams_cut_short_by_a_kill_are_completed(tmp_path):
     (run_dir / "model_summary.txt").write_text("written before the process was killed\n")
     write_run_diagrams(RunConfig(model="wrn-10-1"), run_dir, title="WRN-10-1")
     assert (run_dir / "architecture.png").read_bytes()[:8] == PNG and (run_dir / "blocks.png").read_bytes()[:8] == PNG
-    assert "group1_block1_conv1" in (run_dir / "model_summary.txt").read_text()
+    # The SVG names each layer's node by the layer (the run page finds layers by it).
+    svg = (run_dir / "architecture.svg").read_text()
+    assert svg.lstrip().startswith("<?xml") and '<g id="group1_block1_conv1" class="node"' in svg
+    assert json.loads((run_dir / "blocks.json").read_text())["title"] == "WRN-10-1"
+    summary = (run_dir / "model_summary.txt").read_text()
+    # Every column, none cut at 80: the parameter counts and the connections of the residual sum.
+    header = next(line for line in summary.splitlines() if "Layer (type)" in line)
+    assert "Param #" in header and "Connected to" in header
+    add_row = next(line for line in summary.splitlines() if "group1_block1_add" in line)
+    assert "group1_block1_conv2" in add_row or "group1_block1_shortcut" in add_row
+    conv = next(line for line in summary.splitlines() if line.startswith("│ group1_block1_conv1 "))
+    assert "2,304" in conv  # 3 x 3 x 16 x 16 weights, no bias: the params column
 
 
 def test_block_diagram_reads_like_the_papers_table():
-    text = block_dot(build("wrn-28-2"))
-    assert "group2: 16x16, 64 channels" in text
-    assert "1 x [BN-ReLU-conv3x3 64/2-BN-ReLU-conv3x3 64] + shortcut conv1x1 64/2" in text
-    assert "3 x [BN-ReLU-conv3x3 64-BN-ReLU-conv3x3 64]" in text
+    stages = block_stages(build("wrn-28-2"))
+    assert stages[0] == {"stage": "input", "size": "32x32", "channels": 3}
+    group2 = next(row for row in stages if row["stage"] == "group2")
+    assert (group2["size"], group2["channels"]) == ("16x16", 64)
+    assert group2["blocks"] == [{"count": 1, "block": "[BN-ReLU-conv3x3 64/2-BN-ReLU-conv3x3 64] + shortcut conv1x1 64/2"},
+                                {"count": 3, "block": "[BN-ReLU-conv3x3 64-BN-ReLU-conv3x3 64]"}]
+    text = block_dot(stages, title="WRN-28-2")
+    assert "group2: 16x16, 64 channels" in text and "3 x [BN-ReLU-conv3x3 64-BN-ReLU-conv3x3 64]" in text
 
 
 # ----------------------------------------------------------------------------------------------

@@ -72,6 +72,10 @@ def test_search_keeps_every_execution_and_tests_the_winner_once(easy, tmp_path, 
     assert config["run"]["model_kwargs"]["dropout_rate"] == pytest.approx(best)
     assert (tmp_path / "best" / "metrics.json").exists() and (tmp_path / "best" / "architecture.png").exists()
     assert len(calls) == 1  # the test split was read by the retrained winner, and only by it
+    # The search's page: summary.md, the plot, the trials, and the winner's run page.
+    page = (tmp_path / "index.html").read_text()
+    assert "Best rate" in page and 'src="dropout_rate.png"' in page and 'href="best/index.html"' in page
+    assert "<h2>Trials</h2>" in page and 'class="node"' in (tmp_path / "best" / "index.html").read_text()
 
     # Called again: nothing more to search, nothing retrained, the test split not read again.
     with warnings.catch_warnings():

@@ -1,0 +1,308 @@
+"""The results browser: a web page for every study, sweep and search, and one for every run,
+written from the files they leave (so `python -m ablation report` rebuilds them at any time).
+
+    results/NAME/index.html            the verdicts, question and tables of summary.md (sortable),
+                                       the study's plots, a row per run linking to its page, the files
+    results/NAME/runs/ID/index.html    the run: metrics, configuration, learning curves, confusion
+                                       matrix, per-class accuracy, the architecture as a stage view
+                                       (the papers' figure: "4 x [...]") and as the full plot_model
+                                       graph (zoom, pan, find a layer by its name), the model summary
+    results/tune_dropout/index.html    the search: summary.md, the plot, the retrained winner's page
+
+The pages are self-contained: they work from file:// and offline, with no CDN and no web fonts;
+the stylesheet and the script (ablation/web/) are small and inlined, and so is the SVG graph
+(a browser lets no script into an SVG loaded from file://). `python -m ablation serve` serves a
+folder over HTTP, read-only, for a machine reached over SSH. A page that cannot be written is one
+warning: it never fails a run.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import http.server
+import json
+import re
+import urllib.parse
+import warnings
+from pathlib import Path
+
+import markdown
+import pandas as pd
+
+from ablation import io, records
+from ablation.errors import DamagedFile
+
+WEB = Path(__file__).parent / "web"
+INDEX = "index.html"
+# The plots of a study, as report.py writes them, in the order a reader wants them.
+STUDY_PLOTS = [("error_over_seeds.png", "Test error per configuration: every seed a point, the 95% CI of the mean"),
+               ("learning_curves.png", "Learning curves, mean over seeds"),
+               ("error_vs_params.png", "Test error against trainable parameters"),
+               ("error_vs_time.png", "Test error against seconds per epoch"),
+               ("per_class_accuracy.png", "Test accuracy per class")]
+STUDY_FILES = ["summary.md", "results.csv", "comparisons.csv", "results.tex", "test_results_summary.json",
+               "study.json"]
+RUN_COLUMNS = ["run_id", "configuration", "seed", "status", "test_error", "best_val_accuracy", "trainable_params",
+               "macs", "epochs", "seconds_per_epoch", "downsized"]
+METRICS = ["test_error", "test_accuracy", "test_loss", "best_val_accuracy", "best_epoch", "epochs",
+           "trainable_params", "total_params", "macs", "seconds_per_epoch", "images_per_second", "training_seconds"]
+
+
+def safe_pages(write, *args, **kwargs) -> None:
+    """Call a page writer; a failure is one warning (pages never cost a run, like the plots)."""
+    try:
+        write(*args, **kwargs)
+    except Exception as error:
+        warnings.warn(f"web pages not written ({type(error).__name__}: {error})", stacklevel=2)
+
+
+# ----------------------------------------------------------------------------------------------
+# Studies and sweeps
+
+
+def write_study_pages(results_dir: Path, study: dict, frame: pd.DataFrame) -> None:
+    """index.html of a study (from its summary.md, plots and results), and a page per run folder."""
+    results_dir = Path(results_dir)
+    runs = frame.copy()
+    present = {run_id for run_id in runs["run_id"] if records.run_dir_of(results_dir, run_id).is_dir()}
+    for row in runs.itertuples():
+        if row.run_id in present:  # one run's damaged record costs its page, not the others'
+            safe_pages(write_run_page, records.run_dir_of(results_dir, row.run_id), title=row.run_id,
+                       label=row.configuration, up=(f"../../{INDEX}", study["name"]))
+    runs["run_id"] = [_link(f"{records.RUNS_DIR}/{run_id}/{INDEX}", run_id) if run_id in present else html.escape(run_id)
+                      for run_id in runs["run_id"]]
+    body = [_markdown(results_dir / "summary.md"),
+            _figures(results_dir, STUDY_PLOTS + _heatmaps(results_dir)),
+            "<h2>Runs</h2>", _table(runs[[c for c in RUN_COLUMNS if c in runs.columns]], escape=False),
+            _file_list(results_dir, STUDY_FILES),
+            "<p class=muted>TensorBoard's HParams dashboard shows the same runs: "
+            f"<code>tensorboard --logdir {html.escape(str(results_dir))}</code></p>"]
+    io.write_text(results_dir / INDEX, _page(study["name"], body))
+
+
+def _heatmaps(results_dir: Path) -> list:
+    return [(path.name, "Test error over two hyperparameters") for path in sorted(results_dir.glob("*_heatmap.png"))]
+
+
+# ----------------------------------------------------------------------------------------------
+# A run
+
+
+def write_run_page(run_dir: Path, *, title: str, label: str = "", up: tuple | None = None) -> None:
+    """runs/ID/index.html (or best/index.html): everything the run folder holds, on one page."""
+    run_dir = Path(run_dir)
+    damaged = []
+    config = _record(run_dir / records.CONFIG_FILE, damaged)
+    metrics = _record(run_dir / records.METRICS_FILE, damaged)
+    failure = _record(run_dir / records.FAILURE_FILE, damaged)
+    state = records.status(run_dir)
+    body = [f"<nav><a href=\"{html.escape(up[0])}\">&larr; {html.escape(up[1])}</a></nav>" if up else "",
+            f"<h1>{html.escape(title)}</h1>",
+            f"<p>{html.escape(label)} &middot; <span class=\"status-{state}\">{state}</span>"
+            + (f" &middot; {html.escape(config['run']['model'])}" if "run" in config else "") + "</p>"]
+    if failure and state != "done":
+        body.append(f"<blockquote>Last attempt failed: {html.escape(str(failure.get('error', '')))}</blockquote>")
+    body += [f"<blockquote>{html.escape(str(error))}</blockquote>" for error in damaged]
+    if metrics:
+        body += ["<h2 id=metrics>Metrics</h2>", _pairs({k: metrics[k] for k in METRICS if k in metrics})]
+    body.append(_figures(run_dir, [("learning_curves.png", "Learning curves"),
+                                   ("confusion_matrix.png", "Confusion matrix on the test split")]))
+    per_class = run_dir / records.PER_CLASS_FILE
+    if per_class.exists():
+        body += ["<h2 id=per-class>Per-class test accuracy</h2>", _per_class(pd.read_csv(per_class))]
+    if "run" in config:
+        body += ["<h2 id=configuration>Configuration</h2>", _configuration(config)]
+    body.append(_architecture(run_dir))
+    summary = run_dir / "model_summary.txt"
+    if summary.exists():
+        body += ["<h2 id=summary>Model summary</h2>", f"<pre>{html.escape(summary.read_text())}</pre>"]
+    body.append(_file_list(run_dir, sorted(p.name for p in run_dir.iterdir()
+                                           if p.is_file() and not p.name.startswith(".") and p.name != INDEX)))
+    io.write_text(run_dir / INDEX, _page(title, body))
+
+
+def _record(path: Path, damaged: list) -> dict:
+    """A JSON record of the run folder, {} if absent; a damaged one is shown on the page, not fatal."""
+    try:
+        return io.read_json(path) or {}
+    except DamagedFile as error:
+        damaged.append(error)
+        return {}
+
+
+def _configuration(config: dict) -> str:
+    run = dict(config["run"])
+    recipe = run.pop("recipe_fields", {})
+    kwargs = run.pop("model_kwargs", {})
+    parts = ["<div class=figures>",
+             f"<div><h3>Run</h3>{_pairs(run)}</div>", f"<div><h3>Builder arguments</h3>{_pairs(kwargs)}</div>",
+             f"<div><h3>Recipe ({html.escape(str(run.get('recipe', '')))})</h3>{_pairs(recipe)}</div>"]
+    if config.get("environment"):
+        parts.append(f"<div><h3>Environment</h3>{_pairs(config['environment'])}</div>")
+    return "\n".join(parts + ["</div>"])
+
+
+def _per_class(table: pd.DataFrame) -> str:
+    table = table.copy()
+    table["accuracy"] = [f"<span class=bar style=\"width:{100 * a:.0f}px\"></span> {100 * a:.1f}%"
+                         for a in table["accuracy"]]
+    return _table(table, escape=False)
+
+
+def _architecture(run_dir: Path) -> str:
+    parts = ["<h2 id=architecture>Architecture</h2>"]
+    blocks = run_dir / "blocks.json"
+    if blocks.exists():
+        parts.append(stage_view(json.loads(blocks.read_text())))
+    elif (run_dir / "blocks.png").exists():
+        parts.append(_figures(run_dir, [("blocks.png", "Stages")]))
+    svg = run_dir / "architecture.svg"
+    if svg.exists():
+        parts += ["<h3>Every layer (keras.utils.plot_model)</h3>",
+                  "<div class=viewer><div class=toolbar>"
+                  "<input type=search placeholder=\"find a layer, e.g. group2_block1_conv1\" aria-label=\"find a layer\">"
+                  "<output></output>"
+                  "<button type=button data-zoom=out title=\"zoom out\">&minus;</button>"
+                  "<button type=button data-zoom=in title=\"zoom in\">+</button>"
+                  "<button type=button data-zoom=fit title=\"fit the width\">fit</button>"
+                  "<span class=muted>wheel: zoom &middot; drag: pan &middot; Enter: next match</span></div>",
+                  f"<div class=graph>{_inline_svg(svg.read_text())}</div></div>"]
+    elif (run_dir / "architecture.png").exists():
+        parts.append(_figures(run_dir, [("architecture.png", "Every layer")]))
+    return "\n".join(parts)
+
+
+def stage_view(blocks: dict) -> str:
+    """The stages of diagrams.block_stages as the papers draw them: one box per stage, identical
+    blocks counted, widths and strides (conv3x3 64/2), dropout marked."""
+    items = []
+    for row in blocks["stages"]:
+        name = f"<b>{html.escape(row['stage'])}</b>"
+        if "blocks" in row:
+            lines = "".join(f"<div class=block><span class=count>{b['count']} &times;</span> {_marked(b['block'])}</div>"
+                            for b in row["blocks"])
+            items.append(f"<li>{name}<span class=shape>{row['size']}, {row['channels']} channels</span>{lines}</li>")
+        elif "layers" in row:
+            items.append(f"<li>{name} <span class=block>{_marked(row['layers'])}</span></li>")
+        else:
+            items.append(f"<li>{name}<span class=shape>{row['size']}, {row['channels']} channels</span></li>")
+    return (f"<p class=muted>{html.escape(blocks.get('title', ''))}: conv3x3 64/2 is a 3x3 convolution with 64 "
+            f"filters and stride 2; [ ] is a block's residual branch, + shortcut what it adds.</p>"
+            f"<ol class=stages>{''.join(items)}</ol>")
+
+
+def _marked(text: str) -> str:
+    return re.sub(r"(dropout [\d.]+)", r"<mark>\1</mark>", html.escape(text))
+
+
+def _inline_svg(svg: str) -> str:
+    """Graphviz's SVG file as an element of the page: without its XML prolog, DOCTYPE and comments."""
+    return re.sub(r"<!--.*?-->", "", svg[svg.index("<svg"):], flags=re.S)
+
+
+# ----------------------------------------------------------------------------------------------
+# A search
+
+
+def write_search_page(results_dir: Path, title: str) -> None:
+    """index.html of a keras-tuner search: summary.md, its plot, the trials, the retrained winner."""
+    results_dir = Path(results_dir)
+    body = [_markdown(results_dir / "summary.md"),
+            _figures(results_dir, [("dropout_rate.png", "Validation accuracy against the dropout rate")])]
+    if (results_dir / "trials.csv").exists():
+        body += ["<h2>Trials</h2>", _table(pd.read_csv(results_dir / "trials.csv"))]
+    best = results_dir / "best"
+    if best.is_dir():
+        write_run_page(best, title=f"{title}: the retrained winner", up=(f"../{INDEX}", title))
+        body.append(f"<p>{_link(f'best/{INDEX}', 'The retrained winner')}: its curves, confusion matrix and "
+                    f"architecture.</p>")
+    body.append(_file_list(results_dir, ["summary.md", "trials.csv", "search.json"]))
+    io.write_text(results_dir / INDEX, _page(title, body))
+
+
+# ----------------------------------------------------------------------------------------------
+# Serving a folder
+
+
+class ReadOnlyHandler(http.server.SimpleHTTPRequestHandler):
+    """GET and HEAD of the folder's files, nothing else (any other method is 501)."""
+
+    def log_message(self, format, *args):  # noqa: A002 - the base class's name
+        pass  # a page pulls a dozen files: no line each
+
+
+def make_server(folder: Path, host: str, port: int) -> http.server.ThreadingHTTPServer:
+    """The server of `serve`, bound but not yet serving (tests drive it; port 0 picks a free one)."""
+    handler = functools.partial(ReadOnlyHandler, directory=str(folder))
+    return http.server.ThreadingHTTPServer((host, port), handler)
+
+
+# ----------------------------------------------------------------------------------------------
+# HTML
+
+
+@functools.cache
+def _asset(name: str) -> str:
+    return (WEB / name).read_text()
+
+
+def _page(title: str, body: list[str]) -> str:
+    return "\n".join([
+        "<!doctype html>", "<html lang=en>", "<head>", "<meta charset=utf-8>",
+        "<meta name=viewport content=\"width=device-width, initial-scale=1\">",
+        "<link rel=icon href=\"data:,\">",  # no favicon request: a 404 under `serve`
+        f"<title>{html.escape(title)}</title>", f"<style>{_asset('browser.css')}</style>", "</head>",
+        "<body><main>", *[part for part in body if part], "</main>",
+        f"<script>{_asset('browser.js')}</script>", "</body>", "</html>", ""])
+
+
+def _markdown(path: Path) -> str:
+    if not path.exists():
+        return ""
+    return f"<div class=scroll>{markdown.markdown(path.read_text(), extensions=['tables'])}</div>"
+
+
+def _figures(folder: Path, plots: list) -> str:
+    shown = [(name, caption) for name, caption in plots if (folder / name).exists()]
+    if not shown:
+        return ""
+    return "<div class=figures>" + "".join(
+        f"<figure><a href=\"{_href(name)}\"><img src=\"{_href(name)}\" alt=\"{html.escape(caption)}\">"
+        f"</a><figcaption>{html.escape(caption)}</figcaption></figure>" for name, caption in shown) + "</div>"
+
+
+def _file_list(folder: Path, names: list) -> str:
+    present = [name for name in names if (folder / name).exists()]
+    if not present:
+        return ""
+    return "<h2>Files</h2><p>" + " &middot; ".join(_link(name, name) for name in present) + "</p>"
+
+
+def _table(frame: pd.DataFrame, escape: bool = True) -> str:
+    return "<div class=scroll>" + frame.to_html(index=False, escape=escape, na_rep="–", border=0,
+                                                float_format=lambda x: f"{x:,.4g}") + "</div>"
+
+
+def _pairs(mapping: dict) -> str:
+    rows = "".join(f"<tr><th>{html.escape(str(key))}</th><td>{html.escape(_plain(value))}</td></tr>"
+                   for key, value in mapping.items())
+    return f"<table>{rows}</table>"
+
+
+def _plain(value) -> str:
+    if isinstance(value, float):
+        return f"{value:,.6g}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(value)
+    return str(value)
+
+
+def _href(path: str) -> str:
+    return html.escape(urllib.parse.quote(path))
+
+
+def _link(path: str, text: str) -> str:
+    return f"<a href=\"{_href(path)}\">{html.escape(text)}</a>"

@@ -1,0 +1,270 @@
+"""The results browser: the pages a study writes, read as files, opened in a real browser (headless
+Chromium driven by Selenium, from file:// and over `python -m ablation serve`), and the server."""
+
+from __future__ import annotations
+
+import html.parser
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ablation import pages, report
+from ablation.runner import run_study
+from ablation.study import Options
+from tests.helpers import ROOT, quiet
+from tests.tiny_study import STUDY as TINY
+
+PNG = b"\x89PNG\r\n\x1a\n"
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium") or shutil.which("chromium-browser"), shutil.which("chromedriver")
+
+
+@pytest.fixture(scope="module")
+def study(easy, tmp_path_factory) -> Path:
+    """The tiny study's smoke protocol (WRN-10-1 with and without dropout, two seeds), trained once."""
+    results = tmp_path_factory.mktemp("pages") / "tiny-smoke"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert run_study(TINY, Options(protocol="smoke", dataset=easy), results_dir=results, log=quiet) == 0
+    return results
+
+
+class Links(html.parser.HTMLParser):
+    """Every src and href of a page."""
+
+    def __init__(self):
+        super().__init__()
+        self.links = []
+
+    def handle_starttag(self, tag, attrs):
+        self.links += [(tag, name, value) for name, value in attrs if name in ("src", "href") and value]
+
+
+def links_of(page: Path) -> list:
+    parser = Links()
+    parser.feed(page.read_text())
+    return parser.links
+
+
+def local_target(page: Path, link: str) -> Path | None:
+    """The file a local link points to, or None for data: URLs and anchors."""
+    if link.startswith(("data:", "#")):
+        return None
+    return (page.parent / urllib.parse.unquote(urllib.parse.urlsplit(link).path)).resolve()
+
+
+# ----------------------------------------------------------------------------------------------
+# The pages as files
+
+
+@pytest.mark.slow
+def test_the_index_links_every_run_page_and_every_local_link_exists(study):
+    index = study / "index.html"
+    run_ids = list(pd.read_csv(study / "results.csv")["run_id"])
+    linked = {link for _, _, link in links_of(index)}
+    assert {f"runs/{urllib.parse.quote(run_id)}/index.html" for run_id in run_ids} <= linked
+    pages_to_check = [index] + [study / "runs" / run_id / "index.html" for run_id in run_ids]
+    for page in pages_to_check:
+        for tag, name, link in links_of(page):
+            # Self-contained: nothing from the network (no CDN, no web fonts).
+            assert not link.startswith(("http:", "https:", "//")), (page, link)
+            target = local_target(page, link)
+            assert target is None or target.exists(), (page, tag, name, link)
+        text = page.read_text()
+        assert "@import" not in text and "url(http" not in text
+
+
+@pytest.mark.slow
+def test_the_index_holds_the_verdicts_the_tables_and_the_plots(study):
+    text = (study / "index.html").read_text()
+    assert "Verdicts" in text and "WRN-10-1-dropout against WRN-10-1" in text and TINY.question in text
+    assert text.count("<table") >= 2  # summary.md's table and the runs
+    for plot in ("error_over_seeds.png", "learning_curves.png", "error_vs_params.png"):
+        assert f'src="{plot}"' in text
+
+
+@pytest.mark.slow
+def test_a_run_page_shows_its_metrics_configuration_curves_and_architecture(study):
+    dropout = next(run_id for run_id in pd.read_csv(study / "results.csv")["run_id"] if "dropout" in run_id)
+    text = (study / "runs" / dropout / "index.html").read_text()
+    for section in ("Metrics", "Per-class test accuracy", "Configuration", "Architecture", "Model summary"):
+        assert f">{section}</h2>" in text, section
+    assert 'src="learning_curves.png"' in text and 'src="confusion_matrix.png"' in text
+    assert "<th>batch_size</th><td>32</td>" in text and "<th>dropout_rate</th><td>0.3</td>" in text
+    # The stage view: blocks counted, dropout marked; the full graph inline, its nodes named by layer.
+    assert "<b>group2</b>" in text and "&times;</span> [BN-ReLU-conv3x3 32/2-BN-ReLU-<mark>dropout 0.3</mark>" in text
+    assert '<g id="group2_block1_conv1" class="node">' in text and "<?xml" not in text
+    # The summary at full width: the params and connections columns are there.
+    assert "Param #" in text and "Connected to" in text
+
+
+@pytest.mark.slow
+def test_pages_that_cannot_be_written_are_one_warning(study, monkeypatch):
+    def broken(*args, **kwargs):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(pages, "write_run_page", broken)
+    with pytest.warns(UserWarning, match="web pages not written .OSError: No space left on device") as caught:
+        frame = report.write_study_report(study)
+    # A warning per run page; the index and the tables are still written.
+    assert sum("web pages not written" in str(w.message) for w in caught) == 4 and len(frame) == 4
+    assert (study / "index.html").exists()
+
+
+# ----------------------------------------------------------------------------------------------
+# python -m ablation serve
+
+
+def serve(folder, *args):
+    return subprocess.Popen([sys.executable, "-m", "ablation", "serve", str(folder), *args], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def request(url, method="GET"):
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method=method, data=b"x" if method != "GET" else None),
+                                    timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, b""
+
+
+@pytest.mark.slow
+def test_serve_shows_the_folder_read_only_on_this_machine_and_stops_on_ctrl_c(tmp_path):
+    (tmp_path / "index.html").write_text("<!doctype html><title>t</title>")
+    (tmp_path / "secret.txt").write_text("outside")
+    folder = tmp_path / "study"
+    folder.mkdir()
+    (folder / "index.html").write_text("<!doctype html><title>study</title>")
+    server = serve(folder, "--port", "0")
+    try:
+        line = server.stdout.readline()
+        assert line.startswith(f"serving {folder} read-only at http://127.0.0.1:") and "Ctrl-C stops" in line
+        url = line.split(" at ")[1].split("; ")[0]
+        assert request(url + "index.html") == (200, b"<!doctype html><title>study</title>")
+        assert request(url + "../secret.txt")[0] == 404  # nothing outside the folder
+        for method in ("POST", "PUT", "DELETE"):
+            assert request(url + "index.html", method)[0] == 501, method
+        assert (folder / "index.html").read_text() == "<!doctype html><title>study</title>"
+    finally:
+        server.send_signal(signal.SIGINT)
+        _, err = server.communicate(timeout=30)
+    assert server.returncode == 0 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("args,message", [
+    (["/no/such/folder"], "'/no/such/folder' is not a folder; expected a results folder"),
+    ([".", "--port", "70000"], "--port 70000 is not valid; expected 0..65535"),
+])
+def test_serve_refuses_bad_input_in_one_line(args, message, capsys):
+    from ablation.cli import main
+
+    assert main(["serve", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_serve_on_a_port_in_use_says_so_in_one_line(tmp_path, capsys):
+    from ablation.cli import main
+
+    taken = pages.make_server(tmp_path, "127.0.0.1", 0)
+    try:
+        port = taken.server_address[1]
+        assert main(["serve", str(tmp_path), "--port", str(port)]) == 2
+    finally:
+        taken.server_close()
+    err = capsys.readouterr().err
+    assert f"cannot serve on 127.0.0.1:{port}" in err and f"--port {port + 1}" in err and err.count("\n") == 1
+
+
+# ----------------------------------------------------------------------------------------------
+# In a real browser
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium through Selenium (the test command installs chromium and chromium-driver
+    where it can, as it installs Graphviz)."""
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (requirements.txt)")
+    if not (CHROMIUM and CHROMEDRIVER):
+        pytest.skip("Chromium or its driver is missing: `apt-get install chromium chromium-driver` (make test does "
+                    "it when run as root)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000"):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager: never download a browser or a driver
+    driver = webdriver.Chrome(service=webdriver.ChromeService(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def open_page(driver, url):
+    """Load a page; the console's errors, and every image that did not load."""
+    driver.get(url)
+    errors = [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+    broken = driver.execute_script(
+        "return Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src)")
+    return errors, broken
+
+
+@pytest.mark.slow
+def test_chromium_renders_the_index_and_every_run_page_without_errors(study, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    errors, broken = open_page(browser, (study / "index.html").as_uri())
+    assert errors == [] and broken == []
+    browser.save_screenshot(str(tmp_path / "index.png"))
+    assert (tmp_path / "index.png").read_bytes()[:8] == PNG
+    # The runs table sorts on a click: by test error, ascending.
+    table = browser.find_elements(By.TAG_NAME, "table")[-1]
+    header = next(th for th in table.find_elements(By.TAG_NAME, "th") if th.text.startswith("test_error"))
+    column = [th.text for th in table.find_elements(By.TAG_NAME, "th")].index(header.text)
+    header.click()
+    values = [float(row.find_elements(By.TAG_NAME, "td")[column].text)
+              for row in table.find_elements(By.CSS_SELECTOR, "tbody tr")]
+    assert values == sorted(values) and header.get_attribute("aria-sort") == "ascending"
+
+    run_links = [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "a[href*='runs/']")]
+    assert len(run_links) == 4
+    for link in run_links:
+        errors, broken = open_page(browser, link)
+        assert errors == [] and broken == [], link
+        graph = browser.find_element(By.CSS_SELECTOR, ".graph")
+        assert graph.find_element(By.TAG_NAME, "svg").size["width"] > 0
+        before = float(graph.get_attribute("data-scale"))
+        browser.find_element(By.CSS_SELECTOR, "[data-zoom=in]").click()
+        assert float(graph.get_attribute("data-scale")) == pytest.approx(before * 1.25, rel=1e-3)
+        browser.find_element(By.CSS_SELECTOR, "input[type=search]").send_keys("group2_block1_conv2")
+        assert browser.find_element(By.CSS_SELECTOR, ".toolbar output").text == "1 layer"
+        hit = browser.find_element(By.CSS_SELECTOR, "g.node.hit")
+        assert hit.get_attribute("id") == "group2_block1_conv2" and "current" in hit.get_attribute("class")
+    browser.save_screenshot(str(tmp_path / "run.png"))
+
+
+@pytest.mark.slow
+def test_chromium_loads_the_pages_over_serve(study, browser):
+    server = pages.make_server(study, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}/"
+        errors, broken = open_page(browser, base + "index.html")
+        assert errors == [] and broken == []
+        run_id = pd.read_csv(study / "results.csv")["run_id"].iloc[0]
+        errors, broken = open_page(browser, base + f"runs/{urllib.parse.quote(run_id)}/index.html")
+        assert errors == [] and broken == []
+    finally:
+        server.shutdown()
+        server.server_close()
