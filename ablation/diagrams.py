@@ -4,7 +4,7 @@
     architecture.svg  the same graph as SVG, each layer's node with its name as id (the run page
                       zooms it and finds a layer by name)
     blocks.png        one box per stage, each block spelled as in the papers' tables:
-                      "4 x [BN-ReLU-conv3x3 32, BN-ReLU-dropout-conv3x3 32]"
+                      "3 x [BN-ReLU-conv3x3 32-BN-ReLU-dropout 0.3-conv3x3 32] + identity"
     blocks.json       the same stages as data (the run page draws them)
     model_summary.txt model.summary() with every column (layer, shape, params, connections)
 
@@ -169,7 +169,7 @@ def block_stages(model: keras.Model) -> list[dict]:
 
         {"stage": "group2", "size": "16x16", "channels": 64,
          "blocks": [{"count": 1, "block": "[BN-ReLU-conv3x3 64/2-BN-ReLU-conv3x3 64] + shortcut conv1x1 64/2"},
-                    {"count": 3, "block": "[BN-ReLU-conv3x3 64-BN-ReLU-conv3x3 64]"}]}
+                    {"count": 3, "block": "[BN-ReLU-conv3x3 64-BN-ReLU-conv3x3 64] + identity"}]}
     """
     stages: dict[str, list] = {}
     for layer in model.layers:
@@ -192,6 +192,8 @@ def block_stages(model: keras.Model) -> list[dict]:
             text = "[" + _sequence(branch) + "]"
             if shortcut:
                 text += " + shortcut " + (_sequence(shortcut) or "zero-pad")
+            elif any(isinstance(layer, keras.layers.Add) for layer in block):
+                text += " + identity"  # a plain block (no sum) reads without it
             if after:
                 text += ", then " + _sequence(after)
             texts.append(text)

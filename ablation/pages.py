@@ -188,7 +188,8 @@ def stage_view(blocks: dict) -> str:
         else:
             items.append(f"<li>{name}<span class=shape>{row['size']}, {row['channels']} channels</span></li>")
     return (f"<p class=muted>{html.escape(blocks.get('title', ''))}: conv3x3 64/2 is a 3x3 convolution with 64 "
-            f"filters and stride 2; [ ] is a block's residual branch, + shortcut what it adds.</p>"
+            f"filters and stride 2; [ ] is a block's branch, + identity or + shortcut what the block adds to it "
+            f"(a plain block adds nothing).</p>"
             f"<ol class=stages>{''.join(items)}</ol>")
 
 

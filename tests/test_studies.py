@@ -613,9 +613,14 @@ def test_block_diagram_reads_like_the_papers_table():
     group2 = next(row for row in stages if row["stage"] == "group2")
     assert (group2["size"], group2["channels"]) == ("16x16", 64)
     assert group2["blocks"] == [{"count": 1, "block": "[BN-ReLU-conv3x3 64/2-BN-ReLU-conv3x3 64] + shortcut conv1x1 64/2"},
-                                {"count": 3, "block": "[BN-ReLU-conv3x3 64-BN-ReLU-conv3x3 64]"}]
+                                {"count": 3, "block": "[BN-ReLU-conv3x3 64-BN-ReLU-conv3x3 64] + identity"}]
     text = block_dot(stages, title="WRN-28-2")
-    assert "group2: 16x16, 64 channels" in text and "3 x [BN-ReLU-conv3x3 64-BN-ReLU-conv3x3 64]" in text
+    assert "group2: 16x16, 64 channels" in text and "3 x [BN-ReLU-conv3x3 64-BN-ReLU-conv3x3 64] + identity" in text
+    # A plain net's blocks add nothing: they read differently from the residual ones.
+    plain, residual = (block_stages(build(name, input_shape=(64, 64, 3)))[3]["blocks"]
+                       for name in ("imagenet-plain-18", "imagenet-resnet-18"))
+    assert plain[-1]["block"] == "[conv3x3 128-BN-ReLU-conv3x3 128-BN], then ReLU"
+    assert residual[-1]["block"] == "[conv3x3 128-BN-ReLU-conv3x3 128-BN] + identity, then ReLU"
 
 
 # ----------------------------------------------------------------------------------------------
