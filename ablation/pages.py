@@ -74,11 +74,17 @@ def write_study_pages(results_dir: Path, study: dict, frame: pd.DataFrame) -> No
                       for run_id in runs["run_id"]]
     body = [_markdown(results_dir / "summary.md"),
             _figures(results_dir, STUDY_PLOTS + _heatmaps(results_dir)),
-            "<h2>Runs</h2>", _table(runs[[c for c in RUN_COLUMNS if c in runs.columns]], escape=False),
+            "<h2>Runs</h2>", _table(runs[[c for c in _run_columns(study) if c in runs.columns]], escape=False),
             _file_list(results_dir, STUDY_FILES),
             "<p class=muted>TensorBoard's HParams dashboard shows the same runs: "
             f"<code>tensorboard --logdir {html.escape(str(results_dir))}</code></p>"]
     io.write_text(results_dir / INDEX, _page(study["name"], body))
+
+
+def _run_columns(study: dict) -> list:
+    """The runs table's columns: the run, then what the study varies, then the results."""
+    varies = [name for name in study.get("varies", []) if name not in RUN_COLUMNS]
+    return RUN_COLUMNS[:2] + varies + RUN_COLUMNS[2:]
 
 
 def _heatmaps(results_dir: Path) -> list:
