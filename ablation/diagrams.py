@@ -58,7 +58,7 @@ def write_diagrams(model: keras.Model, run_dir: Path, *, title: str | None = Non
     stages = block_stages(model)
     io.write_json(run_dir / "blocks.json", {"title": title or model.name, "stages": stages})
     written = {"architecture": _plot_model(model, run_dir),
-               "blocks": _render(block_dot(stages, title=title or model.name), run_dir / "blocks")}
+               "blocks": _render(block_dot(stages, title=title or model.name), run_dir / "blocks", dpi=110)}
     if "dot" in written.values():
         _warn_once("could not render the diagrams to PNG (pydot or Graphviz's `dot` missing or failing): "
                    "wrote DOT text instead; install them with `apt-get install graphviz` and `pip install pydot`.")
@@ -106,8 +106,9 @@ def _plot_model(model, run_dir: Path) -> str:
     return _render(dot.to_string(), run_dir / "architecture", keep_dot=False)
 
 
-def _render(dot_text: str, stem: Path, *, keep_dot: bool = True) -> str:
-    """PNG and SVG from one Graphviz layout; "dot" where that fails (the DOT text is then kept)."""
+def _render(dot_text: str, stem: Path, *, dpi: int | None = None, keep_dot: bool = True) -> str:
+    """PNG (at `dpi`, else the graph's own) and SVG from one Graphviz layout; "dot" where that
+    fails (the DOT text is then kept)."""
     if keep_dot:
         io.write_text(stem.with_suffix(".dot"), dot_text)
     if shutil.which("dot") is None:
@@ -115,8 +116,8 @@ def _render(dot_text: str, stem: Path, *, keep_dot: bool = True) -> str:
         return "dot"
     try:
         with io.atomic_path(stem.with_suffix(".png")) as png, io.atomic_path(stem.with_suffix(".svg")) as svg:
-            subprocess.run(["dot", "-Gdpi=110", "-Tpng", "-o", str(png), "-Tsvg", "-o", str(svg)], input=dot_text,
-                           text=True, check=True, capture_output=True, timeout=300)
+            subprocess.run(["dot", *([f"-Gdpi={dpi}"] if dpi else []), "-Tpng", "-o", str(png), "-Tsvg", "-o", str(svg)],
+                           input=dot_text, text=True, check=True, capture_output=True, timeout=300)
         return "png"
     except (subprocess.SubprocessError, OSError):
         io.write_text(stem.with_suffix(".dot"), dot_text)
