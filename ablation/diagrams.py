@@ -107,21 +107,19 @@ def _plot_model(model, run_dir: Path) -> str:
 
 
 def _render(dot_text: str, stem: Path, *, dpi: int | None = None, keep_dot: bool = True) -> str:
-    """PNG (at `dpi`, else the graph's own) and SVG from one Graphviz layout; "dot" where that
-    fails (the DOT text is then kept)."""
-    if keep_dot:
+    """PNG (at `dpi`, else the graph's own) and SVG from one Graphviz layout: "png", or "dot" where
+    Graphviz is missing or fails (the DOT text is then written, to render later)."""
+    rendered = shutil.which("dot") is not None
+    if rendered:
+        try:
+            with io.atomic_path(stem.with_suffix(".png")) as png, io.atomic_path(stem.with_suffix(".svg")) as svg:
+                subprocess.run(["dot", *([f"-Gdpi={dpi}"] if dpi else []), "-Tpng", "-o", str(png), "-Tsvg", "-o",
+                                str(svg)], input=dot_text, text=True, check=True, capture_output=True, timeout=300)
+        except (subprocess.SubprocessError, OSError):
+            rendered = False
+    if keep_dot or not rendered:
         io.write_text(stem.with_suffix(".dot"), dot_text)
-    if shutil.which("dot") is None:
-        io.write_text(stem.with_suffix(".dot"), dot_text)
-        return "dot"
-    try:
-        with io.atomic_path(stem.with_suffix(".png")) as png, io.atomic_path(stem.with_suffix(".svg")) as svg:
-            subprocess.run(["dot", *([f"-Gdpi={dpi}"] if dpi else []), "-Tpng", "-o", str(png), "-Tsvg", "-o", str(svg)],
-                           input=dot_text, text=True, check=True, capture_output=True, timeout=300)
-        return "png"
-    except (subprocess.SubprocessError, OSError):
-        io.write_text(stem.with_suffix(".dot"), dot_text)
-        return "dot"
+    return "png" if rendered else "dot"
 
 
 def _quote(text: str) -> str:
