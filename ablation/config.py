@@ -13,7 +13,7 @@ import inspect
 import re
 from collections.abc import Mapping
 
-from ablation import data
+from ablation import data, io
 from ablation.choices import JIT_MODES, OFFERED_STRATEGIES, PRECISIONS, STRATEGIES, one_of
 from ablation.errors import ConfigError
 from ablation.recipes import Recipe, get_recipe
@@ -140,12 +140,11 @@ class ResolvedRun:
         However a study module or a sweep declared it, the same run gets the same name: wrn-28-2 with
         dropout_rate 0.3 is wrn-28-2-dropout, and dropout_rate 0 is wrn-28-2. The data and the
         protocol's changes are not in it (they are the results folder's), nor the seed."""
-        kwargs = _without_defaults(self.builder, self.model_kwargs)
-        # A preset may spell out a default (wrn-28-2's depth 28): matched against the value in effect.
-        effective = lambda key: kwargs.get(key, _default_of(self.builder, key))
+        kwargs, defaults = _without_defaults(self.builder, self.model_kwargs), _defaults(self.builder)
         family = [(name, preset) for name, preset in PRESETS.items() if preset.family == self.builder]
+        # A preset may spell out a default (wrn-28-2's depth 28): matched against the value in effect.
         matches = [(name, preset) for name, preset in family
-                   if all(_listed(effective(k)) == _listed(v) for k, v in preset.kwargs.items())]
+                   if all(kwargs.get(k, defaults.get(k)) == v for k, v in preset.kwargs.items())]
         preset_name, preset = max(matches, key=lambda item: len(item[1].kwargs),
                                   default=(self.builder.replace("_", "-"), None))
         words = [preset_name, *(f"{key}={folder_word(value)}" for key, value in kwargs.items()
@@ -157,7 +156,7 @@ class ResolvedRun:
             recipe, words = get_recipe(self.recipe), [*words, f"recipe={self.recipe}"]
         words += [f"{field.name}={folder_word(getattr(self.recipe_fields, field.name))}"
                   for field in dataclasses.fields(recipe)
-                  if _listed(getattr(self.recipe_fields, field.name)) != _listed(getattr(recipe, field.name))]
+                  if getattr(self.recipe_fields, field.name) != getattr(recipe, field.name)]
         return "-".join(words)
 
     def setting(self, key: str):
@@ -169,8 +168,7 @@ class ResolvedRun:
             return getattr(self.recipe_fields, key)
         if key in {f.name for f in dataclasses.fields(self)}:
             return getattr(self, key)
-        parameter = inspect.signature(preset_of(self.model).builder).parameters.get(key)
-        return None if parameter is None else parameter.default
+        return _defaults(self.builder).get(key)
 
 
 def run_identity(run: Mapping) -> dict:
@@ -183,27 +181,20 @@ def run_identity(run: Mapping) -> dict:
     return identity
 
 
-def _parameters(family: str) -> dict:
-    """The builder's parameters by name, in its order; empty for a builder this version does not know."""
+def _defaults(family: str) -> dict:
+    """The builder's arguments and their defaults, in its order; empty for a builder this version
+    does not know."""
     builder = next((preset.builder for preset in PRESETS.values() if preset.family == family), None)
-    return dict(inspect.signature(builder).parameters) if builder else {}
-
-
-def _default_of(family: str, key: str):
-    parameter = _parameters(family).get(key)
-    return None if parameter is None else parameter.default
-
-
-def _listed(value):
-    return list(value) if isinstance(value, tuple) else value  # as it reads back from JSON
+    return {name: p.default for name, p in inspect.signature(builder).parameters.items()} if builder else {}
 
 
 def _without_defaults(family: str, kwargs: Mapping) -> dict:
-    """The builder arguments that are not its defaults, in the builder's order."""
-    parameters = _parameters(family)
-    order = {name: i for i, name in enumerate(parameters)}
+    """The builder arguments that are not its defaults, in the builder's order (compared as JSON
+    holds them: config.json's lists equal the builders' tuples)."""
+    defaults = _defaults(family)
+    order = {name: i for i, name in enumerate(defaults)}
     kept = {key: value for key, value in kwargs.items()
-            if key not in parameters or _listed(value) != _listed(parameters[key].default)}
+            if key not in defaults or io.json_roundtrip(value) != io.json_roundtrip(defaults[key])}
     return dict(sorted(kept.items(), key=lambda item: order.get(item[0], len(order))))
 
 

@@ -119,22 +119,22 @@ def read_metrics(run_dir: Path) -> dict | None:
     return io.read_json(Path(run_dir) / METRICS_FILE)
 
 
-def check_same_run(out: Path, run: dict, identity) -> None:
-    """Refuse a folder that holds another run (`run`: the resolved config as JSON data; `identity`:
-    what of it must match, config.run_identity): resuming it would mix two experiments."""
+def run_differences(out: Path, run: dict, identity) -> list[str] | None:
+    """How the run a folder holds differs from `run` (the resolved config as JSON data; `identity`:
+    what of it must match, config.run_identity): [] for the same run, None if it holds none yet."""
     previous = io.read_json(Path(out) / CONFIG_FILE)
     if previous is None:
-        return
-    previous, run = identity(previous.get("run", {})), identity(io.json_roundtrip(run))
-    if previous != run:
-        differences = "; ".join(_differences(previous, run))
-        raise ConfigError(f"{out} holds a different run ({differences}); "
+        return None
+    old, new = identity(previous.get("run", {})), identity(io.json_roundtrip(run))
+    return [f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+
+
+def check_same_run(out: Path, run: dict, identity) -> None:
+    """Refuse a folder that holds another run: resuming it would mix two experiments."""
+    differences = run_differences(out, run, identity)
+    if differences:
+        raise ConfigError(f"{out} holds a different run ({'; '.join(differences)}); "
                           f"choose another --out or --results-dir, or remove it.")
-
-
-def _differences(old: dict, new: dict) -> list[str]:
-    keys = sorted(set(old) | set(new))
-    return [f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
 
 
 def record_failure(out: Path, error: BaseException, traceback_text: str) -> RunFailed:

@@ -246,12 +246,9 @@ def labelled_folder(results_dir: Path, run: PlannedRun) -> Path | None:
     if old == new or new.exists() or not old.is_dir():
         return None
     try:
-        previous = io.read_json(old / records.CONFIG_FILE)
+        return old if records.run_differences(old, run.resolved.to_json(), run_identity) == [] else None
     except DamagedFile:
         return None
-    same = previous is not None and run_identity(previous.get("run", {})) == run_identity(
-        io.json_roundtrip(run.resolved.to_json()))
-    return old if same else None
 
 
 def rename_labelled_folders(results_dir: Path, runs: list[PlannedRun], log) -> None:
