@@ -2,7 +2,9 @@
 
 `RunConfig` is what a user or a study asks for; `RunConfig.resolve()` validates it against the
 model's preset and recipe and returns a `ResolvedRun`: everything that defines the run, frozen.
-Its JSON form is the run's identity (config.json's "run"; a folder holding another is refused).
+Its JSON form is config.json's "run"; `run_identity` of it is what a folder must match to be
+resumed (everything but the preset's name and spelled-out defaults), and `ResolvedRun.name()`
+names it for its folder (the run id, from its content).
 """
 
 from __future__ import annotations
