@@ -7,9 +7,11 @@
 
 from builders.cifar_resnet import cifar_resnet, preact_resnet
 from builders.imagenet_resnet import imagenet_resnet
+from builders.layers import Initialization
 from builders.macs import count_macs, count_params
-from builders.presets import PRESETS, Preset, Published, build, get_preset
+from builders.presets import INITIALIZATIONS, PRESETS, Preset, Published, build, get_preset
 from builders.wide_resnet import format_block_type, parse_block_type, wide_resnet
 
-__all__ = ["PRESETS", "Preset", "Published", "build", "cifar_resnet", "count_macs", "count_params", "format_block_type",
-           "get_preset", "imagenet_resnet", "parse_block_type", "preact_resnet", "wide_resnet"]
+__all__ = ["INITIALIZATIONS", "PRESETS", "Initialization", "Preset", "Published", "build", "cifar_resnet", "count_macs",
+           "count_params", "format_block_type", "get_preset", "imagenet_resnet", "parse_block_type", "preact_resnet",
+           "wide_resnet"]

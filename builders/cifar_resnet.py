@@ -7,6 +7,14 @@ zeros, no parameters, the paper's CIFAR choice) or option B ("projection": a 1x1
 
 `preact_resnet`: 9n+2 layers (ResNet-164, ResNet-1001), BN-ReLU-conv bottlenecks
 1x1 -> 3x3 -> 1x1 at widths 16/32/64 expanded 4x, projection shortcuts where the shape changes.
+
+Initial weights as facebook/fb.resnet.torch draws them (models/resnet.lua, whose CIFAR nets
+reproduce He et al.'s table; KaimingHe/resnet-1k-layers, the pre-activation nets' own code, does
+the same): every conv normal(0, sqrt(2 / (k * k * out))) (`ConvInit`, fan-out), BN gamma 1 and beta
+0 (`BNInit`), the classifier's weight U(+-1/sqrt(fan_in)) (Torch7's `nn.Linear`) and its bias 0.
+Where ours departs: the draws come from TensorFlow's generator, not Torch's (same distributions,
+other numbers); resnet-1k-layers strides the first 1x1 conv of a pre-activation bottleneck, ours
+its 3x3 conv, as torchvision's "v1.5" (same weights and parameter count, another function).
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from builders.layers import (
     BOTTLENECK_EXPANSION,
     CIFAR_GROUP_STRIDES,
     CIFAR_GROUP_WIDTHS,
+    Initialization,
     LayerFactory,
     allow_deep_graph,
     check_choice,
@@ -30,6 +39,10 @@ from builders.layers import (
 )
 
 SHORTCUTS = ("zero_pad", "projection")
+INITIALIZATION = Initialization(
+    reference="facebook/fb.resnet.torch, models/resnet.lua (and KaimingHe/resnet-1k-layers): ConvInit (convs, "
+              "fan-out), BNInit (gamma 1), classifier bias 0",
+    bn_gamma="ones", classifier_bias="zeros")
 
 
 @keras.saving.register_keras_serializable(package="builders")
@@ -71,7 +84,7 @@ def cifar_resnet(*, depth=20, shortcut="zero_pad", num_classes=10, input_shape=(
     check_positive_int("num_classes", num_classes)
     check_model_name(name)
     allow_deep_graph(depth)
-    f = LayerFactory(bn_momentum=bn_momentum, bn_epsilon=bn_epsilon, padding=padding)
+    f = LayerFactory(INITIALIZATION, bn_momentum=bn_momentum, bn_epsilon=bn_epsilon, padding=padding)
 
     inputs = keras.Input(check_input_shape(input_shape), name="image")
     x = f.bn_relu(f.conv(inputs, CIFAR_GROUP_WIDTHS[0], 3, name="stem_conv"), prefix="stem")
@@ -101,7 +114,7 @@ def preact_resnet(*, depth=164, num_classes=10, input_shape=(32, 32, 3), bn_mome
     check_positive_int("num_classes", num_classes)
     check_model_name(name)
     allow_deep_graph(depth)
-    f = LayerFactory(bn_momentum=bn_momentum, bn_epsilon=bn_epsilon, padding=padding)
+    f = LayerFactory(INITIALIZATION, bn_momentum=bn_momentum, bn_epsilon=bn_epsilon, padding=padding)
 
     inputs = keras.Input(check_input_shape(input_shape), name="image")
     x = f.conv(inputs, CIFAR_GROUP_WIDTHS[0], 3, name="stem_conv")

@@ -7,6 +7,13 @@ the shape changes, as torchvision, whose parameter counts these match. The strid
 bottleneck sits on its 3x3 conv (torchvision's "v1.5"; the parameter count is the same).
 
 `residual=False` gives the Plain net of the paper: the same layers without any shortcut.
+
+Initial weights as torchvision's `ResNet.__init__` draws them: every conv
+`kaiming_normal_(mode="fan_out", nonlinearity="relu")`, normal(0, sqrt(2 / (k * k * out))); BN gamma
+1 and beta 0 (`zero_init_residual=False`, its default); the classifier nn.Linear's default, weight
+and bias U(+-1/sqrt(fan_in)). The Plain nets start the same way (torchvision has none; the paper
+trains both alike). Where ours departs: the draws come from TensorFlow's generator, not PyTorch's
+(same distributions, other numbers).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from builders.layers import (
     BN_EPSILON,
     BN_MOMENTUM,
     BOTTLENECK_EXPANSION,
+    Initialization,
     LayerFactory,
     check_input_shape,
     check_model_name,
@@ -25,6 +33,10 @@ from builders.layers import (
     stages,
 )
 
+INITIALIZATION = Initialization(
+    reference="torchvision.models.resnet: kaiming_normal_ (convs, fan-out), BN gamma 1, nn.Linear's default "
+              "(classifier weight and bias U(+-1/sqrt(fan_in)))",
+    bn_gamma="ones", classifier_bias="uniform")
 GROUP_WIDTHS = (64, 128, 256, 512)
 GROUP_STRIDES = (1, 2, 2, 2)
 # depth -> (block, blocks per group), from Table 1 of the paper.
@@ -49,7 +61,7 @@ def imagenet_resnet(*, depth=50, residual=True, num_classes=1000, input_shape=(2
     check_positive_int("num_classes", num_classes)
     check_model_name(name)
     block, blocks_per_group = ARCHITECTURES[depth]
-    f = LayerFactory(bn_momentum=bn_momentum, bn_epsilon=bn_epsilon, padding=padding)
+    f = LayerFactory(INITIALIZATION, bn_momentum=bn_momentum, bn_epsilon=bn_epsilon, padding=padding)
 
     inputs = keras.Input(check_input_shape(input_shape, min_side=32), name="image")
     x = f.bn_relu(f.conv(inputs, 64, 7, 2, name="stem_conv"), prefix="stem")

@@ -7,12 +7,25 @@ Keras's own defaults in ways that change results (see the field guide, section 4
 * convolutions without bias, initialised normal(0, sqrt(2 / fan_out)), untruncated;
 * strided convolutions padded symmetrically by (kernel - 1) / 2, as `F.conv2d(padding=1)`.
   TensorFlow's "same" pads a stride-2 conv on an even input only at the bottom and right,
-  which computes a different function from the same weights.
+  which computes a different function from the same weights;
+* every layer its own initial draw. A Keras 3 initializer instance returns the same values at
+  every call for a given shape (an unseeded one fixes its seed when it is created), so one
+  instance shared by a net's convolutions starts every conv of a shape from the same kernel:
+  the blocks of a stage begin as copies of each other and their residual branches add up
+  coherently (ResNet-110's pooled features start at about 3x the reference's RMS). Here each
+  layer gets new initializers with a seed of its own (`LayerFactory.seed`).
+
+What differs between the families' reference codes (the classifier's bias, BatchNorm's gamma)
+is an `Initialization`, declared by each builder's module.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import itertools
+import math
+import random
 import re
 import sys
 
@@ -34,11 +47,35 @@ PADDINGS = ("symmetric", "same")
 MODEL_NAME = re.compile(r"[A-Za-z0-9.][A-Za-z0-9_.\\/>-]*")
 
 
-def faithful_conv_initializer():
-    """He et al.'s init as the reference codes it: normal(0, sqrt(2 / (k * k * out)))."""
-    return keras.initializers.VarianceScaling(
-        scale=2.0, mode="fan_out", distribution="untruncated_normal"
-    )
+# What a family's reference code sets BatchNorm's gamma and the classifier's bias to.
+BN_GAMMAS = ("ones", "uniform")  # uniform: U(0, 1), Torch7's nn.BatchNormalization:reset()
+CLASSIFIER_BIASES = ("zeros", "uniform")  # uniform: U(+-1/sqrt(fan_in)), nn.Linear's default
+
+
+@dataclasses.dataclass(frozen=True)
+class Initialization:
+    """How a family's reference code starts a net, beyond what every family here shares: convs
+    normal(0, sqrt(2 / (k * k * out))) (He et al.'s "MSR" init, fan-out, untruncated) without bias,
+    BatchNorm's beta 0, moving mean 0 and variance 1, the classifier's kernel U(+-1/sqrt(fan_in))
+    (the default of Torch7's nn.Linear and PyTorch's), and a draw of its own for every layer."""
+
+    reference: str  # the code this follows, and where it sets the weights
+    bn_gamma: str  # one of BN_GAMMAS
+    classifier_bias: str  # one of CLASSIFIER_BIASES
+
+    def __post_init__(self):
+        check_choice("bn_gamma", self.bn_gamma, BN_GAMMAS)
+        check_choice("classifier_bias", self.classifier_bias, CLASSIFIER_BIASES)
+
+    def to_json(self) -> dict:
+        """What a run records of how its net started (config.json's "initialization")."""
+        return {"draws": "per layer", **dataclasses.asdict(self)}
+
+
+def msr_initializer(seed):
+    """He et al.'s init as the reference codes write it: normal(0, sqrt(2 / (k * k * out)))."""
+    return keras.initializers.VarianceScaling(scale=2.0, mode="fan_out", distribution="untruncated_normal",
+                                              seed=seed)
 
 
 def check_choice(name, value, valid):
@@ -89,22 +126,31 @@ def stages(x, block, *, widths, strides, blocks_per_group):
 
 
 class LayerFactory:
-    """Conv, BN, ReLU and dropout with one net's settings, named hierarchically.
+    """Conv, BN and ReLU layers and the classifier with one net's settings and initialisation,
+    named hierarchically.
 
     Builders call `f.conv(x, filters, kernel, strides, name="group2_block1_conv1")` and never
     repeat the faithful settings themselves.
     """
 
-    def __init__(self, *, bn_momentum=BN_MOMENTUM, bn_epsilon=BN_EPSILON, padding="symmetric",
-                 kernel_initializer=None):
+    def __init__(self, initialization: Initialization, *, bn_momentum=BN_MOMENTUM, bn_epsilon=BN_EPSILON,
+                 padding="symmetric"):
         check_choice("padding", padding, PADDINGS)
         if not 0.0 <= bn_momentum < 1.0:
             raise ValueError(f"bn_momentum={bn_momentum!r} is not valid; expected a number in [0, 1).")
         if not bn_epsilon > 0.0:
             raise ValueError(f"bn_epsilon={bn_epsilon!r} is not valid; expected a positive number.")
         self.padding = padding
+        self.initialization = initialization
         self._bn = functools.partial(FusedBatchNormalization, momentum=bn_momentum, epsilon=bn_epsilon)
-        self._init = kernel_initializer or faithful_conv_initializer()
+        # Consecutive seeds from one draw of Python's generator, which keras.utils.set_random_seed
+        # seeds: the same run seed gives the same net, another seed another, and no two layers of a
+        # net share a seed (Keras's own unseeded draws, one per initializer in 1..1e9, may collide).
+        self._seeds = itertools.count(random.randrange(1, 2**30))
+
+    def seed(self) -> int:
+        """A seed no other initializer of this net has."""
+        return next(self._seeds)
 
     def conv(self, x, filters, kernel_size, strides=1, *, name):
         # For stride 1 and an odd kernel, "same" already pads (k - 1) / 2 on every side.
@@ -114,10 +160,12 @@ class LayerFactory:
         else:
             padding = "same"
         return layers.Conv2D(filters, kernel_size, strides=strides, padding=padding, use_bias=False,
-                             kernel_initializer=self._init, name=name)(x)
+                             kernel_initializer=msr_initializer(self.seed()), name=name)(x)
 
     def bn(self, x, *, name):
-        return self._bn(name=name)(x)
+        gamma = (keras.initializers.RandomUniform(0.0, 1.0, seed=self.seed())
+                 if self.initialization.bn_gamma == "uniform" else "ones")
+        return self._bn(gamma_initializer=gamma, name=name)(x)
 
     def relu(self, x, *, name):
         return layers.ReLU(name=name)(x)
@@ -130,6 +178,9 @@ class LayerFactory:
         if preactivated:
             x = self.bn_relu(x, prefix="head")
         x = layers.GlobalAveragePooling2D(name="head_pool")(x)
-        # nn.Linear's default init, uniform(+-1/sqrt(fan_in)), as in the reference code.
-        init = keras.initializers.VarianceScaling(1.0 / 3.0, "fan_in", "uniform")
-        return layers.Dense(num_classes, kernel_initializer=init, dtype="float32", name="head_dense")(x)
+        bound = 1.0 / math.sqrt(x.shape[-1])  # nn.Linear's reset: U(+-1/sqrt(fan_in)), weight and bias
+        kernel = keras.initializers.RandomUniform(-bound, bound, seed=self.seed())
+        bias = (keras.initializers.RandomUniform(-bound, bound, seed=self.seed())
+                if self.initialization.classifier_bias == "uniform" else "zeros")
+        return layers.Dense(num_classes, kernel_initializer=kernel, bias_initializer=bias, dtype="float32",
+                            name="head_dense")(x)

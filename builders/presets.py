@@ -15,9 +15,18 @@ from types import MappingProxyType
 
 import keras
 
+from builders.cifar_resnet import INITIALIZATION as FB_RESNET_TORCH
 from builders.cifar_resnet import cifar_resnet, preact_resnet
+from builders.imagenet_resnet import INITIALIZATION as TORCHVISION
 from builders.imagenet_resnet import imagenet_resnet
+from builders.layers import Initialization
+from builders.wide_resnet import INITIALIZATION as WRN_LUA
 from builders.wide_resnet import wide_resnet
+
+# How each builder's nets start: its family's reference code (see the builders' modules).
+INITIALIZATIONS: Mapping[str, Initialization] = MappingProxyType({
+    "wide_resnet": WRN_LUA, "cifar_resnet": FB_RESNET_TORCH, "preact_resnet": FB_RESNET_TORCH,
+    "imagenet_resnet": TORCHVISION})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +53,10 @@ class Preset:
     @property
     def family(self) -> str:
         return self.builder.__name__
+
+    @property
+    def initialization(self) -> Initialization:
+        return INITIALIZATIONS[self.family]
 
     def build(self, **overrides) -> keras.Model:
         return self.builder(**{**self.kwargs, **overrides})

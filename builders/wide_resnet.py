@@ -4,7 +4,16 @@ conv3x3(16), then three groups of N blocks at widths 16k, 32k, 64k with strides 
 then BN-ReLU, global average pooling and a dense classifier. Blocks are pre-activation
 (BN-ReLU-conv); the first conv of a block carries the stride; the shortcut is a 1x1 conv of
 the pre-activated input where the width or the stride changes, else the identity.
-Reference: szagoruyko/wide-residual-networks, pytorch/resnet.py.
+Reference: szagoruyko/wide-residual-networks, pytorch/resnet.py (the function) and
+models/wide-resnet.lua (the initialisation, below).
+
+Initial weights as the official Lua code that trained the paper's nets draws them: every conv
+normal(0, sqrt(2 / (k * k * out))) (`utils.MSRinit`, fan-out), BN gamma U(0, 1) and beta 0 (Torch7's
+`nn.BatchNormalization:reset()`, left as it is), the classifier's weight U(+-1/sqrt(fan_in)) (Torch7's
+`nn.Linear`) and its bias 0 (`utils.FCinit`). Where ours departs: the draws come from TensorFlow's
+generator, not Torch's, so the same seed gives other numbers from the same distributions. The repo's
+later PyTorch port draws otherwise (convs and classifier `kaiming_normal_` on fan-in, BN gamma
+U(0, 1)); the Lua code is the one the paper's tables come from.
 
     model = wide_resnet(depth=28, widen_factor=2, dropout_rate=0.3)   # WRN-28-2 + dropout
     model = wide_resnet(depth=40, widen_factor=2, block_type="B(1,3,1)")
@@ -23,6 +32,7 @@ from builders.layers import (
     BN_MOMENTUM,
     CIFAR_GROUP_STRIDES,
     CIFAR_GROUP_WIDTHS,
+    Initialization,
     LayerFactory,
     allow_deep_graph,
     check_choice,
@@ -37,6 +47,11 @@ from builders.layers import (
 #   "before_conv": BN-ReLU-dropout-conv, as the paper and its reference code;
 #   "after_conv":  conv-dropout-BN-ReLU, as many hand-written Keras ports do.
 DROPOUT_POSITIONS = ("before_conv", "after_conv")
+
+INITIALIZATION = Initialization(
+    reference="szagoruyko/wide-residual-networks, models/wide-resnet.lua: utils.MSRinit (convs, fan-out), "
+              "utils.FCinit (classifier bias 0), Torch7's nn.BatchNormalization reset (gamma U(0, 1))",
+    bn_gamma="uniform", classifier_bias="zeros")
 
 _BLOCK_TYPE = re.compile(r"B\((\d+(?:,\d+)*)\)")
 
@@ -96,7 +111,7 @@ def wide_resnet(*, depth=28, widen_factor=10, block_type="B(3,3)", dropout_rate=
     check_positive_int("num_classes", num_classes)
     check_model_name(name)
     allow_deep_graph(depth)
-    f = LayerFactory(bn_momentum=bn_momentum, bn_epsilon=bn_epsilon, padding=padding)
+    f = LayerFactory(INITIALIZATION, bn_momentum=bn_momentum, bn_epsilon=bn_epsilon, padding=padding)
 
     inputs = keras.Input(check_input_shape(input_shape), name="image")
     x = f.conv(inputs, CIFAR_GROUP_WIDTHS[0], 3, name="stem_conv")

@@ -103,11 +103,11 @@ def test_training_steps_match_pytorch_sgd_with_coupled_weight_decay():
     # (PyTorch's convention); afterwards both nets must compute the same logits. The decay is
     # 100x the recipe's so that three steps of a wrong one would show.
     torch = pytest.importorskip("torch", reason="PyTorch is optional; it is the reference being matched")
-    from tests.reference_wrn import TorchOps, params_from_keras, wrn_forward
+    from tests.reference_nets import TorchOps, params_from_keras, wrn_forward
 
     rng = np.random.default_rng(0)
     model = build("wrn-10-1", widen_factor=2)
-    params = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in params_from_keras(model, depth=10).items()}
+    params = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in params_from_keras(model).items()}
     trainable = [v.requires_grad_() for k, v in params.items() if "running" not in k]
     recipe = get_recipe("wrn").replace(weight_decay=0.05)
     model.compile(optimizer=recipe.make_optimizer(100), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
