@@ -58,7 +58,7 @@ def cmd_train(args):
                        augment=not args.no_augment, max_steps_per_epoch=args.max_steps_per_epoch,
                        strategy=args.strategy, precision=args.precision, jit_compile=args.jit_compile,
                        data_dir=args.data_dir, deterministic=args.deterministic)
-    train(config, args.out)
+    train(config, args.out, retrain_stale=args.retrain_stale)
 
 
 def cmd_bench(args):
@@ -137,6 +137,7 @@ def build_parser():
     train_parser.add_argument("--max-steps-per-epoch", type=int, help="cut every epoch short (smoke runs)")
     train_parser.add_argument("--no-augment", action="store_true", help="no pad-crop-flip augmentation")
     train_parser.add_argument("--out", required=True, help="the run folder")
+    add_retrain_stale_argument(train_parser, "the run")
     train_parser.set_defaults(func=cmd_train)
 
     bench = commands.add_parser("bench", help="training throughput, MFU, input pipeline, loop overhead, memory",
@@ -217,7 +218,14 @@ def add_study_arguments(parser, *, seeds: str, results_dir: str):
     parser.add_argument("--parallel", type=int, default=1, metavar="N",
                         help="run as N shard processes on this machine, each with its own GPU (round-robin) or "
                              "its share of the CPU cores; tables once at the end (default: 1)")
+    add_retrain_stale_argument(parser, "each stale run")
     parser.add_argument("--no-report", dest="report", action="store_false", help=argparse.SUPPRESS)
+
+
+def add_retrain_stale_argument(parser, what: str):
+    parser.add_argument("--retrain-stale", action="store_true",
+                        help=f"train {what} anew if it started from tied initial weights (a version before "
+                             f"2026-12-02), keeping the old folder beside it as NAME.stale")
 
 
 def study_options(args) -> Options:
@@ -244,7 +252,7 @@ def run_study_command(study: Study, args, argv: Sequence[str], relaunch: Sequenc
                             [run.run_id for run in runs])
     return run_study(study, options, results_dir=args.results_dir, only=args.only,
                      shard=parse_shard(args.shard) if args.shard else None, dry_run=args.dry_run,
-                     write_report=args.report)
+                     write_report=args.report, retrain_stale=args.retrain_stale)
 
 
 def study_main(study: Study, argv=None, relaunch: Sequence[str] | None = None) -> int:
@@ -297,6 +305,7 @@ def search_main(name: str, defaults: SearchDefaults, argv=None) -> int:
     parser.add_argument("--tune-learning-rate", action="store_true", help="also search lr x0.5, x1, x2")
     add_deterministic_argument(parser)
     parser.add_argument("--results-dir", help=f"(default: results/{name}, results/{name}-smoke)")
+    add_retrain_stale_argument(parser, "the search")
     parser.add_argument("--data-dir", help="tensorflow-datasets data_dir")
     args = parser.parse_args(argv)
     smoke = args.protocol == "smoke"
@@ -316,7 +325,8 @@ def search_main(name: str, defaults: SearchDefaults, argv=None) -> int:
                                         else defaults.executions_per_trial),
             min_rate=args.min_rate, max_rate=args.max_rate, step=args.step,
             tune_learning_rate=args.tune_learning_rate, protocol=args.protocol)
-        return run_search(search, args.results_dir or Path("results") / (name if not smoke else f"{name}-smoke"))
+        return run_search(search, args.results_dir or Path("results") / (name if not smoke else f"{name}-smoke"),
+                          retrain_stale=args.retrain_stale)
 
     return run_command(run, kept="finished trials")
 

@@ -19,7 +19,7 @@ from ablation import data, io
 from ablation.choices import JIT_MODES, OFFERED_STRATEGIES, PRECISIONS, STRATEGIES, one_of
 from ablation.errors import ConfigError
 from ablation.recipes import Recipe, get_recipe
-from builders import PRESETS, format_block_type, get_preset, parse_block_type
+from builders import INITIALIZATIONS, PRESETS, format_block_type, get_preset, parse_block_type
 
 # Model arguments a run may override, and the dataset decides (num_classes).
 MODEL_OVERRIDES = ("dropout_rate", "block_type", "depth", "widen_factor", "blocks_per_group", "dropout_position",
@@ -125,6 +125,10 @@ class ResolvedRun:
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
+
+    def initialization(self) -> dict:
+        """How the run's net starts, from its family's reference code (config.json's "initialization")."""
+        return INITIALIZATIONS[self.builder].to_json()
 
     @classmethod
     def from_json(cls, run: dict) -> ResolvedRun:

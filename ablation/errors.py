@@ -26,6 +26,19 @@ class RunLocked(ConfigError):
         self.out = Path(out)
 
 
+class StaleRun(ConfigError):
+    """A run folder whose epochs started from tied initial weights (before 2026-12-02 every conv of
+    one shape began from the same kernel): another experiment than today's net, so it is neither
+    resumed nor counted. `--retrain-stale` keeps it aside and trains the run anew."""
+
+    def __init__(self, out: Path, what: str = "a run", option: str = "--out"):
+        super().__init__(f"{out} holds {what} started from tied initial weights (trained by a version before "
+                         f"2026-12-02, when every conv of one shape began from the same kernel), another experiment "
+                         f"than today's net; pass --retrain-stale to keep it as {Path(out).name}.stale and train "
+                         f"anew, or choose another {option}.")
+        self.out = Path(out)
+
+
 class DamagedFile(RuntimeError):
     """A record the suite wrote that no longer parses (a truncated copy, a disk error), named with
     what to do. Not bad input: a study marks that run failed and goes on with the others."""

@@ -107,8 +107,12 @@ def write_run_page(run_dir: Path, *, title: str, label: str = "", up: tuple | No
             f"<h1>{html.escape(title)}</h1>",
             f"<p>{html.escape(label)} &middot; <span class=\"status-{state}\">{state}</span>"
             + (f" &middot; {html.escape(config['run']['model'])}" if "run" in config else "") + "</p>"]
-    if failure and state != "done":
+    if failure and state not in ("done", "stale"):
         body.append(f"<blockquote>Last attempt failed: {html.escape(str(failure.get('error', '')))}</blockquote>")
+    if state == "stale":
+        body.append("<blockquote>Stale: this run started from tied initial weights (a version before 2026-12-02 began "
+                    "every conv of one shape from the same kernel). It is another experiment than today's net and is "
+                    "left out of the study's tables; <code>--retrain-stale</code> trains it anew.</blockquote>")
     body += [f"<blockquote>{html.escape(str(error))}</blockquote>" for error in damaged]
     if metrics:
         body += ["<h2 id=metrics>Metrics</h2>", _pairs({k: metrics[k] for k in METRICS if k in metrics})]

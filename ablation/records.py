@@ -4,18 +4,21 @@ Every module that reads or writes a run's bookkeeping files names them through t
 asks for a run's state through `status()`, and locks a run through `RunLock`.
 
     results/NAME/study.json                   what `ablation report` rebuilds the tables from
-    results/NAME/runs/RUN_ID/config.json      the resolved config (the run's identity) and environment
+    results/NAME/runs/RUN_ID/config.json      the resolved config (the run's identity), how its net started
+                                              ("initialization") and environment
                              history.csv      one row per finished epoch (training_history.json: the same)
                              metrics.json     written last: its presence marks the run finished
                              failure.json     why the last attempt failed, if it did
                              state/           the last finished epoch's weights and optimizer
                              .lock            held while a process trains the run
+    results/NAME/runs/RUN_ID.stale/           a stale run kept aside by --retrain-stale (see `stale`)
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import os
 import re
 import time
@@ -25,7 +28,7 @@ import h5py
 import pandas as pd
 
 from ablation import io
-from ablation.errors import ConfigError, DamagedFile, RunFailed, RunLocked
+from ablation.errors import ConfigError, DamagedFile, RunFailed, RunLocked, StaleRun
 
 STUDY_FILE = "study.json"
 RUNS_DIR = "runs"
@@ -39,8 +42,10 @@ STATE_DIR = "state"
 BEST_MODEL_FILE = "best.keras"
 FINAL_MODEL_FILE = "final.keras"
 PER_CLASS_FILE = "per_class_accuracy.csv"
+INITIALIZATION_KEY = "initialization"  # config.json: how the net started, kept from the run's first attempt
+STALE_SUFFIX = ".stale"
 
-STATUSES = ("done", "failed", "partial", "pending", "running")
+STATUSES = ("done", "failed", "partial", "pending", "running", "stale")
 HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "epoch_seconds",
                    "train_seconds", "images_per_second"]
 _STATE_FILE = re.compile(r"epoch-(\d+)\.weights\.h5")
@@ -51,18 +56,65 @@ def run_dir_of(results_dir, run_id: str) -> Path:
 
 
 def status(run_dir) -> str:
-    """done; failed (the last attempt); running (another process holds its lock); partial (epochs
-    finished, resumable); or pending."""
+    """done; stale (trained from tied initial weights: see `stale`); failed (the last attempt);
+    running (another process holds its lock); partial (epochs finished, resumable); or pending."""
     run_dir = Path(run_dir)
     if (run_dir / METRICS_FILE).exists():
-        return "done"
+        return "stale" if stale(run_dir) else "done"
     if (run_dir / LOCK_FILE).exists() and RunLock(run_dir).held_elsewhere():
         return "running"
+    if stale(run_dir):
+        return "stale"
     if (run_dir / FAILURE_FILE).exists():
         return "failed"
     if latest_state(run_dir)[1] is not None:
         return "partial"
     return "pending"
+
+
+def recorded_initialization(run_dir) -> dict | None:
+    """How the run's net started, as config.json records it (None before runs recorded it)."""
+    return (io.read_json(Path(run_dir) / CONFIG_FILE) or {}).get(INITIALIZATION_KEY)
+
+
+def stale(run_dir) -> bool:
+    """Whether the folder holds epochs trained from tied initial weights: before 2026-12-02 one
+    initializer instance per net gave every conv of one shape the same kernel, and config.json
+    recorded no initialization. Such a run is another experiment than today's net: it is never
+    resumed nor counted in a study's tables; `move_aside` keeps it when it is trained anew. A folder
+    with nothing trained yet is not stale: its next attempt starts from scratch anyway."""
+    run_dir = Path(run_dir)
+    try:
+        config = io.read_json(run_dir / CONFIG_FILE)
+    except DamagedFile:
+        return False  # reported where the run's identity is read
+    if config is None or INITIALIZATION_KEY in config:
+        return False
+    return ((run_dir / METRICS_FILE).exists() or (run_dir / HISTORY_FILE).exists()
+            or latest_state(run_dir)[1] is not None)
+
+
+def check_not_stale(run_dir) -> None:
+    if stale(run_dir):
+        raise StaleRun(run_dir)
+
+
+def move_aside(run_dir) -> Path:
+    """Rename a run folder to the first free NAME.stale, NAME.stale-2, ... beside it, under its lock
+    (RunLocked if another process trains it): a run is never deleted, only kept aside."""
+    run_dir = Path(run_dir)
+    lock = RunLock(run_dir)
+    if not lock.acquire(create=False):
+        raise RunLocked(run_dir, lock.holder())
+    try:
+        for n in itertools.count(1):
+            aside = run_dir.with_name(run_dir.name + STALE_SUFFIX + ("" if n == 1 else f"-{n}"))
+            if not aside.exists():
+                break
+        os.rename(run_dir, aside)  # atomic; the lock file moves with it
+    finally:
+        lock.release()
+    return aside
 
 
 def latest_state(run_dir: Path):

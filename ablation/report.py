@@ -59,6 +59,8 @@ def collect_results(results_dir: Path) -> tuple[dict, pd.DataFrame]:
         except DamagedFile as error:  # the table goes on without that run's numbers
             warnings.warn(str(error), stacklevel=2)
             metrics, run_status = {}, "failed"
+        if run_status == "stale":  # another experiment's numbers: not in any table (its run page has them)
+            metrics = {}
         run = ResolvedRun.from_json(planned["run"])
         row = {"run_id": planned["run_id"], "configuration": planned["label"], "model": run.model,
                "seed": planned["seed"], "status": run_status, "protocol": study["protocol"],
@@ -222,6 +224,11 @@ def summary_markdown(study: dict, summary: pd.DataFrame, frame: pd.DataFrame, re
                      f"{100 * best['median_best_val_accuracy']:.2f}%; its test error {_fmt(best['median_error'])}%).")
     counts = frame["status"].value_counts().to_dict()
     lines += ["", "**Runs.** " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + ".", ""]
+    if counts.get("stale"):
+        lines += [f"**Stale runs are left out of every table and plot.** They started from tied initial weights: a "
+                  f"version before 2026-12-02 began every conv of one shape from the same kernel, another experiment "
+                  f"than today's net. `--retrain-stale` trains them anew and keeps the old folders as "
+                  f"`{records.RUNS_DIR}/RUN_ID{records.STALE_SUFFIX}`.", ""]
     return "\n".join(lines)
 
 
@@ -279,9 +286,10 @@ def _maybe(value):
 
 
 def _histories(results_dir: Path, frame: pd.DataFrame) -> dict:
-    """Per configuration, the per-epoch mean over its seeds of every run that has a history."""
+    """Per configuration, the per-epoch mean over its seeds of every run that has a history (a stale
+    run's is another experiment's)."""
     curves = {}
-    for label, runs in frame.groupby("configuration", sort=False):
+    for label, runs in frame[frame["status"] != "stale"].groupby("configuration", sort=False):
         tables = []
         for run_id in runs["run_id"]:
             try:

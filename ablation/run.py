@@ -6,7 +6,8 @@
                     "results/wrn-16-2")
 
 The folder (all files written atomically):
-    config.json            the resolved config, library versions, devices and strategy
+    config.json            the resolved config, how the net started (its first attempt's
+                           "initialization"), library versions, devices and strategy
     history.csv            per epoch: train/validation cross-entropy and accuracy, lr, seconds
     training_history.json  the same, column-wise
     metrics.json           test accuracy and loss (final weights, test split read once, at the end),
@@ -18,7 +19,9 @@ The folder (all files written atomically):
     failure.json           why the last attempt failed, if it did
 (their names and what they say about a run: ablation.records)
 
-Re-running the same config resumes from `state/`; re-running a finished run does nothing.
+Re-running the same config resumes from `state/`; re-running a finished run does nothing. A folder
+trained from tied initial weights (before 2026-12-02: `records.stale`) is refused, or with
+`retrain_stale` kept aside as NAME.stale and trained anew.
 """
 
 from __future__ import annotations
@@ -42,17 +45,23 @@ from ablation.recipes import compile_model
 from builders import count_macs, count_params
 
 
-def train(config: RunConfig, out, *, log=print, on_built=None) -> dict:
+def train(config: RunConfig, out, *, log=print, on_built=None, retrain_stale=False) -> dict:
     """Train (or resume, or skip) the run of `config` in folder `out`; returns its metrics.
 
     `on_built(model)` is called with the net before it trains (a study draws its diagrams from
-    it: the net as trained, its classifier sized by the data).
+    it: the net as trained, its classifier sized by the data). A folder holding this run trained
+    from tied initial weights is refused (StaleRun), or with `retrain_stale` moved aside and
+    trained anew.
     """
     out = Path(out)
     resolved = config.resolve()
+    if retrain_stale and records.stale(out) and records.run_differences(out, resolved.to_json(), run_identity) == []:
+        aside = records.move_aside(out)
+        log(f"{out}: started from tied initial weights; kept as {aside}, training the run anew")
     # One trainer per run folder, whatever started it (train, a study, a shard, the tuner).
     with records.locked(out):
         records.check_same_run(out, resolved.to_json(), run_identity)
+        records.check_not_stale(out)
         metrics = records.read_metrics(out)
         if metrics is not None:
             log(f"{out}: already finished (test accuracy {metrics['test_accuracy']:.4f}); nothing to do.")
@@ -101,8 +110,11 @@ def _train(config: RunConfig, resolved: ResolvedRun, out: Path, log, on_built) -
     history = history[history["epoch"] <= initial_epoch]
 
     params = count_params(model)
+    # How the net started belongs to the run's first attempt: a resumed one keeps it.
+    initialization = (initial_epoch and records.recorded_initialization(out)) or resolved.initialization()
     io.write_json(out / records.CONFIG_FILE, {
         "run": resolved.to_json(),
+        records.INITIALIZATION_KEY: initialization,
         "data": {"class_names": list(source.class_names), "test_split": source.test_split,
                  "num_train": pipeline.num_train, "num_validation": pipeline.num_validation,
                  "num_test": pipeline.num_test, "steps_per_epoch": steps, "mean": pipeline.mean, "std": pipeline.std},

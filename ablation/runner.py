@@ -4,8 +4,9 @@
 
 Runs are trained resumably one after the other through `ablation.run.train`; each is locked while
 it trains, so shards (processes, machines on a shared file system) never train the same run; a
-run that fails is recorded and retried by the next call while the study goes on; the tables and
-plots are rebuilt from the run folders at the end.
+run that fails is recorded and retried by the next call while the study goes on; a run trained
+from tied initial weights (`records.stale`) is left out, or with `retrain_stale` kept aside and
+trained anew; the tables and plots are rebuilt from the run folders at the end.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 from ablation import io, records, report
 from ablation.config import ResolvedRun, RunConfig, build_model, builder_arguments, preset_of, run_identity
 from ablation.diagrams import write_run_diagrams
-from ablation.errors import ConfigError, DamagedFile, RunFailed, RunLocked
+from ablation.errors import ConfigError, DamagedFile, RunFailed, RunLocked, StaleRun
 from ablation.run import train
 from ablation.study import Configuration, Options, Smoke, Study
 from builders import count_macs, count_params
@@ -175,9 +176,10 @@ def describe_protocol(study: Study, options: Options) -> str:
 
 
 def run_study(study: Study, options: Options, *, results_dir=None, only=None, shard=None, dry_run=False,
-              write_report=True, log=print) -> int:
+              write_report=True, retrain_stale=False, log=print) -> int:
     """Train every pending run of this shard, then rebuild the tables and plots (unless a parent of
-    several shards will: `write_report=False`); 0 if none failed."""
+    several shards will: `write_report=False`); 0 if none failed. Stale runs are skipped, or with
+    `retrain_stale` kept aside and trained anew."""
     results_dir = Path(results_dir or default_results_dir(study, options.protocol))
     runs = plan(study, options)
     if only:
@@ -194,18 +196,24 @@ def run_study(study: Study, options: Options, *, results_dir=None, only=None, sh
 
     if dry_run:
         print_plan(study, options, runs, results_dir, mine, log)
+        log_stale(results_dir, mine, retrain_stale, log)
         return 0
     io.write_json(results_dir / records.STUDY_FILE, describe_study(study, options, runs))
     log(f"{study.name}: {study.question}")
     log(f"{describe_protocol(study, options)}; {len(mine)} of {len(runs)} runs in this shard ({index}/{count}), "
         f"results in {results_dir}")
     rename_labelled_folders(results_dir, runs, log)
+    log_stale(results_dir, mine, retrain_stale, log)
     failed = []
     for n, run in enumerate(mine, start=1):
         run_dir = records.run_dir_of(results_dir, run.run_id)
         prefix = f"[{n}/{len(mine)}] {run.run_id}"
+        stale = records.stale(run_dir)
+        if stale and not retrain_stale:
+            log(f"{prefix}: stale (started from tied initial weights), skipped")
+            continue
         try:
-            if records.read_metrics(run_dir) is not None:
+            if not stale and records.read_metrics(run_dir) is not None:
                 records.check_same_run(run_dir, run.resolved.to_json(), run_identity)
                 write_run_diagrams(run.config, run_dir, title=run.configuration.label)  # if a kill cut them short
                 log(f"{prefix}: done, skipped")
@@ -221,9 +229,11 @@ def run_study(study: Study, options: Options, *, results_dir=None, only=None, sh
             # train() names the run folder at the start of its lines; the prefix names the run.
             train(run.config, run_dir, log=lambda line, p=prefix, d=run_dir: log(f"{p}: {line.removeprefix(f'{d}: ')}"),
                   on_built=lambda model, run=run, run_dir=run_dir: write_run_diagrams(
-                      run.config, run_dir, title=run.configuration.label, model=model))
+                      run.config, run_dir, title=run.configuration.label, model=model), retrain_stale=retrain_stale)
         except RunLocked:  # train() locks the run: another shard or process has it
             log(f"{prefix}: being trained by another process, skipped")
+        except StaleRun:  # an older version's process finished it from tied weights meanwhile
+            log(f"{prefix}: stale (started from tied initial weights), skipped")
         except ConfigError:
             raise
         except Exception as error:  # recorded in failure.json by train(); the study goes on
@@ -236,6 +246,20 @@ def run_study(study: Study, options: Options, *, results_dir=None, only=None, sh
              else f"runs in {results_dir}")
     log(f"{study.name}: {where}" + (f"; {len(failed)} failed: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0
+
+
+def log_stale(results_dir: Path, runs: list[PlannedRun], retrain_stale: bool, log) -> None:
+    """One line for the runs of this call that were trained from tied initial weights, if any."""
+    stale = [run for run in runs if records.stale(records.run_dir_of(results_dir, run.run_id))]
+    if not stale:
+        return
+    kept = f"the old folders are kept as {records.RUNS_DIR}/RUN_ID{records.STALE_SUFFIX}"
+    if retrain_stale:
+        log(f"{len(stale)} run(s) started from tied initial weights (a version before 2026-12-02) are trained "
+            f"anew; {kept}")
+    else:
+        log(f"{len(stale)} of {len(runs)} runs are stale, started from tied initial weights (a version before "
+            f"2026-12-02): left out of the tables; --retrain-stale trains them anew ({kept})")
 
 
 def labelled_folder(results_dir: Path, run: PlannedRun) -> Path | None:
@@ -287,5 +311,6 @@ def print_plan(study, options, runs, results_dir, mine, log):
         run_dir = labelled_folder(results_dir, run)
         note += f" in {run_dir.name}, renamed on the next call" if run_dir else ""
         run_dir = run_dir or records.run_dir_of(results_dir, run.run_id)
+        note += " tied initial weights: --retrain-stale trains it anew" if records.stale(run_dir) else ""
         log(f"{run.run_id:{width}} {run.configuration.label:20} {run.config.model:22} {params:>12,} "
             f"{macs / 1e6:>9,.1f}M {records.status(run_dir):8} {note.strip()}")

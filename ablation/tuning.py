@@ -11,6 +11,7 @@ normal run path and evaluated once on the test split.
         trials.csv             a row per trial: hyperparameters, score per execution, mean,
                                status, seconds
         dropout_rate.png       validation accuracy against dropout rate, executions and mean
+        search.json            what defines the search, and how its nets start ("initialization")
         summary.md             the best rate, the runner-up spread, the retrained run's test result
         index.html             all of it as a web page, with the winner's run page (best/index.html)
         best/                  the best configuration's run folder, as in the studies
@@ -37,12 +38,12 @@ import pandas as pd
 from keras_tuner.src.distribute import utils as tuner_distribute
 from keras_tuner.src.engine import trial as trial_module
 
-from ablation import data, distribute, hparams, io, pages, plots
+from ablation import data, distribute, hparams, io, pages, plots, records
 from ablation.callbacks import TrainingDiverged
 from ablation.choices import PROTOCOLS, one_of
 from ablation.config import RunConfig, build_model, make_pipeline
 from ablation.diagrams import write_run_diagrams
-from ablation.errors import ConfigError
+from ablation.errors import ConfigError, StaleRun
 from ablation.recipes import compile_model
 from ablation.run import train
 from ablation.statistics import compare, interval_of_mean
@@ -270,14 +271,23 @@ def _separation(best, runner_up, seeds) -> str:
             f"{result.sentence('run --executions-per-trial 5')}")
 
 
-def run_search(search: Search, results_dir, *, log=print) -> int:
-    """Search (or go on searching), then, unless this is a worker, export and retrain the winner."""
+def run_search(search: Search, results_dir, *, log=print, retrain_stale=False) -> int:
+    """Search (or go on searching), then, unless this is a worker, export and retrain the winner. A
+    search whose trials started from tied initial weights (its search.json records no initialization)
+    is refused, or with `retrain_stale` kept aside as NAME.stale and started anew."""
     results_dir = Path(results_dir)
     # What defines the search; max_trials may grow from one call to the next.
     settings = {k: v for k, v in dataclasses.asdict(search).items() if k not in ("run", "max_trials")}
     resolved = search.run.resolve()
     settings["run"] = resolved.to_json()
+    settings[records.INITIALIZATION_KEY] = resolved.initialization()
     previous = io.read_json(results_dir / "search.json")
+    if previous is not None and records.INITIALIZATION_KEY not in previous:
+        if not retrain_stale:
+            raise StaleRun(results_dir, "a search", "--results-dir")
+        log(f"{results_dir}: its trials started from tied initial weights; kept as {records.move_aside(results_dir)}, "
+            f"searching anew")
+        previous = None
     if previous is not None and "preset" in previous:  # written before the vocabulary change
         previous["protocol"] = previous.pop("preset")
     if previous is not None and previous != io.json_roundtrip(settings):

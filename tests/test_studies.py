@@ -403,10 +403,11 @@ def _fake_study(tmp_path, errors: dict, baseline=None):
     for label, values in errors.items():
         for seed, error in enumerate(values):
             run_id = f"{label.lower()}-s{seed}"
-            run = RunConfig(model="wrn-10-1", seed=seed).resolve().to_json()
+            resolved = RunConfig(model="wrn-10-1", seed=seed).resolve()
+            run = resolved.to_json()
             runs.append({"run_id": run_id, "label": label, "seed": seed, "downsized": "", "run": run})
             folder = tmp_path / "runs" / run_id
-            io.write_json(folder / "config.json", {"run": run})
+            io.write_json(folder / "config.json", {"run": run, "initialization": resolved.initialization()})
             io.write_json(folder / "metrics.json", {
                 "test_error": error, "test_accuracy": 1 - error / 100, "test_loss": 0.5, "best_val_accuracy": 0.9 - error / 100,
                 "trainable_params": 2_000_000, "macs": 1e8, "epochs": 2, "seconds_per_epoch": 10.0,

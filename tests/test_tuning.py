@@ -132,7 +132,7 @@ def test_a_failed_trial_is_recorded_and_warned_about(easy, tmp_path, monkeypatch
 
 
 def test_changed_settings_are_refused(easy, tmp_path):
-    io.write_json(tmp_path / "search.json", {"tuner": "hyperband"})
+    io.write_json(tmp_path / "search.json", {"tuner": "hyperband", "initialization": {"draws": "per layer"}})
     with pytest.raises(ValueError, match="other settings"):
         run_search(tiny_search(easy), tmp_path, log=quiet)
 
