@@ -10,10 +10,13 @@ the references start.
 - `preact_resnet_forward`: the pre-activation bottleneck ResNet of KaimingHe/resnet-1k-layers, its
   stride on the 3x3 conv as our builder puts it (that code strides the first 1x1 conv; `stride_on`
   gives either).
+- `imagenet_resnet_forward`: torchvision's ResNet-18/34/50/101/152 (`torchvision.models.resnet`, its
+  stride on a bottleneck's 3x3 conv), and with `residual=False` the paper's Plain nets.
 - `reference_init`: the weights as the reference codes draw them, in PyTorch: MSR's normal(0,
-  sqrt(2 / (k * k * out))) for every conv, BN gamma U(0, 1) (Torch7's default reset, which the WRN
-  code keeps) or 1 (fb.resnet.torch's BNInit), beta 0, running mean 0 and variance 1, nn.Linear's
-  U(+-1/sqrt(fan_in)) weight and a bias of 0 (the Torch codes) or nn.Linear's own.
+  sqrt(2 / (k * k * out))) for every conv (torchvision's `kaiming_normal_(mode="fan_out")`), BN
+  gamma U(0, 1) (Torch7's default reset, which the WRN code keeps) or 1 (fb.resnet.torch's BNInit,
+  torchvision), beta 0, running mean 0 and variance 1, nn.Linear's U(+-1/sqrt(fan_in)) weight and a
+  bias of 0 (the Torch codes) or nn.Linear's own (torchvision).
 
 The forward passes are written against a tiny `ops` interface with PyTorch's conventions (NCHW
 activations, OIHW kernels, `padding` added on every side) so that they run on
@@ -30,6 +33,10 @@ import re
 import numpy as np
 
 CIFAR_WIDTHS = (16, 32, 64)
+# torchvision's ResNets (the paper's Table 1): depth -> (block, blocks per group), widths 64 ... 512.
+IMAGENET_WIDTHS = (64, 128, 256, 512)
+IMAGENET_RESNETS = {18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)), 50: ("bottleneck", (3, 4, 6, 3)),
+                    101: ("bottleneck", (3, 4, 23, 3)), 152: ("bottleneck", (3, 8, 36, 3))}
 
 
 class NumpyOps:
@@ -63,6 +70,12 @@ class NumpyOps:
     def zero_pad_channels(x, extra):
         return np.pad(x, ((0, 0), (0, extra), (0, 0), (0, 0)))
 
+    @staticmethod
+    def max_pool2d(x, kernel, stride, padding):
+        x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)), constant_values=-np.inf)
+        windows = np.lib.stride_tricks.sliding_window_view(x, (kernel, kernel), axis=(2, 3))[:, :, ::stride, ::stride]
+        return windows.max(axis=(-2, -1))
+
 
 class TorchOps:
     """torch.nn.functional, in eval mode or, with `training=True`, as the reference trains:
@@ -92,6 +105,9 @@ class TorchOps:
 
     def zero_pad_channels(self, x, extra):
         return self.F.pad(x, (0, 0, 0, 0, 0, extra))
+
+    def max_pool2d(self, x, kernel, stride, padding):
+        return self.F.max_pool2d(x, kernel, stride, padding)
 
 
 def _batch_norm(ops, params, x, base, eps):
@@ -171,6 +187,28 @@ def preact_resnet_forward(ops, params, x, *, depth, eps=1e-5, stride_on="conv1",
     return _classifier(ops, params, ops.mean_hw(o), pooled)
 
 
+def imagenet_resnet_forward(ops, params, x, *, depth, residual=True, eps=1e-5, pooled=False):
+    """torchvision's resnet{depth}() (`residual=False`: the same layers without shortcuts)."""
+    block, counts = IMAGENET_RESNETS[depth]
+    x = ops.relu(_batch_norm(ops, params, ops.conv2d(x, params["conv0"], 2, 3), "bn0", eps))
+    x = ops.max_pool2d(x, 3, 2, 1)
+    for g, count in enumerate(counts):
+        for b in range(count):
+            base, stride = f"group{g}.block{b}", 2 if g > 0 and b == 0 else 1
+            # The stride on the first 3x3 conv: a basic block's first, a bottleneck's second.
+            kernels, strided = ((3, 3), 0) if block == "basic" else ((1, 3, 1), 1)
+            y = x
+            for i, k in enumerate(kernels):
+                y = ops.conv2d(y, params[f"{base}.conv{i}"], stride if i == strided else 1, (k - 1) // 2)
+                y = _batch_norm(ops, params, y, f"{base}.bn{i}", eps)
+                y = ops.relu(y) if i < len(kernels) - 1 else y
+            if residual:
+                y = y + (_batch_norm(ops, params, ops.conv2d(x, params[base + ".convdim"], stride), base + ".bndim", eps)
+                         if base + ".convdim" in params else x)
+            x = ops.relu(y)
+    return _classifier(ops, params, ops.mean_hw(x), pooled)
+
+
 # ----------------------------------------------------------------------------------------------
 # The parameters each net has, and their initial values as the reference codes draw them
 
@@ -219,6 +257,24 @@ def preact_resnet_shapes(*, depth, num_classes=10):
     return {**shapes, "bn": ("bn", cin), "fc": ("fc", (num_classes, cin))}
 
 
+def imagenet_resnet_shapes(*, depth, residual=True, num_classes=1000):
+    block, counts = IMAGENET_RESNETS[depth]
+    expansion, kernels = (1, (3, 3)) if block == "basic" else (4, (1, 3, 1))
+    shapes, cin = {"conv0": ("conv", (64, 3, 7, 7)), "bn0": ("bn", 64)}, 64
+    for g, (width, count) in enumerate(zip(IMAGENET_WIDTHS, counts, strict=True)):
+        cout = width * expansion
+        for b in range(count):
+            base, c = f"group{g}.block{b}", cin
+            for i, k in enumerate(kernels):
+                out = cout if i == len(kernels) - 1 else width
+                shapes.update({f"{base}.conv{i}": ("conv", (out, c, k, k)), f"{base}.bn{i}": ("bn", out)})
+                c = out
+            if residual and (cin != cout or (g > 0 and b == 0)):
+                shapes.update({f"{base}.convdim": ("conv", (cout, cin, 1, 1)), f"{base}.bndim": ("bn", cout)})
+            cin = cout
+    return {**shapes, "fc": ("fc", (num_classes, cin))}
+
+
 def reference_init(torch, shapes, *, bn_gamma, classifier_bias):
     """The parameters of `shapes` drawn as the reference codes draw them, from torch's global
     generator (seed it with torch.manual_seed): bn_gamma "uniform" (Torch7's reset) or "ones",
@@ -249,7 +305,8 @@ _FIXED_NAMES = {"stem_conv": "conv0", "stem_bn": "bn0", "head_bn": "bn"}
 
 def reference_name(layer_name: str) -> str | None:
     """Our layer's name in the references: group2_block1_conv1 -> group1.block0.conv0,
-    group2_block1_shortcut -> group1.block0.convdim, stem_conv -> conv0, head_dense -> fc."""
+    group2_block1_shortcut -> group1.block0.convdim (its BN, _shortcut_bn -> .bndim), stem_conv ->
+    conv0, head_dense -> fc."""
     if layer_name in _FIXED_NAMES:
         return _FIXED_NAMES[layer_name]
     if layer_name == "head_dense":
@@ -257,8 +314,9 @@ def reference_name(layer_name: str) -> str | None:
     if match := _BLOCK_LAYER.fullmatch(layer_name):
         g, b, kind, i = match.groups()
         return f"group{int(g) - 1}.block{int(b) - 1}.{kind}{int(i) - 1}"
-    if match := re.fullmatch(r"group(\d+)_block(\d+)_shortcut", layer_name):
-        return f"group{int(match.group(1)) - 1}.block{int(match.group(2)) - 1}.convdim"
+    if match := re.fullmatch(r"group(\d+)_block(\d+)_shortcut(_bn)?", layer_name):
+        g, b, bn = match.groups()
+        return f"group{int(g) - 1}.block{int(b) - 1}.{'bndim' if bn else 'convdim'}"
     return None
 
 

@@ -3,6 +3,8 @@ reference implementation's logits, save/load, and the errors bad arguments raise
 
 from __future__ import annotations
 
+import functools
+
 import keras
 import numpy as np
 import pytest
@@ -21,7 +23,14 @@ from builders import (
 )
 from builders.batch_norm import FusedBatchNormalization
 from tests.helpers import BIG_PRESETS, preset_params
-from tests.reference_nets import NumpyOps, params_from_keras, wrn_forward
+from tests.reference_nets import (
+    NumpyOps,
+    cifar_resnet_forward,
+    imagenet_resnet_forward,
+    params_from_keras,
+    preact_resnet_forward,
+    wrn_forward,
+)
 
 # A warning Keras gives about a net the builders made is a bug of the builders.
 pytestmark = pytest.mark.filterwarnings("error::UserWarning")
@@ -165,6 +174,31 @@ def test_same_logits_as_the_reference_implementation(block_type):
     theirs = wrn_forward(NumpyOps, params_from_keras(model), x.transpose(0, 3, 1, 2).astype("float64"), depth=10,
                          width=2, kernels=kernels)
     np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4)
+
+
+# The other families against their reference codes' forward passes (tests/reference_nets.py), the
+# smallest net of each block kind; the ImageNet-style nets on 32x32 inputs.
+OTHER_REFERENCES = {
+    "cifar-resnet-8": (lambda: cifar_resnet(depth=8), functools.partial(cifar_resnet_forward, depth=8)),
+    "cifar-resnet-8-projection": (lambda: cifar_resnet(depth=8, shortcut="projection"),
+                                  functools.partial(cifar_resnet_forward, depth=8, shortcut="projection")),
+    "preact-resnet-11": (lambda: preact_resnet(depth=11), functools.partial(preact_resnet_forward, depth=11)),
+    **{f"imagenet-{'resnet' if residual else 'plain'}-{depth}": (
+        functools.partial(imagenet_resnet, depth=depth, residual=residual, input_shape=(32, 32, 3), num_classes=10),
+        functools.partial(imagenet_resnet_forward, depth=depth, residual=residual))
+       for depth, residual in [(18, True), (50, True), (18, False)]},
+}
+
+
+@pytest.mark.parametrize("name", sorted(OTHER_REFERENCES))
+def test_every_family_computes_its_reference_codes_function(name):
+    make, reference = OTHER_REFERENCES[name]
+    rng = np.random.default_rng(4)
+    model = make()
+    _random_bn_statistics(model, rng)
+    x = rng.normal(size=(2, *model.input.shape[1:])).astype("float32")
+    theirs = reference(NumpyOps, params_from_keras(model), x.transpose(0, 3, 1, 2).astype("float64"))
+    np.testing.assert_allclose(model(x, training=False).numpy(), theirs, rtol=1e-4, atol=1e-4)
 
 
 def test_same_logits_as_pytorch_itself():

@@ -26,6 +26,8 @@ from tests.reference_nets import (
     TorchOps,
     cifar_resnet_forward,
     cifar_resnet_shapes,
+    imagenet_resnet_forward,
+    imagenet_resnet_shapes,
     preact_resnet_forward,
     preact_resnet_shapes,
     reference_init,
@@ -167,19 +169,25 @@ REFERENCES = {
                                 cifar_resnet_shapes(depth=kw["depth"], shortcut=kw.get("shortcut", "zero_pad"))),
     "preact_resnet": lambda kw: (functools.partial(preact_resnet_forward, depth=kw["depth"]),
                                  preact_resnet_shapes(depth=kw["depth"])),
+    "imagenet_resnet": lambda kw: (functools.partial(imagenet_resnet_forward, depth=kw["depth"],
+                                                     residual=kw.get("residual", True)),
+                                   imagenet_resnet_shapes(depth=kw["depth"], residual=kw.get("residual", True))),
 }
+# The ImageNet-style nets see the CIFAR images at twice their size, the smoke protocol's 64x64.
+UPSAMPLED = {"imagenet_resnet": 2}
 SEEDS = (0, 1, 2, 3)
 IMAGES = 128
 
 
 @functools.cache
-def real_images() -> np.ndarray:
-    """The first 128 real CIFAR-10 training images, normalised per channel as the pipeline does."""
+def real_images(upsampled: int = 1) -> np.ndarray:
+    """The first 128 real CIFAR-10 training images, normalised per channel as the pipeline does
+    (NHWC), each pixel repeated `upsampled` times along both axes."""
     real_subset()  # skips, saying why, where the subset is absent
     with np.load(REAL_SUBSET) as data:
         x = data["x_train"].astype(np.float32) / 255.0
     mean, std = x.mean(axis=(0, 1, 2)), x.std(axis=(0, 1, 2))
-    return (x[:IMAGES] - mean) / std
+    return ((x[:IMAGES] - mean) / std).repeat(upsampled, axis=1).repeat(upsampled, axis=2)
 
 
 def rms(values) -> float:
@@ -187,25 +195,27 @@ def rms(values) -> float:
 
 
 def our_pooled_rms(name: str, seed: int) -> float:
+    images = real_images(UPSAMPLED.get(get_preset(name).family, 1))
     keras.utils.set_random_seed(seed)
-    model = build(name)
+    model = build(name, input_shape=images.shape[1:])
     features = keras.Model(model.input, model.get_layer("head_pool").output)
-    return rms(features(real_images(), training=True).numpy())
+    return rms(features(images, training=True).numpy())
 
 
 def reference_pooled_rms(torch, name: str, seed: int) -> float:
     preset = get_preset(name)
     forward, shapes = REFERENCES[preset.family](preset.kwargs)
+    images = real_images(UPSAMPLED.get(preset.family, 1)).transpose(0, 3, 1, 2).copy()  # NCHW
     torch.manual_seed(seed)
     params = reference_init(torch, shapes, **REFERENCE_CODES[preset.family])
     with torch.no_grad():
-        pooled = forward(TorchOps(training=True), params, torch.from_numpy(real_images().transpose(0, 3, 1, 2).copy()),
-                         pooled=True)
+        pooled = forward(TorchOps(training=True), params, torch.from_numpy(images), pooled=True)
     return rms(pooled.numpy())
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["resnet-20", "resnet-110", "resnet-110-projection", "wrn-28-2", "wrn-16-4",
+                                  "imagenet-resnet-18", "imagenet-plain-18",
                                   # over a minute here: left to make test-long
                                   pytest.param("preact-resnet-164", marks=pytest.mark.long)])
 def test_initial_pooled_features_match_the_reference_codes_net(name):
