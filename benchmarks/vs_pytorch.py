@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import statistics
 import subprocess
@@ -28,6 +27,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script: this folder's shared helpers, as a package
+from benchmarks.common import cpu_model, require_torch  # noqa: E402
+
 # Our precision names and what PyTorch does for each.
 AUTOCAST = {"float32": None, "mixed_bfloat16": "bfloat16"}
 WRN_NAME = re.compile(r"wrn-(\d+)-(\d+)")
@@ -122,16 +124,6 @@ def compare(args) -> list[dict]:
     return rows
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return os.uname().machine
-
-
 def table(rows) -> str:
     lines = [f"{rows[0]['model'].upper()}, batch {rows[0]['batch_size']}, training step, {rows[0]['cpu']}",
              "", "| | PyTorch (images/s) | ours (images/s) | ratio | our mfu |", "| --- | ---: | ---: | ---: | ---: |"]
@@ -168,11 +160,7 @@ def parse_args(argv):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        print("vs_pytorch: PyTorch is not installed in this environment, so there is nothing to compare against "
-              "(pip install torch, or the suite's `make test` from a local wheel).", file=sys.stderr)
+    if require_torch("vs_pytorch") is None:
         return 1
     rows = compare(args)
     print(json.dumps(rows, indent=2) if args.json else table(rows))

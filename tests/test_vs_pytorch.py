@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from builders import build, count_params
+from tests.helpers import make_npz
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "vs_pytorch.py"
@@ -65,3 +66,50 @@ def test_says_so_where_pytorch_is_not_installed():
 def test_bad_arguments_are_one_line_errors(args, message):
     done = vs_pytorch(*args)
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+
+
+# ----------------------------------------------------------------------------------------------
+# benchmarks/train_vs_pytorch.py: ResNet training against an independent PyTorch run
+
+TRAIN_SCRIPT = ROOT / "benchmarks" / "train_vs_pytorch.py"
+
+
+def train_script():
+    sys.path.insert(0, str(TRAIN_SCRIPT.parent))
+    try:
+        import train_vs_pytorch
+    finally:
+        sys.path.remove(str(TRAIN_SCRIPT.parent))
+    return train_vs_pytorch
+
+
+@pytest.mark.parametrize("name", ["resnet-20", "resnet-56"])
+def test_the_pytorch_cifar_resnet_is_ours_and_starts_as_fb_resnet_torch(name):
+    torch = pytest.importorskip("torch", reason="PyTorch is optional; the benchmark needs it")
+    torch.manual_seed(0)
+    theirs = train_script().cifar_resnet(int(name.split("-")[1]))
+    assert sum(p.numel() for p in theirs.parameters()) == count_params(build(name))["trainable_params"]
+    for module in theirs.modules():
+        if isinstance(module, torch.nn.Conv2d):  # ConvInit: normal(0, sqrt(2 / (k * k * out)))
+            expected = (2.0 / (module.kernel_size[0] * module.kernel_size[1] * module.out_channels)) ** 0.5
+            assert module.weight.std().item() == pytest.approx(expected, rel=0.2)
+        elif isinstance(module, torch.nn.BatchNorm2d):
+            assert (module.weight == 1).all() and (module.bias == 0).all()
+        elif isinstance(module, torch.nn.Linear):
+            assert (module.bias == 0).all()
+
+
+@pytest.mark.slow
+def test_trains_both_sides_from_the_same_split_and_reports_every_seed(tmp_path):
+    pytest.importorskip("torch", reason="PyTorch is optional; the benchmark needs it")
+    dataset = make_npz(tmp_path / "easy.npz", n_train=1024, n_test=128)
+    done = subprocess.run([sys.executable, str(TRAIN_SCRIPT), "--model", "resnet-20", "--dataset", dataset,
+                           "--epochs", "2", "--seeds", "3", "--json"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    [row] = json.loads(done.stdout)
+    assert (row["model"], row["epochs"], row["seed"]) == ("resnet-20", 2, 3)
+    for side in ("pytorch", "ours"):  # 14 steps learn the easy 4-class problem (chance: 0.25) on both sides
+        assert row[side]["test_accuracy"] > 0.5, row
+    # The same 10% held out of the same 1,024 images: both train on 921, in 7 batches of 128 an epoch.
+    x, y, *_ = train_script().load_split(tmp_path / "easy.npz", 3)
+    assert len(x) == len(y) == 1024 - 102
