@@ -28,7 +28,7 @@ import h5py
 import pandas as pd
 
 from ablation import io
-from ablation.errors import ConfigError, DamagedFile, RunFailed, RunLocked, StaleRun
+from ablation.errors import ConfigError, DamagedFile, RunFailed, RunLocked
 
 STUDY_FILE = "study.json"
 RUNS_DIR = "runs"
@@ -92,11 +92,6 @@ def stale(run_dir) -> bool:
         return False
     return ((run_dir / METRICS_FILE).exists() or (run_dir / HISTORY_FILE).exists()
             or latest_state(run_dir)[1] is not None)
-
-
-def check_not_stale(run_dir) -> None:
-    if stale(run_dir):
-        raise StaleRun(run_dir)
 
 
 def move_aside(run_dir) -> Path:

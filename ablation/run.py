@@ -40,7 +40,7 @@ import tensorflow_datasets as tfds
 from ablation import data, distribute, io, plots, records
 from ablation.callbacks import RunRecorder
 from ablation.config import ResolvedRun, RunConfig, build_model, make_pipeline, run_identity
-from ablation.errors import ConfigError, DamagedFile
+from ablation.errors import ConfigError, DamagedFile, StaleRun
 from ablation.recipes import compile_model
 from builders import count_macs, count_params
 
@@ -61,7 +61,8 @@ def train(config: RunConfig, out, *, log=print, on_built=None, retrain_stale=Fal
     # One trainer per run folder, whatever started it (train, a study, a shard, the tuner).
     with records.locked(out):
         records.check_same_run(out, resolved.to_json(), run_identity)
-        records.check_not_stale(out)
+        if records.stale(out):
+            raise StaleRun(out)
         metrics = records.read_metrics(out)
         if metrics is not None:
             log(f"{out}: already finished (test accuracy {metrics['test_accuracy']:.4f}); nothing to do.")
