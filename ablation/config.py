@@ -23,7 +23,7 @@ from builders import INITIALIZATIONS, PRESETS, format_block_type, get_preset, pa
 
 # Model arguments a run may override, and the dataset decides (num_classes).
 MODEL_OVERRIDES = ("dropout_rate", "block_type", "depth", "widen_factor", "blocks_per_group", "dropout_position",
-                   "bn_momentum", "bn_epsilon", "padding", "shortcut", "residual", "input_shape")
+                   "bn_momentum", "bn_epsilon", "bn_gamma", "padding", "shortcut", "residual", "input_shape")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,8 +127,9 @@ class ResolvedRun:
         return dataclasses.asdict(self)
 
     def initialization(self) -> dict:
-        """How the run's net starts, from its family's reference code (config.json's "initialization")."""
-        return INITIALIZATIONS[self.builder].to_json()
+        """How the run's net starts: its family's reference code, and BN's gamma as the run sets it
+        (config.json's "initialization")."""
+        return INITIALIZATIONS[self.builder].with_bn_gamma(self.model_kwargs.get("bn_gamma")).to_json()
 
     @classmethod
     def from_json(cls, run: dict) -> ResolvedRun:

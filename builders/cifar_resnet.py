@@ -76,7 +76,7 @@ def _depth_to_n(depth, *, per_block, family, examples):
 
 
 def cifar_resnet(*, depth=20, shortcut="zero_pad", num_classes=10, input_shape=(32, 32, 3),
-                 bn_momentum=BN_MOMENTUM, bn_epsilon=BN_EPSILON, padding="symmetric",
+                 bn_momentum=BN_MOMENTUM, bn_epsilon=BN_EPSILON, bn_gamma=None, padding="symmetric",
                  name=None) -> keras.Model:
     """ResNet-depth of He et al. for CIFAR: ResNet-20/32/44/56/110 for n = 3/5/7/9/18."""
     n = _depth_to_n(depth, per_block=6, family="He et al.'s CIFAR ResNet", examples="20, 32, 44, 56, 110, ...")
@@ -84,7 +84,8 @@ def cifar_resnet(*, depth=20, shortcut="zero_pad", num_classes=10, input_shape=(
     check_positive_int("num_classes", num_classes)
     check_model_name(name)
     allow_deep_graph(depth)
-    f = LayerFactory(INITIALIZATION, bn_momentum=bn_momentum, bn_epsilon=bn_epsilon, padding=padding)
+    f = LayerFactory(INITIALIZATION.with_bn_gamma(bn_gamma), bn_momentum=bn_momentum, bn_epsilon=bn_epsilon,
+                     padding=padding)
 
     inputs = keras.Input(check_input_shape(input_shape), name="image")
     x = f.bn_relu(f.conv(inputs, CIFAR_GROUP_WIDTHS[0], 3, name="stem_conv"), prefix="stem")
@@ -107,14 +108,15 @@ def cifar_resnet(*, depth=20, shortcut="zero_pad", num_classes=10, input_shape=(
 
 
 def preact_resnet(*, depth=164, num_classes=10, input_shape=(32, 32, 3), bn_momentum=BN_MOMENTUM,
-                  bn_epsilon=BN_EPSILON, padding="symmetric", name=None) -> keras.Model:
+                  bn_epsilon=BN_EPSILON, bn_gamma=None, padding="symmetric", name=None) -> keras.Model:
     """Pre-activation bottleneck ResNet-depth: ResNet-164 and ResNet-1001 for n = 18 and 111."""
     n = _depth_to_n(depth, per_block=9, family="a pre-activation bottleneck ResNet",
                     examples="164, 1001, ...")
     check_positive_int("num_classes", num_classes)
     check_model_name(name)
     allow_deep_graph(depth)
-    f = LayerFactory(INITIALIZATION, bn_momentum=bn_momentum, bn_epsilon=bn_epsilon, padding=padding)
+    f = LayerFactory(INITIALIZATION.with_bn_gamma(bn_gamma), bn_momentum=bn_momentum, bn_epsilon=bn_epsilon,
+                     padding=padding)
 
     inputs = keras.Input(check_input_shape(input_shape), name="image")
     x = f.conv(inputs, CIFAR_GROUP_WIDTHS[0], 3, name="stem_conv")

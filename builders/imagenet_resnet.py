@@ -50,7 +50,7 @@ ARCHITECTURES = {
 
 
 def imagenet_resnet(*, depth=50, residual=True, num_classes=1000, input_shape=(224, 224, 3),
-                    bn_momentum=BN_MOMENTUM, bn_epsilon=BN_EPSILON, padding="symmetric",
+                    bn_momentum=BN_MOMENTUM, bn_epsilon=BN_EPSILON, bn_gamma=None, padding="symmetric",
                     name=None) -> keras.Model:
     """ResNet-depth (or Plain-depth with `residual=False`) for depth in 18, 34, 50, 101, 152."""
     if depth not in ARCHITECTURES:
@@ -61,7 +61,8 @@ def imagenet_resnet(*, depth=50, residual=True, num_classes=1000, input_shape=(2
     check_positive_int("num_classes", num_classes)
     check_model_name(name)
     block, blocks_per_group = ARCHITECTURES[depth]
-    f = LayerFactory(INITIALIZATION, bn_momentum=bn_momentum, bn_epsilon=bn_epsilon, padding=padding)
+    f = LayerFactory(INITIALIZATION.with_bn_gamma(bn_gamma), bn_momentum=bn_momentum, bn_epsilon=bn_epsilon,
+                     padding=padding)
 
     inputs = keras.Input(check_input_shape(input_shape, min_side=32), name="image")
     x = f.bn_relu(f.conv(inputs, 64, 7, 2, name="stem_conv"), prefix="stem")

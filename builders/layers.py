@@ -16,7 +16,8 @@ Keras's own defaults in ways that change results (see the field guide, section 4
   layer gets new initializers with a seed of its own (`LayerFactory.seed`).
 
 What differs between the families' reference codes (the classifier's bias, BatchNorm's gamma)
-is an `Initialization`, declared by each builder's module.
+is an `Initialization`, declared by each builder's module; every builder's `bn_gamma` ("ones",
+"uniform"; None: the reference's) departs from it by name.
 """
 
 from __future__ import annotations
@@ -66,6 +67,11 @@ class Initialization:
     def __post_init__(self):
         check_choice("bn_gamma", self.bn_gamma, BN_GAMMAS)
         check_choice("classifier_bias", self.classifier_bias, CLASSIFIER_BIASES)
+
+    def with_bn_gamma(self, bn_gamma: str | None) -> Initialization:
+        """This initialisation with BN's gamma started as `bn_gamma` (a builder's named option; None:
+        the reference's)."""
+        return self if bn_gamma is None else dataclasses.replace(self, bn_gamma=bn_gamma)
 
     def to_json(self) -> dict:
         """What a run records of how its net started (config.json's "initialization")."""

@@ -13,7 +13,9 @@ normal(0, sqrt(2 / (k * k * out))) (`utils.MSRinit`, fan-out), BN gamma U(0, 1) 
 `nn.Linear`) and its bias 0 (`utils.FCinit`). Where ours departs: the draws come from TensorFlow's
 generator, not Torch's, so the same seed gives other numbers from the same distributions. The repo's
 later PyTorch port draws otherwise (convs and classifier `kaiming_normal_` on fan-in, BN gamma
-U(0, 1)); the Lua code is the one the paper's tables come from.
+U(0, 1)); the Lua code is the one the paper's tables come from. `bn_gamma="ones"` starts BN's gamma
+at 1 instead, PyTorch's nn.BatchNorm2d default (a named departure: recorded in config.json and in the
+run id).
 
     model = wide_resnet(depth=28, widen_factor=2, dropout_rate=0.3)   # WRN-28-2 + dropout
     model = wide_resnet(depth=40, widen_factor=2, block_type="B(1,3,1)")
@@ -92,7 +94,7 @@ def blocks_per_group_for(depth) -> int:
 
 def wide_resnet(*, depth=28, widen_factor=10, block_type="B(3,3)", dropout_rate=0.0, num_classes=10,
                 input_shape=(32, 32, 3), blocks_per_group=None, dropout_position="before_conv",
-                bn_momentum=BN_MOMENTUM, bn_epsilon=BN_EPSILON, padding="symmetric",
+                bn_momentum=BN_MOMENTUM, bn_epsilon=BN_EPSILON, bn_gamma=None, padding="symmetric",
                 name=None) -> keras.Model:
     """WRN-depth-widen_factor with the given block type.
 
@@ -111,7 +113,8 @@ def wide_resnet(*, depth=28, widen_factor=10, block_type="B(3,3)", dropout_rate=
     check_positive_int("num_classes", num_classes)
     check_model_name(name)
     allow_deep_graph(depth)
-    f = LayerFactory(INITIALIZATION, bn_momentum=bn_momentum, bn_epsilon=bn_epsilon, padding=padding)
+    f = LayerFactory(INITIALIZATION.with_bn_gamma(bn_gamma), bn_momentum=bn_momentum, bn_epsilon=bn_epsilon,
+                     padding=padding)
 
     inputs = keras.Input(check_input_shape(input_shape), name="image")
     x = f.conv(inputs, CIFAR_GROUP_WIDTHS[0], 3, name="stem_conv")

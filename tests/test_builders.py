@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import pytest
 
+from ablation.config import RunConfig
 from builders import (
     PRESETS,
     Published,
@@ -238,6 +239,18 @@ def test_faithful_layer_settings():
     assert (other.momentum, other.epsilon) == (0.99, 1e-3)
 
 
+def test_bn_gamma_is_a_named_departure_from_the_reference_codes_start():
+    gammas = lambda model: np.concatenate([layer.gamma.numpy() for layer in model.layers
+                                           if isinstance(layer, keras.layers.BatchNormalization)])
+    assert 0 < gammas(wide_resnet(depth=10, widen_factor=1)).min() < gammas(wide_resnet(depth=10, widen_factor=1)).max() < 1
+    assert (gammas(wide_resnet(depth=10, widen_factor=1, bn_gamma="ones")) == 1).all()
+    assert np.ptp(gammas(cifar_resnet(depth=8, bn_gamma="uniform"))) > 0 and (gammas(cifar_resnet(depth=8)) == 1).all()
+    # A run records it and names it.
+    run = RunConfig(model="wrn-10-1", model_overrides={"bn_gamma": "ones"}).resolve()
+    assert run.initialization()["bn_gamma"] == "ones" and run.name() == "wrn-10-1-bn_gamma=ones"
+    assert RunConfig(model="wrn-10-1").resolve().initialization()["bn_gamma"] == "uniform"
+
+
 def test_dropout_position_after_conv_is_a_named_option():
     model = wide_resnet(depth=10, widen_factor=1, dropout_rate=0.3, dropout_position="after_conv")
     dropout = model.get_layer("group1_block1_dropout2")
@@ -266,6 +279,7 @@ def test_keras_save_load_round_trip_gives_the_same_outputs(tmp_path, name, overr
     (lambda: wide_resnet(depth=28, widen_factor=0), "widen_factor=0"),
     (lambda: wide_resnet(depth=28, dropout_position="middle"), "dropout_position='middle'"),
     (lambda: wide_resnet(depth=28, padding="reflect"), "padding='reflect'"),
+    (lambda: wide_resnet(depth=28, bn_gamma="zeros"), "bn_gamma='zeros'"),
     (lambda: cifar_resnet(depth=21), "depth=21"),
     (lambda: cifar_resnet(depth=20, shortcut="option_c"), "shortcut='option_c'"),
     (lambda: preact_resnet(depth=111), "depth=111"),
