@@ -283,7 +283,7 @@ def run_search(search: Search, results_dir, *, log=print, retrain_stale=False) -
     settings[records.INITIALIZATION_KEY] = resolved.initialization()
     previous = io.read_json(results_dir / "search.json")
     if previous is not None and records.INITIALIZATION_KEY not in previous:
-        if not retrain_stale:
+        if not retrain_stale or is_worker():  # the chief alone moves the shared folder
             raise StaleRun(results_dir, "a search", "--results-dir")
         log(f"{results_dir}: its trials started from tied initial weights; kept as {records.move_aside(results_dir)}, "
             f"searching anew")
