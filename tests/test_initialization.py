@@ -59,7 +59,7 @@ REFERENCE_CODES = {
 }
 
 
-@functools.cache
+@functools.lru_cache(maxsize=4)  # the two registry-wide tests of a net share its build, a few at a time
 def fresh_net(name: str) -> keras.Model:
     keras.utils.set_random_seed(0)
     return wide_resnet(**BLOCK_TYPE_NETS[name]) if name in BLOCK_TYPE_NETS else build(name)
