@@ -31,7 +31,7 @@ from ablation.console import (
     add_run_arguments,
     run_command,
 )
-from ablation.errors import ConfigError
+from ablation.errors import TIED_INITIAL_WEIGHTS, ConfigError
 from ablation.pages import make_server
 from ablation.parallel import run_parallel
 from ablation.recipes import RECIPES
@@ -224,8 +224,8 @@ def add_study_arguments(parser, *, seeds: str, results_dir: str):
 
 def add_retrain_stale_argument(parser, what: str):
     parser.add_argument("--retrain-stale", action="store_true",
-                        help=f"train {what} anew if it started from tied initial weights (a version before "
-                             f"2026-12-02), keeping the old folder beside it as NAME.stale")
+                        help=f"train {what} anew if it {TIED_INITIAL_WEIGHTS}, keeping the old folder beside it "
+                             f"as NAME.stale")
 
 
 def study_options(args) -> Options:

@@ -26,16 +26,19 @@ class RunLocked(ConfigError):
         self.out = Path(out)
 
 
+# Why a run is stale, in every message that says so (records.stale).
+TIED_INITIAL_WEIGHTS = ("started from tied initial weights (a version before 2026-12-02 began every conv of one "
+                        "shape from the same kernel)")
+
+
 class StaleRun(ConfigError):
-    """A run folder whose epochs started from tied initial weights (before 2026-12-02 every conv of
-    one shape began from the same kernel): another experiment than today's net, so it is neither
-    resumed nor counted. `--retrain-stale` keeps it aside and trains the run anew."""
+    """A run folder whose epochs started from tied initial weights: another experiment than today's
+    net, so it is neither resumed nor counted. `--retrain-stale` keeps it aside and trains the run anew."""
 
     def __init__(self, out: Path, what: str = "a run", option: str = "--out"):
-        super().__init__(f"{out} holds {what} started from tied initial weights (trained by a version before "
-                         f"2026-12-02, when every conv of one shape began from the same kernel), another experiment "
-                         f"than today's net; pass --retrain-stale to keep it as {Path(out).name}.stale and train "
-                         f"anew, or choose another {option}.")
+        super().__init__(f"{out} holds {what} {TIED_INITIAL_WEIGHTS}, another experiment than today's net; pass "
+                         f"--retrain-stale to keep it as {Path(out).name}.stale and train anew, or choose another "
+                         f"{option}.")
         self.out = Path(out)
 
 

@@ -31,7 +31,7 @@ import markdown
 import pandas as pd
 
 from ablation import io, records
-from ablation.errors import DamagedFile
+from ablation.errors import TIED_INITIAL_WEIGHTS, DamagedFile
 
 WEB = Path(__file__).parent / "web"
 INDEX = "index.html"
@@ -110,9 +110,9 @@ def write_run_page(run_dir: Path, *, title: str, label: str = "", up: tuple | No
     if failure and state not in ("done", "stale"):
         body.append(f"<blockquote>Last attempt failed: {html.escape(str(failure.get('error', '')))}</blockquote>")
     if state == "stale":
-        body.append("<blockquote>Stale: this run started from tied initial weights (a version before 2026-12-02 began "
-                    "every conv of one shape from the same kernel). It is another experiment than today's net and is "
-                    "left out of the study's tables; <code>--retrain-stale</code> trains it anew.</blockquote>")
+        body.append(f"<blockquote>Stale: this run {html.escape(TIED_INITIAL_WEIGHTS)}. It is another experiment than "
+                    f"today's net and is left out of the study's tables; <code>--retrain-stale</code> trains it "
+                    f"anew.</blockquote>")
     body += [f"<blockquote>{html.escape(str(error))}</blockquote>" for error in damaged]
     if metrics:
         body += ["<h2 id=metrics>Metrics</h2>", _pairs({k: metrics[k] for k in METRICS if k in metrics})]

@@ -15,7 +15,7 @@ import pandas as pd
 
 from ablation import hparams, io, pages, records
 from ablation.config import ResolvedRun
-from ablation.errors import ConfigError, DamagedFile
+from ablation.errors import TIED_INITIAL_WEIGHTS, ConfigError, DamagedFile
 from ablation.plots import (
     plot_error_vs,
     plot_heatmap,
@@ -225,9 +225,8 @@ def summary_markdown(study: dict, summary: pd.DataFrame, frame: pd.DataFrame, re
     counts = frame["status"].value_counts().to_dict()
     lines += ["", "**Runs.** " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + ".", ""]
     if counts.get("stale"):
-        lines += [f"**Stale runs are left out of every table and plot.** They started from tied initial weights: a "
-                  f"version before 2026-12-02 began every conv of one shape from the same kernel, another experiment "
-                  f"than today's net. `--retrain-stale` trains them anew and keeps the old folders as "
+        lines += [f"**Stale runs are left out of every table and plot.** They {TIED_INITIAL_WEIGHTS}, another "
+                  f"experiment than today's net. `--retrain-stale` trains them anew and keeps the old folders as "
                   f"`{records.RUNS_DIR}/RUN_ID{records.STALE_SUFFIX}`.", ""]
     return "\n".join(lines)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from ablation import io, records, report
 from ablation.config import ResolvedRun, RunConfig, build_model, builder_arguments, preset_of, run_identity
 from ablation.diagrams import write_run_diagrams
-from ablation.errors import ConfigError, DamagedFile, RunFailed, RunLocked, StaleRun
+from ablation.errors import TIED_INITIAL_WEIGHTS, ConfigError, DamagedFile, RunFailed, RunLocked, StaleRun
 from ablation.run import train
 from ablation.study import Configuration, Options, Smoke, Study
 from builders import count_macs, count_params
@@ -196,19 +196,20 @@ def run_study(study: Study, options: Options, *, results_dir=None, only=None, sh
 
     if dry_run:
         print_plan(study, options, runs, results_dir, mine, log)
-        log_stale(results_dir, mine, retrain_stale, log)
+        log_stale(stale_runs(results_dir, mine), len(mine), retrain_stale, log)
         return 0
     io.write_json(results_dir / records.STUDY_FILE, describe_study(study, options, runs))
     log(f"{study.name}: {study.question}")
     log(f"{describe_protocol(study, options)}; {len(mine)} of {len(runs)} runs in this shard ({index}/{count}), "
         f"results in {results_dir}")
     rename_labelled_folders(results_dir, runs, log)
-    log_stale(results_dir, mine, retrain_stale, log)
+    stale_ids = stale_runs(results_dir, mine)
+    log_stale(stale_ids, len(mine), retrain_stale, log)
     failed = []
     for n, run in enumerate(mine, start=1):
         run_dir = records.run_dir_of(results_dir, run.run_id)
         prefix = f"[{n}/{len(mine)}] {run.run_id}"
-        stale = records.stale(run_dir)
+        stale = run.run_id in stale_ids
         if stale and not retrain_stale:
             log(f"{prefix}: stale (started from tied initial weights), skipped")
             continue
@@ -248,18 +249,21 @@ def run_study(study: Study, options: Options, *, results_dir=None, only=None, sh
     return 1 if failed else 0
 
 
-def log_stale(results_dir: Path, runs: list[PlannedRun], retrain_stale: bool, log) -> None:
-    """One line for the runs of this call that were trained from tied initial weights, if any."""
-    stale = [run for run in runs if records.stale(records.run_dir_of(results_dir, run.run_id))]
-    if not stale:
+def stale_runs(results_dir: Path, runs: list[PlannedRun]) -> set[str]:
+    """The ids of the runs whose folders were trained from tied initial weights (records.stale)."""
+    return {run.run_id for run in runs if records.stale(records.run_dir_of(results_dir, run.run_id))}
+
+
+def log_stale(stale_ids: set[str], planned: int, retrain_stale: bool, log) -> None:
+    """One line for the stale runs of this call, if any."""
+    if not stale_ids:
         return
     kept = f"the old folders are kept as {records.RUNS_DIR}/RUN_ID{records.STALE_SUFFIX}"
     if retrain_stale:
-        log(f"{len(stale)} run(s) started from tied initial weights (a version before 2026-12-02) are trained "
-            f"anew; {kept}")
+        log(f"{len(stale_ids)} run(s) {TIED_INITIAL_WEIGHTS} are trained anew; {kept}")
     else:
-        log(f"{len(stale)} of {len(runs)} runs are stale, started from tied initial weights (a version before "
-            f"2026-12-02): left out of the tables; --retrain-stale trains them anew ({kept})")
+        log(f"{len(stale_ids)} of {planned} runs are stale, {TIED_INITIAL_WEIGHTS}: left out of the tables; "
+            f"--retrain-stale trains them anew ({kept})")
 
 
 def labelled_folder(results_dir: Path, run: PlannedRun) -> Path | None:
@@ -310,7 +314,7 @@ def print_plan(study, options, runs, results_dir, mine, log):
         note = ("" if run in mine else "other shard") + (f" smoke: {run.downsized}" if run.downsized else "")
         run_dir = labelled_folder(results_dir, run)
         note += f" in {run_dir.name}, renamed on the next call" if run_dir else ""
-        run_dir = run_dir or records.run_dir_of(results_dir, run.run_id)
-        note += " tied initial weights: --retrain-stale trains it anew" if records.stale(run_dir) else ""
+        state = records.status(run_dir or records.run_dir_of(results_dir, run.run_id))
+        note += " tied initial weights: --retrain-stale trains it anew" if state == "stale" else ""
         log(f"{run.run_id:{width}} {run.configuration.label:20} {run.config.model:22} {params:>12,} "
-            f"{macs / 1e6:>9,.1f}M {records.status(run_dir):8} {note.strip()}")
+            f"{macs / 1e6:>9,.1f}M {state:8} {note.strip()}")

@@ -54,10 +54,6 @@ class Preset:
     def family(self) -> str:
         return self.builder.__name__
 
-    @property
-    def initialization(self) -> Initialization:
-        return INITIALIZATIONS[self.family]
-
     def build(self, **overrides) -> keras.Model:
         return self.builder(**{**self.kwargs, **overrides})
 
