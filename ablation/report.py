@@ -24,13 +24,22 @@ from ablation.plots import (
     plot_study_curves,
     safe_plot,
 )
-from ablation.statistics import MIN_SEEDS, compare, interval_of_mean
+from ablation.statistics import (
+    ALPHA,
+    MIN_SEEDS,
+    auto_seeds_needed,
+    compare_all,
+    interval_of_mean,
+)
 
 RESULT_COLUMNS = ["run_id", "configuration", "model", "seed", "trainable_params", "macs", "test_accuracy",
                   "test_error", "test_loss", "best_val_accuracy", "epochs", "seconds_per_epoch", "images_per_second",
                   "status", "protocol", "downsized"]
-COMPARISON_COLUMNS = ["configuration", "baseline", "seeds", "mean_difference", "ci_low", "ci_high", "p_value",
-                      "better_fraction", "verdict"]
+COMPARISON_COLUMNS = ["configuration", "baseline", "seeds", "mean_difference", "std_difference", "interval",
+                      "confidence", "ci_low", "ci_high", "p_value", "adjusted_p_value", "better_fraction", "verdict",
+                      "unresolved_reason", "minimum_detectable_difference", "seeds_needed"]
+# What comparisons.csv's interval and p-values are, in its `interval` column.
+INTERVAL = "paired t at the adjusted level"
 
 
 def read_study(results_dir: Path) -> dict:
@@ -47,9 +56,10 @@ def read_study(results_dir: Path) -> dict:
     return study
 
 
-def collect_results(results_dir: Path) -> tuple[dict, pd.DataFrame]:
-    """study.json and one row per planned run, from whatever the run folders hold now."""
-    study = read_study(results_dir)
+def collect_results(results_dir: Path, study: dict | None = None) -> tuple[dict, pd.DataFrame]:
+    """study.json (or `study`, the same not yet written) and one row per planned run, from whatever
+    the run folders hold now; of a `--seeds auto` study, the runs trained and those the next look needs."""
+    study = study or read_study(results_dir)
     rows = []
     for planned in study["runs"]:
         run_dir = records.run_dir_of(results_dir, planned["run_id"])
@@ -69,7 +79,33 @@ def collect_results(results_dir: Path) -> tuple[dict, pd.DataFrame]:
         rows.append(row)
     columns = RESULT_COLUMNS[:3] + list(study["varies"]) + RESULT_COLUMNS[3:]
     frame = pd.DataFrame(rows).reindex(columns=columns)
+    if auto_seeding(study):  # of the budget's runs, those trained or started, and those the next look needs
+        needed = {(label, seed) for label, seeds in seeds_needed_now(frame, study).items() for seed in seeds}
+        keep = [row.status != "pending" or (row.configuration, row.seed) in needed for row in frame.itertuples()]
+        frame = frame[keep].reset_index(drop=True)
     return study, frame
+
+
+def auto_seeding(study: dict) -> dict | None:
+    """study.json's `seeding` of a `--seeds auto` study (its seed sequence and looks), else None."""
+    seeding = study.get("seeding")
+    return seeding if seeding and seeding.get("auto") else None
+
+
+def errors_by_configuration(frame: pd.DataFrame, study: dict) -> dict:
+    """configuration -> {seed: test error} of the finished runs, in the study's order."""
+    done = frame[frame["status"] == "done"]
+    errors = {label: dict(zip(runs["seed"], runs["test_error"].astype(float), strict=True))
+              for label, runs in done.groupby("configuration")}
+    return {c["label"]: errors.get(c["label"], {}) for c in study["configurations"]}
+
+
+def seeds_needed_now(frame: pd.DataFrame, study: dict) -> dict[str, list[int]]:
+    """Of a `--seeds auto` study, the seeds each configuration needs for its next look (empty:
+    seeding has stopped), from the finished runs."""
+    seeding = auto_seeding(study)
+    return auto_seeds_needed(errors_by_configuration(frame, study), study["baseline"], seeding["sequence"],
+                             seeding["looks"])
 
 
 def summarise(frame: pd.DataFrame, configurations: list[dict]) -> pd.DataFrame:
@@ -102,17 +138,16 @@ def summarise(frame: pd.DataFrame, configurations: list[dict]) -> pd.DataFrame:
 
 
 def comparisons(frame: pd.DataFrame, study: dict) -> list:
-    """Every configuration against the study's baseline, on matched seeds of finished runs."""
-    done = frame[frame["status"] == "done"]
-    errors = {label: dict(zip(runs["seed"], runs["test_error"].astype(float), strict=True))
-              for label, runs in done.groupby("configuration")}
-    baseline = study["baseline"]
-    return [compare(c["label"], errors.get(c["label"], {}), baseline, errors.get(baseline, {}))
-            for c in study["configurations"] if c["label"] != baseline]
+    """Every configuration against the study's baseline, on matched seeds of finished runs, as one
+    family (`statistics.compare_all`); over the looks of a `--seeds auto` study."""
+    seeding = auto_seeding(study)
+    looks = [seeding["sequence"][:n] for n in seeding["looks"]] if seeding else None
+    return compare_all(errors_by_configuration(frame, study), study["baseline"], looks=looks,
+                       **({"max_seeds": seeding["looks"][-1]} if seeding else {}))
 
 
 def comparisons_frame(results: list) -> pd.DataFrame:
-    rows = [{**dataclasses.asdict(result), "verdict": result.verdict} for result in results]
+    rows = [{**dataclasses.asdict(result), "interval": INTERVAL} for result in results]
     return pd.DataFrame(rows).reindex(columns=COMPARISON_COLUMNS)
 
 
@@ -125,8 +160,24 @@ def seeds_to_run(frame: pd.DataFrame) -> str:
     return ",".join(str(first + i) for i in range(SUGGESTED_SEEDS))
 
 
+def seeding_line(study: dict, frame: pd.DataFrame, results: list) -> str:
+    """Why `--seeds auto` stopped adding seeds (or what it waits for)."""
+    seeding = auto_seeding(study)
+    looks = ", ".join(map(str, seeding["looks"]))
+    head = f"**Seeds.** `--seeds auto`: looks after {looks} seeds, at most {seeding['looks'][-1]} per configuration; "
+    needed = seeds_needed_now(frame, study)
+    if needed:
+        runs = sum(len(seeds) for seeds in needed.values())
+        per = ", ".join(f"{label} {len(seeds)} seeds" for label, seeds in needed.items())
+        return head + f"in progress: the next look needs {runs} runs ({per}), some not trained yet; run the study again."
+    still_open = [r.configuration for r in results if not r.decided]
+    if not still_open:
+        return head + f"stopped: every comparison decided (the last after {max(r.seeds for r in results)} seeds)."
+    return head + f"stopped: the budget is spent, still open: {', '.join(still_open)}."
+
+
 def published_agreement(row, smoke: bool) -> str:
-    """Whether a configuration's published error lies within the 95% interval of our mean."""
+    """Whether a configuration's published error lies within the 95% t-interval of our mean."""
     if row.published_error is None or pd.isna(row.published_error):
         return ""
     if smoke:
@@ -159,7 +210,7 @@ def results_latex(study: dict, summary: pd.DataFrame, results: list) -> str:
             versus = "baseline"
         elif comparison.seeds == 0:
             versus = "--"
-        else:  # the mean paired difference, starred where its 95% interval excludes zero
+        else:  # the mean paired difference, starred where a verdict stands
             star = "^{*}" if comparison.verdict in ("lower", "higher") else ""
             versus = f"${comparison.mean_difference:+.2f}{star}$"
         lines.append(f"{row.configuration.translate(_LATEX_SPECIAL)} & {cell(row.trainable_params / 1e6, '{:.2f}M')} & "
@@ -167,7 +218,8 @@ def results_latex(study: dict, summary: pd.DataFrame, results: list) -> str:
                      f"{cell(row.difference, '{:+.2f}')} & {versus} \\\\")
     lines += [r"\bottomrule", r"\end{tabular}",
               r"% Test error in %. Difference: our median minus the published value. vs. baseline: mean paired "
-              r"difference over matched seeds; $^{*}$: its 95% bootstrap interval excludes zero.", ""]
+              r"difference over matched seeds; $^{*}$: a verdict, the paired t-test rejecting at a Holm-adjusted "
+              r"family-wise 5\% (its interval, at the level it was tested at, excludes zero).", ""]
     return "\n".join(lines)
 
 
@@ -194,15 +246,22 @@ def summary_markdown(study: dict, summary: pd.DataFrame, frame: pd.DataFrame, re
         lines += [f"> **{study['protocol'].upper()} PROTOCOL.** These numbers check the pipeline end to end; they are "
                   f"not results and are not comparable to the published ones.", ""]
     if results:
-        lines += [f"**Verdicts** against {study['baseline']}, on matched seeds (test error in points; 95% bootstrap "
-                  f"interval of the mean paired difference; exact sign-flip permutation test; `comparisons.csv`):", ""]
-        lines += [f"- {result.sentence(f'run --seeds {seeds_to_run(frame)}')}" for result in results] + [""]
+        remedy = f"run --seeds {seeds_to_run(frame)}, or --seeds auto"
+        tested = sum(result.p_value is not None for result in results)
+        lines += [f"**Verdicts** against {study['baseline']}, on matched seeds (test error in points; paired t-test "
+                  f"of the differences, Holm-adjusted over the {tested} comparison{'' if tested == 1 else 's'} "
+                  f"with {MIN_SEEDS} seeds or more{' and their looks' if auto_seeding(study) else ''} for a "
+                  f"{100 * ALPHA:g}% chance of any false verdict; each interval at the level its comparison was "
+                  f"tested at; `comparisons.csv`):", ""]
+        lines += [f"- {result.sentence(remedy)}" for result in results] + [""]
+        if auto_seeding(study):
+            lines += [seeding_line(study, frame, results), ""]
     lines += [f"**Question.** {study['question']}", "",
               f"**Protocol.** {study['protocol_description']}. Test error in %, from the final epoch's weights; the test split "
               f"is read once per run. Model selection uses the validation split only.", ""]
     if study.get("published_protocol"):
         lines += [f"**Published.** {study['published_protocol']}", ""]
-    lines += ["| configuration | runs | params | test error median | mean ± std | 95% CI of mean | min | max | "
+    lines += ["| configuration | runs | params | test error median | mean ± std | 95% CI of mean (t) | min | max | "
               "published | difference | published in our CI | acc. % per M params | s / epoch |",
               "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |"]
     smoke = study["protocol"] != "paper"

@@ -234,7 +234,7 @@ def summary_markdown(search: Search, trials: pd.DataFrame, best_metrics: dict | 
         lines += [f"**Best rate: {best['dropout_rate']:g}** (mean validation accuracy "
                   f"{100 * best['mean_val_accuracy']:.2f}%).", ""]
         if len(done) > 1:
-            lines += [_separation(best, done.iloc[1], search.seeds()), ""]
+            lines += [_separation(best, done.iloc[1], search.seeds(), search.run.model), ""]
         lines += ["| trial | dropout rate | " + " | ".join(c.replace("val_accuracy_", "") for c in columns)
                   + " | mean | std | 95% CI of mean |",
                   "| --- | ---: | " + " | ".join("---:" for _ in columns) + " | ---: | ---: | ---: |"]
@@ -255,10 +255,12 @@ def summary_markdown(search: Search, trials: pd.DataFrame, best_metrics: dict | 
     return "\n".join(lines)
 
 
-def _separation(best, runner_up, seeds) -> str:
+def _separation(best, runner_up, seeds, model: str) -> str:
     """Whether the best rate is separated from the runner-up: their validation errors compared on
-    matched executions (execution i of every trial trains with the same seed), as a study compares
-    configurations."""
+    matched executions (execution i of every trial trains with the same seed) by the studies'
+    decision (`statistics.compare`). The two were picked as the top two on these very scores, so
+    the gap is biased upward (the winner's curse): the line says so and names the sweep that
+    compares them on fresh seeds."""
     def errors(trial):
         return {s: 100 * (1 - trial[f"val_accuracy_seed{s}"]) for s in seeds if pd.notna(trial[f"val_accuracy_seed{s}"])}
 
@@ -268,7 +270,10 @@ def _separation(best, runner_up, seeds) -> str:
     separated = "separated from" if result.verdict == "lower" else "not separated from"
     return (f"Runner-up: {runner_up['dropout_rate']:g} at {100 * runner_up['mean_val_accuracy']:.2f}%, {gap:.2f} points "
             f"behind. The best rate is **{separated}** the runner-up on validation error: "
-            f"{result.sentence('run --executions-per-trial 5')}")
+            f"{result.sentence('run --executions-per-trial 5')} Both were chosen as the top two on these same "
+            f"scores, so this comparison is optimistic (the winner's curse); to compare them on fresh seeds: "
+            f"`python -m ablation sweep --model {model} --vary dropout_rate={best['dropout_rate']:g},"
+            f"{runner_up['dropout_rate']:g} --seeds auto`.")
 
 
 def run_search(search: Search, results_dir, *, log=print, retrain_stale=False) -> int:
