@@ -16,9 +16,11 @@ import time
 from pathlib import Path
 
 import keras
+import numpy as np
 import pandas as pd
 
 from ablation import io, records
+from ablation.console import duration
 
 
 class TrainingDiverged(RuntimeError):
@@ -42,8 +44,10 @@ class RunRecorder(keras.callbacks.Callback):
     line; and a progress bar over the steps when the output is a terminal."""
 
     def __init__(self, run_dir: Path, *, history: pd.DataFrame, epochs: int, steps_per_epoch: int,
-                 batch_size: int, schedule, log=print):
+                 batch_size: int, schedule, log=print, seconds_after: float | None = None):
         super().__init__()
+        # What a study has left after this run (its cost model's estimate), for the progress lines.
+        self.seconds_after = seconds_after
         self.run_dir, self.rows, self.epochs = run_dir, history.to_dict("records"), epochs
         self.steps, self.batch_size, self.schedule, self.log = steps_per_epoch, batch_size, schedule, log
         self.best = history["val_accuracy"].max() if len(history) else -math.inf
@@ -51,6 +55,7 @@ class RunRecorder(keras.callbacks.Callback):
         self.show_bar = sys.stdout.isatty()
 
     def on_train_begin(self, logs=None):
+        self._first_epoch = len(self.rows)  # epochs before this attempt: resumed, not timed here
         self._checkpoint_bytes = CHECKPOINT_COPIES * 4 * self.model.count_params() + SPARE_BYTES  # float32
 
     def _check_space(self):
@@ -107,5 +112,17 @@ class RunRecorder(keras.callbacks.Callback):
                 old.unlink()
         val = f" val_loss {row['val_loss']:.4f} val_acc {row['val_accuracy']:.4f}" if row["val_loss"] is not None else ""
         self.log(f"epoch {epoch + 1}/{self.epochs}: loss {row['loss']:.4f} acc {row['accuracy']:.4f}{val} "
-                 f"lr {row['learning_rate']:.4g} {row['epoch_seconds']:.1f}s ({row['images_per_second']:.0f} img/s)")
+                 f"lr {row['learning_rate']:.4g} {row['epoch_seconds']:.1f}s ({row['images_per_second']:.0f} img/s)"
+                 f"{self._left(epoch + 1)}")
+
+    def _left(self, done: int) -> str:
+        """"; 1m 10s left in the run, 5m 20s in the study": the epochs left at this attempt's
+        typical epoch (its first traces the graph: left out once there are others)."""
+        if done >= self.epochs:
+            return f"; {duration(self.seconds_after)} left in the study" if self.seconds_after else ""
+        seconds = [row["epoch_seconds"] for row in self.rows[self._first_epoch:]]
+        typical = float(np.median(seconds[1:] if len(seconds) > 1 else seconds))
+        run = typical * (self.epochs - done)
+        study = "" if self.seconds_after is None else f", {duration(run + self.seconds_after)} in the study"
+        return f"; {duration(run)} left in the run{study}"
 

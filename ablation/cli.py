@@ -38,6 +38,7 @@ from ablation.recipes import RECIPES
 from ablation.report import write_study_report
 from ablation.run import train
 from ablation.runner import default_results_dir, parse_shard, plan, run_study
+from ablation.statistics import MAX_SEEDS
 from ablation.study import Options, SearchDefaults, Study
 from ablation.sweep import check_nets, sweep_study
 from ablation.tuning import TUNERS, Search, run_search
@@ -98,7 +99,8 @@ def cmd_serve(args):
 
 
 def cmd_sweep(args):
-    study = sweep_study(args.model, args.vary, seeds=parse_seeds(args.seeds) or (42,), recipe=args.recipe,
+    seeds = None if args.seeds == AUTO_SEEDS else parse_seeds(args.seeds)
+    study = sweep_study(args.model, args.vary, seeds=seeds or (42,), recipe=args.recipe,
                         baseline=args.baseline, name=args.name)
     if not args.dry_run and args.report:  # a --parallel shard (--no-report): its parent checked the nets
         check_nets(study, study_options(args))
@@ -209,9 +211,16 @@ def add_study_arguments(parser, *, seeds: str, results_dir: str):
     add_protocol_argument(parser, "paper: the published protocol; smoke: the whole study in minutes on a CPU, "
                                   "downsized and labelled as such (default: %(default)s)")
     add_run_arguments(parser, single_run=False)
-    parser.add_argument("--seeds", help=f"comma-separated seeds (default: {seeds})")
+    parser.add_argument("--seeds", help=f"comma-separated seeds (default: {seeds}), or auto: 3 seeds per "
+                                        f"configuration, more in rounds where a comparison with the baseline is "
+                                        f"still open, until each is decided or --max-seeds is spent")
+    parser.add_argument("--max-seeds", type=int, default=MAX_SEEDS,
+                        help="the seeds per configuration --seeds auto may use (default: %(default)s)")
     parser.add_argument("--results-dir", help=f"(default: {results_dir})")
-    parser.add_argument("--dry-run", action="store_true", help="list the runs with params, MACs and status")
+    parser.add_argument("--dry-run", action="store_true", help="list the runs with params, MACs, status and "
+                                                                 "their cost: compute, time here, GPU-hours")
+    parser.add_argument("--json", action="store_true", help="with --dry-run: the plan and its cost as one JSON "
+                                                            "object")
     parser.add_argument("--only", help="one run id or configuration label (as in --dry-run)")
     parser.add_argument("--shard", help="I/N: run every N-th run starting at I (default: from SLURM_ARRAY_TASK_ID"
                                         "/SLURM_ARRAY_TASK_COUNT or JOB_COMPLETION_INDEX/JOB_COMPLETIONS)")
@@ -229,7 +238,9 @@ def add_retrain_stale_argument(parser, what: str):
 
 
 def study_options(args) -> Options:
-    return Options(protocol=args.protocol, dataset=args.dataset, epochs=args.epochs, seeds=parse_seeds(args.seeds),
+    auto = args.seeds == AUTO_SEEDS
+    return Options(protocol=args.protocol, dataset=args.dataset, epochs=args.epochs,
+                   seeds=None if auto else parse_seeds(args.seeds), auto_seeds=auto, max_seeds=args.max_seeds,
                    strategy=args.strategy, precision=args.precision, jit_compile=args.jit_compile,
                    data_dir=args.data_dir, deterministic=args.deterministic)
 
@@ -251,7 +262,7 @@ def run_study_command(study: Study, args, argv: Sequence[str], relaunch: Sequenc
         return run_parallel([*relaunch, *argv, "--parallel", "1", "--no-report"], args.parallel, results_dir,
                             [run.run_id for run in runs])
     return run_study(study, options, results_dir=args.results_dir, only=args.only,
-                     shard=parse_shard(args.shard) if args.shard else None, dry_run=args.dry_run,
+                     shard=parse_shard(args.shard) if args.shard else None, dry_run=args.dry_run, as_json=args.json,
                      write_report=args.report, retrain_stale=args.retrain_stale)
 
 
@@ -266,6 +277,9 @@ def study_main(study: Study, argv=None, relaunch: Sequence[str] | None = None) -
     return run_command(lambda: run_study_command(study, args, argv, relaunch), kept="finished runs and epochs")
 
 
+AUTO_SEEDS = "auto"  # --seeds auto
+
+
 def parse_seeds(text):
     if text is None:
         return None
@@ -275,7 +289,7 @@ def parse_seeds(text):
         seeds = ()
     if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
         raise ConfigError(f"--seeds {text!r} is not valid; expected distinct comma-separated non-negative "
-                          f"integers, e.g. 42,43,44.")
+                          f"integers, e.g. 42,43,44, or auto.")
     return seeds
 
 

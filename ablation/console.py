@@ -89,6 +89,14 @@ def prepare_console() -> None:
         warnings.formatwarning = lambda message, category, *_, **__: f"warning: {message}\n"
 
 
+def duration(seconds: float) -> str:
+    """A time as progress lines and estimates print it: 1h 05m, 4m 10s, 35s."""
+    seconds = max(0, round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {seconds:02d}s" if minutes else f"{seconds}s"
+
+
 def run_command(action, *, kept="finished epochs") -> int:
     """The exit protocol of every command line here: `action()`'s status; bad input (ConfigError)
     as one line on stderr and status 2; a failed run as one line naming its failure.json and

@@ -45,11 +45,12 @@ from ablation.recipes import compile_model
 from builders import count_macs, count_params
 
 
-def train(config: RunConfig, out, *, log=print, on_built=None, retrain_stale=False) -> dict:
+def train(config: RunConfig, out, *, log=print, on_built=None, retrain_stale=False, seconds_after=None) -> dict:
     """Train (or resume, or skip) the run of `config` in folder `out`; returns its metrics.
 
     `on_built(model)` is called with the net before it trains (a study draws its diagrams from
-    it: the net as trained, its classifier sized by the data). A folder holding this run trained
+    it: the net as trained, its classifier sized by the data). `seconds_after`, what a study has
+    left after this run, puts the study's remaining time in the progress lines. A folder holding this run trained
     from tied initial weights is refused (StaleRun), or with `retrain_stale` moved aside and
     trained anew.
     """
@@ -70,7 +71,7 @@ def train(config: RunConfig, out, *, log=print, on_built=None, retrain_stale=Fal
         records.remove_stale_temporaries(out)
         try:
             with distribute.precision_policy(config.precision):
-                return _train(config, resolved, out, log, on_built)
+                return _train(config, resolved, out, log, on_built, seconds_after)
         except (KeyboardInterrupt, ConfigError):
             raise  # an interrupted run resumes; bad input is the caller's to report
         except Exception as error:  # Keras, TensorFlow, the disk: the run failed, its input may be fine
@@ -82,7 +83,7 @@ def train(config: RunConfig, out, *, log=print, on_built=None, retrain_stale=Fal
             raise failure from error
 
 
-def _train(config: RunConfig, resolved: ResolvedRun, out: Path, log, on_built) -> dict:
+def _train(config: RunConfig, resolved: ResolvedRun, out: Path, log, on_built, seconds_after=None) -> dict:
     recipe = resolved.recipe_fields
     strategy, devices = distribute.make_strategy(config.strategy)
     source = data.open_source(config.dataset, data_dir=config.data_dir)
@@ -127,7 +128,8 @@ def _train(config: RunConfig, resolved: ResolvedRun, out: Path, log, on_built) -
         f"{recipe.epochs} epochs of {steps} steps, batch {recipe.batch_size}, {len(devices)} replica(s)")
 
     recorder = RunRecorder(out, history=history, epochs=recipe.epochs, steps_per_epoch=steps,
-                           batch_size=recipe.batch_size, schedule=recipe.schedule(steps), log=log)
+                           batch_size=recipe.batch_size, schedule=recipe.schedule(steps), log=log,
+                           seconds_after=seconds_after)
     callbacks = [recorder, keras.callbacks.TensorBoard(out / "tensorboard", write_graph=False, profile_batch=0)]
     model.fit(pipeline.train_batches(initial_epoch, recipe.epochs), epochs=recipe.epochs, initial_epoch=initial_epoch,
               steps_per_epoch=steps, validation_data=pipeline.validation if pipeline.num_validation else None,

@@ -12,16 +12,20 @@ trained anew; the tables and plots are rebuilt from the run folders at the end.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import re
+import time
 from pathlib import Path
 
-from ablation import io, records, report
+from ablation import cost, io, records, report
 from ablation.config import ResolvedRun, RunConfig, build_model, builder_arguments, preset_of, run_identity
+from ablation.console import duration
 from ablation.diagrams import write_run_diagrams
 from ablation.errors import TIED_INITIAL_WEIGHTS, ConfigError, DamagedFile, RunFailed, RunLocked, StaleRun
 from ablation.run import train
+from ablation.statistics import auto_looks, seed_sequence
 from ablation.study import Configuration, Options, Smoke, Study
 from builders import count_macs, count_params
 
@@ -52,7 +56,7 @@ def configuration_name(study: Study, configuration: Configuration) -> str:
 def plan(study: Study, options: Options) -> list[PlannedRun]:
     """Every run of the study under these options, in a fixed order (configuration, then seed)."""
     smoke = options.protocol == "smoke"
-    seeds = list(options.seeds or (study.seeds[: study.smoke.num_seeds] if smoke else study.seeds))
+    seeds = study_seeds(study, options)
     runs, names = [], {}
     for configuration in study.configurations:
         name = configuration_name(study, configuration)
@@ -80,6 +84,14 @@ def plan(study: Study, options: Options) -> list[PlannedRun]:
             runs.append(PlannedRun(f"{name}-s{seed}", configuration, seed, config,
                                    config.resolve(), downsized))
     return runs
+
+
+def study_seeds(study: Study, options: Options) -> list[int]:
+    """The seeds of the study's runs; under --seeds auto, all its budget may use, in order."""
+    if options.auto_seeds:
+        return seed_sequence(study.seeds, options.max_seeds)
+    smoke = options.protocol == "smoke"
+    return list(options.seeds or (study.seeds[: study.smoke.num_seeds] if smoke else study.seeds))
 
 
 def smoke_downsize(model: str, overrides: dict, smoke: Smoke):
@@ -158,6 +170,8 @@ def describe_study(study: Study, options: Options, runs: list[PlannedRun]) -> di
         "heatmap": list(study.heatmap) if study.heatmap else None,
         "protocol": options.protocol, "protocol_description": describe_protocol(study, options),
         "published_protocol": study.published_protocol, "baseline": study.baseline_label,
+        "seeding": ({"auto": True, "sequence": study_seeds(study, options), "looks": list(auto_looks(options.max_seeds))}
+                    if options.auto_seeds else {"auto": False}),
         "configurations": [{"label": c.label, "model": c.model, "published_error": c.published_error}
                            for c in study.configurations],
         "runs": [{"run_id": r.run_id, "label": r.configuration.label, "seed": r.seed, "downsized": r.downsized,
@@ -167,19 +181,22 @@ def describe_study(study: Study, options: Options, runs: list[PlannedRun]) -> di
 
 def describe_protocol(study: Study, options: Options) -> str:
     if options.protocol == "smoke":
+        seeds = f", seeds auto (at most {options.max_seeds})" if options.auto_seeds else ""
         return (f"SMOKE protocol: {options.epochs or study.smoke.epochs} epochs of at most "
                 f"{study.smoke.max_steps_per_epoch} steps, nets above {study.smoke.max_macs / 1e6:.0f}M MACs "
-                f"downsized; a pipeline check, not comparable to published numbers")
-    seeds = options.seeds or study.seeds
+                f"downsized{seeds}; a pipeline check, not comparable to published numbers")
+    seeds = (f"seeds auto (at most {options.max_seeds}: {', '.join(map(str, study_seeds(study, options)))})"
+             if options.auto_seeds else f"seeds {', '.join(map(str, options.seeds or study.seeds))}")
     epochs = f"{options.epochs} epochs (not the recipe's)" if options.epochs else "the recipe's epochs"
-    return f"paper protocol: {epochs}, seeds {', '.join(map(str, seeds))}, final-epoch test error"
+    return f"paper protocol: {epochs}, {seeds}, final-epoch test error"
 
 
 def run_study(study: Study, options: Options, *, results_dir=None, only=None, shard=None, dry_run=False,
-              write_report=True, retrain_stale=False, log=print) -> int:
-    """Train every pending run of this shard, then rebuild the tables and plots (unless a parent of
-    several shards will: `write_report=False`); 0 if none failed. Stale runs are skipped, or with
-    `retrain_stale` kept aside and trained anew."""
+              as_json=False, write_report=True, retrain_stale=False, log=print) -> int:
+    """Train every pending run of this shard, most expensive first, then rebuild the tables and
+    plots (unless a parent of several shards will: `write_report=False`); 0 if none failed. Stale
+    runs are skipped, or with `retrain_stale` kept aside and trained anew. `dry_run` lists the
+    runs and their cost (`as_json`: one JSON object)."""
     results_dir = Path(results_dir or default_results_dir(study, options.protocol))
     runs = plan(study, options)
     if only:
@@ -192,61 +209,144 @@ def run_study(study: Study, options: Options, *, results_dir=None, only=None, sh
     else:
         runs_to_do = runs
     index, count = shard or shard_from_environment()
+    costs = run_costs(runs, log=(lambda *_: None) if as_json else log)
+    # Most expensive first: the long runs start early and the shards' shares even out.
+    runs_to_do = sorted(runs_to_do, key=lambda run: -costs[run.run_id].seconds)
     mine = [r for i, r in enumerate(runs_to_do) if i % count == index]
 
     if dry_run:
-        print_plan(study, options, runs, results_dir, mine, log)
+        if options.auto_seeds and not only:  # the runs of the look to come: what the folders hold decides
+            _, frame = report.collect_results(results_dir, describe_study(study, options, runs))
+            mine = [run for run in runs if run.run_id in set(frame["run_id"])]
+        shown = mine if options.auto_seeds else runs
+        if as_json:
+            print(json.dumps(plan_json(study, options, shown, results_dir, costs), indent=2))
+            return 0
+        print_plan(study, options, shown, results_dir, mine, costs, log)
+        if options.auto_seeds and not only:
+            log(f"seeds auto: these are the runs trained and those the next look needs ({len(mine)}); at most "
+                f"{len(runs)} if no comparison is decided before the last look")
         log_stale(stale_runs(results_dir, mine), len(mine), retrain_stale, log)
         return 0
     io.write_json(results_dir / records.STUDY_FILE, describe_study(study, options, runs))
     log(f"{study.name}: {study.question}")
-    log(f"{describe_protocol(study, options)}; {len(mine)} of {len(runs)} runs in this shard ({index}/{count}), "
-        f"results in {results_dir}")
+    share = ("runs added look by look" if options.auto_seeds and not only
+             else f"{len(mine)} of {len(runs)} runs")
+    log(f"{describe_protocol(study, options)}; {share} in this shard ({index}/{count}), results in {results_dir}")
     rename_labelled_folders(results_dir, runs, log)
-    stale_ids = stale_runs(results_dir, mine)
+    auto = options.auto_seeds and not only
+    stale_ids = stale_runs(results_dir, runs if auto else mine)
     log_stale(stale_ids, len(mine), retrain_stale, log)
     failed = []
-    for n, run in enumerate(mine, start=1):
-        run_dir = records.run_dir_of(results_dir, run.run_id)
-        prefix = f"[{n}/{len(mine)}] {run.run_id}"
-        stale = run.run_id in stale_ids
-        if stale and not retrain_stale:
-            log(f"{prefix}: stale (started from tied initial weights), skipped")
-            continue
-        try:
-            if not stale and records.read_metrics(run_dir) is not None:
-                records.check_same_run(run_dir, run.resolved.to_json(), run_identity)
-                write_run_diagrams(run.config, run_dir, title=run.configuration.label)  # if a kill cut them short
-                log(f"{prefix}: done, skipped")
-                continue
-        except DamagedFile as error:  # one damaged run does not stop the others
-            failed.append(run.run_id)
-            log(f"{prefix}: FAILED ({error})")
-            continue
-        failure = records.last_failure(run_dir)
-        if failure is not None:
-            log(f"{prefix}: failed last time ({failure}); retrying")
-        try:
-            # train() names the run folder at the start of its lines; the prefix names the run.
-            train(run.config, run_dir, log=lambda line, p=prefix, d=run_dir: log(f"{p}: {line.removeprefix(f'{d}: ')}"),
-                  on_built=lambda model, run=run, run_dir=run_dir: write_run_diagrams(
-                      run.config, run_dir, title=run.configuration.label, model=model), retrain_stale=retrain_stale)
-        except RunLocked:  # train() locks the run: another shard or process has it
-            log(f"{prefix}: being trained by another process, skipped")
-        except StaleRun:  # an older version's process finished it from tied weights meanwhile
-            log(f"{prefix}: stale (started from tied initial weights), skipped")
-        except ConfigError:
-            raise
-        except Exception as error:  # recorded in failure.json by train(); the study goes on
-            failed.append(run.run_id)
-            cause = error if isinstance(error, RunFailed) else f"{type(error).__name__}: {error}"
-            log(f"{prefix}: FAILED ({cause}); it will be retried on the next call")
+    if auto:
+        run_rounds(runs, results_dir, (index, count), stale_ids, failed, retrain_stale, log)
+    else:
+        for n, run in enumerate(mine, start=1):
+            left = [r for r in mine[n - 1:] if records.status(records.run_dir_of(results_dir, r.run_id)) != "done"]
+            after = sum(costs[r.run_id].seconds for r in left if r is not run)
+            if run in left:
+                log(f"[{n}/{len(mine)}] {run.run_id}: about {duration(costs[run.run_id].seconds)} for this run, "
+                    f"{duration(costs[run.run_id].seconds + after)} for the {len(left)} left (cost model)")
+            train_planned(run, results_dir, f"[{n}/{len(mine)}] {run.run_id}", run.run_id in stale_ids, failed,
+                          retrain_stale, log, seconds_after=after)
     if write_report:
         report.write_study_report(results_dir)
     where = (f"tables and plots in {results_dir}, to browse: {results_dir / 'index.html'}" if write_report
              else f"runs in {results_dir}")
     log(f"{study.name}: {where}" + (f"; {len(failed)} failed: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0
+
+
+def run_costs(runs: list[PlannedRun], log=print) -> dict[str, cost.Cost]:
+    """Every run's estimated cost (`ablation.cost`): each net counted once, each dataset's size
+    read once, this machine's profile measured once and cached."""
+    profile = cost.machine_profile(log)
+    nets, splits, out = {}, {}, {}
+    for run in runs:
+        if run.configuration.label not in nets:
+            nets[run.configuration.label] = cost.net_of(run.resolved)
+        key = (run.config.dataset, run.config.data_dir)
+        if key not in splits:
+            splits[key] = cost.dataset_splits(*key)
+        out[run.run_id] = cost.estimate(run.resolved, nets[run.configuration.label], splits[key], profile)
+    return out
+
+
+def train_planned(run: PlannedRun, results_dir: Path, prefix: str, stale: bool, failed: list, retrain_stale: bool,
+                  log, seconds_after: float | None = None) -> None:
+    """One planned run: skipped if done or stale, else trained (resumed); a failure is appended to
+    `failed` and logged, and the study goes on."""
+    run_dir = records.run_dir_of(results_dir, run.run_id)
+    if stale and not retrain_stale:
+        log(f"{prefix}: stale (started from tied initial weights), skipped")
+        return
+    try:
+        if not stale and records.read_metrics(run_dir) is not None:
+            records.check_same_run(run_dir, run.resolved.to_json(), run_identity)
+            write_run_diagrams(run.config, run_dir, title=run.configuration.label)  # if a kill cut them short
+            log(f"{prefix}: done, skipped")
+            return
+    except DamagedFile as error:  # one damaged run does not stop the others
+        failed.append(run.run_id)
+        log(f"{prefix}: FAILED ({error})")
+        return
+    failure = records.last_failure(run_dir)
+    if failure is not None:
+        log(f"{prefix}: failed last time ({failure}); retrying")
+    try:
+        # train() names the run folder at the start of its lines; the prefix names the run.
+        train(run.config, run_dir, log=lambda line: log(f"{prefix}: {line.removeprefix(f'{run_dir}: ')}"),
+              on_built=lambda model: write_run_diagrams(run.config, run_dir, title=run.configuration.label,
+                                                        model=model), retrain_stale=retrain_stale,
+              seconds_after=seconds_after)
+    except RunLocked:  # train() locks the run: another shard or process has it
+        log(f"{prefix}: being trained by another process, skipped")
+    except StaleRun:  # an older version's process finished it from tied weights meanwhile
+        log(f"{prefix}: stale (started from tied initial weights), skipped")
+    except ConfigError:
+        raise
+    except Exception as error:  # recorded in failure.json by train(); the study goes on
+        failed.append(run.run_id)
+        cause = error if isinstance(error, RunFailed) else f"{type(error).__name__}: {error}"
+        log(f"{prefix}: FAILED ({cause}); it will be retried on the next call")
+
+
+WAIT_SECONDS = 10  # between two looks at runs of the round that other processes train
+
+
+def run_rounds(runs: list[PlannedRun], results_dir: Path, shard: tuple[int, int], stale_ids: set[str],
+               failed: list, retrain_stale: bool, log, wait_seconds: float = WAIT_SECONDS) -> None:
+    """`--seeds auto`: train the runs the next look needs, look, and go on until every comparison
+    is decided or the budget is spent. Every worker derives the round from the run folders
+    (`report.seeds_needed_now`), takes the round's runs no other process holds (its share
+    first, then any left: a run is locked while it trains), and waits while others train the
+    rest. A run that fails is tried once per call, so a failing run ends the rounds."""
+    by_seed = {(run.configuration.label, run.seed): run for run in runs}
+    index, count = shard
+    while True:
+        study, frame = report.collect_results(results_dir)
+        needed = report.seeds_needed_now(frame, study)
+        statuses = dict(zip(frame["run_id"], frame["status"], strict=True))
+        round_runs = [by_seed[(label, seed)] for label, seeds in needed.items() for seed in seeds]
+        open_runs = [run for run in round_runs if statuses.get(run.run_id) != "done"]
+        if not open_runs:
+            log("seeds auto: seeding has stopped (every comparison decided, or the seed budget spent: summary.md "
+                "says which)")
+            return
+        todo = [run for run in open_runs if run.run_id not in failed
+                and (retrain_stale or run.run_id not in stale_ids)]
+        free = [run for run in todo if statuses.get(run.run_id) != "running"]
+        if free:  # this worker's share of the round first, then any run no other process holds
+            run = (free[index::count] or free)[0]
+            train_planned(run, results_dir, f"[{len(round_runs) - len(open_runs) + 1}/{len(round_runs)}] {run.run_id}",
+                          run.run_id in stale_ids, failed, retrain_stale, log)
+        elif todo:  # the rest of the round is being trained by other processes
+            log(f"seeds auto: waiting for {len(todo)} run(s) of this look that other processes train")
+            time.sleep(wait_seconds)
+        else:
+            log(f"seeds auto: {len(open_runs)} run(s) the next look needs failed in this call or are stale; run the "
+                f"study again to retry{'' if retrain_stale else ' (--retrain-stale for stale ones)'}")
+            return
 
 
 def stale_runs(results_dir: Path, runs: list[PlannedRun]) -> set[str]:
@@ -301,10 +401,11 @@ def rename_labelled_folders(results_dir: Path, runs: list[PlannedRun], log) -> N
         log(f"{old.name}: renamed to {run.run_id} (run ids now name what a run is)")
 
 
-def print_plan(study, options, runs, results_dir, mine, log):
+def print_plan(study, options, runs, results_dir, mine, costs, log):
     log(f"{study.name}: {study.question}\n{describe_protocol(study, options)}; results in {results_dir}")
     width = max([28, *(len(run.run_id) for run in runs)])
-    log(f"{'run':{width}} {'configuration':20} {'model':22} {'params':>12} {'MACs':>10} {'status':8} note")
+    log(f"{'run':{width}} {'configuration':20} {'model':22} {'params':>12} {'MACs':>10} {'compute':>11} "
+        f"{'time':>8} {'status':8} note")
     counts = {}  # a configuration's net is the same for every seed: built once
     for run in runs:
         if run.configuration.label not in counts:
@@ -316,5 +417,32 @@ def print_plan(study, options, runs, results_dir, mine, log):
         note += f" in {run_dir.name}, renamed on the next call" if run_dir else ""
         state = records.status(run_dir or records.run_dir_of(results_dir, run.run_id))
         note += " tied initial weights: --retrain-stale trains it anew" if state == "stale" else ""
+        estimate = costs[run.run_id]
         log(f"{run.run_id:{width}} {run.configuration.label:20} {run.config.model:22} {params:>12,} "
-            f"{macs / 1e6:>9,.1f}M {state:8} {note.strip()}")
+            f"{macs / 1e6:>9,.1f}M {cost.flops_text(estimate.flops):>11} {duration(estimate.seconds):>8} {state:8} "
+            f"{note.strip()}")
+    total = study_cost(runs, results_dir, costs)
+    log(f"cost: {total['runs_to_train']} of {len(runs)} runs to train, {cost.flops_text(total['training_flops'])} "
+        f"(training and evaluation), about {duration(total['estimated_seconds'])} on this machine "
+        f"({total['machine']}), or " + ", ".join(f"{hours:.2g} {name} GPU-hours" for name, hours in
+                                                 total["gpu_hours"].items()) + " (docs/benchmarks.md: the assumptions)")
+
+
+def study_cost(runs, results_dir, costs) -> dict:
+    """The cost of the runs not finished yet: what launching the study now would take (with the
+    process's start and the tables at the end)."""
+    todo = [run for run in runs if records.status(records.run_dir_of(results_dir, run.run_id)) != "done"]
+    return {"runs_to_train": len(todo), "training_flops": sum(costs[r.run_id].flops for r in todo),
+            "estimated_seconds": cost.machine_profile(lambda *_: None).study_overhead
+            + sum(costs[r.run_id].seconds for r in todo),
+            "gpu_hours": {name: sum(costs[r.run_id].gpu_hours[name] for r in todo) for name in cost.GPU_PEAKS},
+            "machine": cost.machine_name()}
+
+
+def plan_json(study, options, runs, results_dir, costs) -> dict:
+    """`--dry-run --json`: the plan and its cost as one object."""
+    return {"study": study.name, "protocol": options.protocol, "results_dir": str(results_dir),
+            **study_cost(runs, results_dir, costs),
+            "runs": [{"run_id": run.run_id, "configuration": run.configuration.label, "seed": run.seed,
+                      "status": records.status(records.run_dir_of(results_dir, run.run_id)),
+                      **costs[run.run_id].to_json()} for run in runs]}

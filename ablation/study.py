@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 
 from ablation.choices import PROTOCOLS, one_of
 from ablation.errors import ConfigError
+from ablation.statistics import MAX_SEEDS, MIN_SEEDS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,7 +81,9 @@ class Options:
     protocol: str = "paper"  # one of choices.PROTOCOLS
     dataset: str | None = None
     epochs: int | None = None
-    seeds: Sequence[int] | None = None
+    seeds: Sequence[int] | None = None  # None: the study's (smoke: its first Smoke.num_seeds)
+    auto_seeds: bool = False  # --seeds auto: seeds added in rounds until every comparison is decided
+    max_seeds: int = MAX_SEEDS  # --max-seeds: the budget of auto_seeds per configuration
     strategy: str = "auto"
     precision: str = "float32"
     jit_compile: str = "auto"
@@ -90,6 +93,11 @@ class Options:
     def __post_init__(self):
         if self.protocol not in PROTOCOLS:
             raise ConfigError(f"protocol={self.protocol!r} is not valid; expected one of {one_of(PROTOCOLS)}.")
+        if self.auto_seeds and self.seeds is not None:
+            raise ConfigError("--seeds auto with a list of seeds is not valid; expected one or the other.")
+        if self.auto_seeds and self.max_seeds < MIN_SEEDS:
+            raise ConfigError(f"--max-seeds {self.max_seeds} is not valid; expected at least {MIN_SEEDS}, the seeds "
+                              f"of the first look.")
 
 
 @dataclasses.dataclass(frozen=True)

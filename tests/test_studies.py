@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from ablation import io, plots, records, report, runner
 from ablation.cli import main as ablation_main
@@ -81,9 +82,11 @@ def test_dry_run_lists_every_run_with_the_params_of_its_net_and_its_status(capsy
     assert run_study(study, Options(), dry_run=True, results_dir="/nonexistent") == 0
     lines = capsys.readouterr().out.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("run "))
-    assert len(lines[header + 1:]) == len(study.configurations) * len(study.seeds)
+    *run_lines, total = lines[header + 1:]
+    assert len(run_lines) == len(study.configurations) * len(study.seeds)
+    assert total.startswith(f"cost: {len(run_lines)} of {len(run_lines)} runs to train")
     expected = [configuration for configuration in study.configurations for _ in study.seeds]
-    for configuration, line in zip(expected, lines[header + 1:], strict=True):
+    for configuration, line in zip(expected, run_lines, strict=True):
         params = count_params(build(configuration.model, **configuration.model_overrides))["trainable_params"]
         assert f" {configuration.label} " in line and f"{params:,}" in line and " pending " in line
 
@@ -443,27 +446,37 @@ def test_tables_from_known_run_records(tmp_path):
     assert "| B | 2 | 2,000,000 | 8.50 | 8.50 ± 0.71 | n/a: 2 seeds |" in markdown
     assert "**Best on validation.** A" in markdown and "SMOKE" not in markdown
     # A folder written before baselines were declared compares with its first configuration.
-    assert "- B against A: not resolved with 2 seeds (difference +3.00 points): run --seeds 0,1,2,3,4." in markdown
+    assert ("- B against A: not resolved with 2 seeds (difference +3.00 points): run --seeds 0,1,2,3,4, or --seeds "
+            "auto." in markdown)
 
 
 def test_comparisons_with_the_baseline_on_matched_seeds(tmp_path):
     # C beats the baseline B by 0.5-0.7 points on each of five seeds; A is within B's noise.
     _fake_study(tmp_path, {"A": [6.3, 5.9, 6.0, 6.0, 5.9], "B": [6.0, 6.3, 5.8, 6.1, 5.9],
-                           "C": [5.4, 5.7, 5.2, 5.5, 5.3]}, baseline="B")
+                           "C": [5.4, 5.7, 5.3, 5.5, 5.2]}, baseline="B")
     report.write_study_report(tmp_path)
     table = pd.read_csv(tmp_path / "comparisons.csv")
-    assert list(table.columns) == ["configuration", "baseline", "seeds", "mean_difference", "ci_low", "ci_high",
-                                   "p_value", "better_fraction", "verdict"]
+    assert list(table.columns) == ["configuration", "baseline", "seeds", "mean_difference", "std_difference", "interval",
+                                   "confidence", "ci_low", "ci_high", "p_value", "adjusted_p_value", "better_fraction",
+                                   "verdict", "unresolved_reason", "minimum_detectable_difference", "seeds_needed"]
     rows = table.set_index("configuration")
     assert list(rows.index) == ["A", "C"] and set(rows["baseline"]) == {"B"} and set(rows["seeds"]) == {5}
+    assert set(rows["interval"]) == {"paired t at the adjusted level"}
     assert rows.loc["C", "verdict"] == "lower" and rows.loc["C", "ci_high"] < 0 and rows.loc["C", "better_fraction"] == 1
     assert rows.loc["C", "mean_difference"] == pytest.approx(-0.6)
-    assert rows.loc["C", "p_value"] == pytest.approx(2 / 32)
+    b, c = [6.0, 6.3, 5.8, 6.1, 5.9], [5.4, 5.7, 5.3, 5.5, 5.2]
+    assert rows.loc["C", "p_value"] == pytest.approx(stats.ttest_rel(c, b).pvalue)
+    # Holm over two comparisons: C, the smaller p-value, tested at 0.05 / 2.
+    assert rows.loc["C", "adjusted_p_value"] == pytest.approx(2 * rows.loc["C", "p_value"])
+    assert rows.loc["C", "confidence"] == pytest.approx(0.975)
     assert rows.loc["A", "verdict"] == "not resolved" and rows.loc["A", "ci_low"] < 0 < rows.loc["A", "ci_high"]
+    assert rows.loc["A", "unresolved_reason"] == "no difference of that size"
+    assert rows.loc["A", "minimum_detectable_difference"] > 0
     markdown = (tmp_path / "summary.md").read_text()
     assert markdown.index("**Verdicts** against B") < markdown.index("| configuration |")
-    assert "- C has 0.60 points lower error than B (95% CI " in markdown
-    assert "better on 5 of 5 seeds, p = 0.062)." in markdown
+    assert "- C has 0.60 points lower error than B (97.5% CI " in markdown
+    assert f"better on 5 of 5 seeds, p = {rows.loc['C', 'p_value']:.2g}, adjusted p = " in markdown
+    assert "- A against B: not resolved, difference +0.00 points" in markdown
     # A's published 5.0 lies below the interval of its mean error (about 5.9 to 6.1).
     assert "| 5.00 | +1.00 | ours above |" in markdown
     tex = (tmp_path / "results.tex").read_text()

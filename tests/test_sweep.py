@@ -8,11 +8,12 @@ import json
 import pandas as pd
 import pytest
 
-from ablation import io, records
+from ablation import io, records, report
 from ablation.cli import main
 from ablation.config import RunConfig, run_identity
 from ablation.errors import ConfigError
 from ablation.runner import plan, run_study
+from ablation.statistics import compare_all
 from ablation.study import Configuration, Options, Study
 from ablation.sweep import check_nets, parse_vary, sweep_study
 from studies import block_types, deepening_factor, depth_vs_width
@@ -151,3 +152,40 @@ def test_a_sweep_runs_every_configuration_and_seed_as_a_study(easy, tmp_path, ca
     options = Options(protocol="smoke", epochs=1, dataset=easy, seeds=(42, 43, 44))
     assert run_study(declared, options, results_dir=results, log=lines.append) == 0
     assert sum("done, skipped" in line for line in lines) == 6
+
+
+@pytest.mark.slow
+def test_seeds_auto_trains_what_the_looks_need_once_across_workers_and_a_second_call_nothing(easy, tmp_path,
+                                                                                          capsys):
+    results = tmp_path / "auto"
+    args = ["sweep", "--model", "wrn-10-1", "--vary", "dropout_rate=0,0.3", "--seeds", "auto", "--max-seeds", "4",
+            "--protocol", "smoke", "--epochs", "1", "--dataset", easy, "--results-dir", str(results)]
+    assert main([*args, "--parallel", "2"]) == 0
+    out = capsys.readouterr().out
+    study, frame = report.collect_results(results)
+    assert study["seeding"] == {"auto": True, "sequence": [42, 43, 44, 45], "looks": [3, 4]}
+    assert set(frame["status"]) == {"done"}
+    # What was trained is what the decision, replayed from the records, needed: 3 seeds each, and
+    # the fourth for both where the first look left the comparison open.
+    decided = compare_all(report.errors_by_configuration(frame, study), "dropout_rate=0",
+                          looks=[[42, 43, 44]])[0].decided
+    assert sorted(set(frame["seed"])) == ([42, 43, 44] if decided else [42, 43, 44, 45])
+    assert len(frame) == 2 * frame["seed"].nunique()
+    for run_id in frame["run_id"]:  # each run trained once, by one of the two workers
+        assert out.count(f"{run_id}: test accuracy") == 1, run_id
+    summary = (results / "summary.md").read_text()
+    assert "**Seeds.** `--seeds auto`: looks after 3, 4 seeds" in summary and "stopped: " in summary
+    assert pd.read_csv(results / "comparisons.csv")["seeds"].iloc[0] == frame["seed"].nunique()
+    # Decided or spent: a second call derives the same from the folders and trains nothing.
+    assert main(args) == 0
+    again = capsys.readouterr().out
+    assert "test accuracy" not in again and "seeding has stopped" in again
+    assert main([*args, "--dry-run"]) == 0
+    assert f"these are the runs trained and those the next look needs ({len(frame)})" in capsys.readouterr().out
+
+
+def test_seeds_auto_is_refused_with_a_budget_below_the_first_look(tmp_path, capsys):
+    code = main(["sweep", "--model", "wrn-10-1", "--vary", "dropout_rate=0,0.3", "--seeds", "auto", "--max-seeds", "2",
+                 "--results-dir", str(tmp_path), "--dry-run"])
+    assert code == 2
+    assert "--max-seeds 2 is not valid; expected at least 3" in capsys.readouterr().err
