@@ -29,8 +29,10 @@ from ablation.console import (
     add_deterministic_argument,
     add_device_arguments,
     add_run_arguments,
+    duration,
     run_command,
 )
+from ablation.cost import flops_text
 from ablation.errors import TIED_INITIAL_WEIGHTS, ConfigError
 from ablation.pages import make_server
 from ablation.parallel import run_parallel
@@ -41,7 +43,7 @@ from ablation.runner import default_results_dir, parse_shard, plan, run_study
 from ablation.statistics import MAX_SEEDS
 from ablation.study import Options, SearchDefaults, Study
 from ablation.sweep import check_nets, sweep_study
-from ablation.tuning import TUNERS, Search, run_search
+from ablation.tuning import TUNERS, Search, run_search, search_cost
 from builders import PRESETS, count_macs, count_params
 
 # ----------------------------------------------------------------------------------------------
@@ -321,6 +323,9 @@ def search_main(name: str, defaults: SearchDefaults, argv=None) -> int:
     parser.add_argument("--results-dir", help=f"(default: results/{name}, results/{name}-smoke)")
     add_retrain_stale_argument(parser, "the search")
     parser.add_argument("--data-dir", help="tensorflow-datasets data_dir")
+    parser.add_argument("--dry-run", action="store_true", help="the search's cost (random or bayesian: "
+                                                               "max-trials x executions, and the winner retrained)")
+    parser.add_argument("--json", action="store_true", help="with --dry-run: one JSON object")
     args = parser.parse_args(argv)
     smoke = args.protocol == "smoke"
 
@@ -339,6 +344,15 @@ def search_main(name: str, defaults: SearchDefaults, argv=None) -> int:
                                         else defaults.executions_per_trial),
             min_rate=args.min_rate, max_rate=args.max_rate, step=args.step,
             tune_learning_rate=args.tune_learning_rate, protocol=args.protocol)
+        if args.dry_run:
+            estimate = search_cost(search)
+            print(json.dumps(estimate, indent=2) if args.json else
+                  f"cost: {estimate['runs_to_train']} runs of {args.model} ({search.max_trials} trials x "
+                  f"{search.executions_per_trial} executions, and the winner retrained), "
+                  f"{flops_text(estimate['training_flops'])}, about {duration(estimate['estimated_seconds'])} on this "
+                  f"machine ({estimate['machine']}), or " + ", ".join(
+                      f"{hours:.2g} {gpu} GPU-hours" for gpu, hours in estimate["gpu_hours"].items()))
+            return 0
         return run_search(search, args.results_dir or Path("results") / (name if not smoke else f"{name}-smoke"),
                           retrain_stale=args.retrain_stale)
 

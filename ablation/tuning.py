@@ -38,7 +38,7 @@ import pandas as pd
 from keras_tuner.src.distribute import utils as tuner_distribute
 from keras_tuner.src.engine import trial as trial_module
 
-from ablation import data, distribute, hparams, io, pages, plots, records
+from ablation import cost, data, distribute, hparams, io, pages, plots, records
 from ablation.callbacks import TrainingDiverged
 from ablation.choices import PROTOCOLS, one_of
 from ablation.config import RunConfig, build_model, make_pipeline
@@ -274,6 +274,24 @@ def _separation(best, runner_up, seeds, model: str) -> str:
             f"scores, so this comparison is optimistic (the winner's curse); to compare them on fresh seeds: "
             f"`python -m ablation sweep --model {model} --vary dropout_rate={best['dropout_rate']:g},"
             f"{runner_up['dropout_rate']:g} --seeds auto`.")
+
+
+def search_cost(search: Search) -> dict:
+    """The cost of a search from scratch (`ablation.cost`): max_trials x executions_per_trial runs
+    of the search's net (the dropout rate and the learning rate cost nothing), and the winner
+    retrained in `best/`. Hyperband sizes its trials itself: no fixed count to estimate."""
+    if search.tuner == "hyperband":
+        raise ConfigError("--dry-run with --tuner hyperband is not valid; hyperband sizes its trials from --epochs "
+                          "as it goes: expected --tuner bayesian or random for an estimate.")
+    resolved = search.run.resolve()
+    one = cost.estimate(resolved, cost.net_of(resolved), cost.dataset_splits(search.run.dataset, search.run.data_dir),
+                        cost.machine_profile())
+    runs = search.max_trials * search.executions_per_trial + 1
+    return {"search": search.run.model, "tuner": search.tuner, "runs_to_train": runs,
+            "training_flops": runs * one.flops,
+            "estimated_seconds": cost.machine_profile(lambda *_: None).study_overhead + runs * one.seconds,
+            "gpu_hours": {name: runs * hours for name, hours in one.gpu_hours.items()},
+            "machine": cost.machine_name(), "per_run": one.to_json()}
 
 
 def run_search(search: Search, results_dir, *, log=print, retrain_stale=False) -> int:

@@ -4,6 +4,7 @@ distributed chief and workers, and the winner tested exactly once."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import socket
 import subprocess
@@ -16,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ablation import data, io, tuning
+from ablation import cost, data, io, tuning
 from ablation import run as run_module
 from ablation.cli import search_main
 from ablation.config import RunConfig
@@ -207,3 +208,22 @@ def test_the_best_rate_is_compared_with_the_runner_up_on_matched_executions(exec
                                   trials[["trial_id", "dropout_rate", "status", "val_accuracy_seed42",
                                           "mean_val_accuracy"]], None)
     assert "not resolved with 1 seed" in one and "run --executions-per-trial 5" in one and "n/a: 1 execution |" in one
+
+
+def test_a_searchs_dry_run_gives_its_cost_and_trains_nothing(easy, tmp_path, capsys, monkeypatch):
+    profile = cost.Profile(machine="test", startup=2.0, startup_per_layer=0.1, rates=((2e6, 1e11), (8e6, 4e11)),
+                           study_overhead=5.0)
+    monkeypatch.setattr(cost, "machine_profile", lambda log=print: profile)
+    args = ["--protocol", "smoke", "--model", "wrn-10-1", "--dataset", easy, "--results-dir", str(tmp_path / "s"),
+            "--dry-run"]
+    assert search_main("tune_dropout", SearchDefaults(), [*args, "--json"]) == 0
+    estimate = json.loads(capsys.readouterr().out)
+    # The smoke search: 3 trials x 2 executions, and the winner retrained, each one run of the net.
+    one = estimate["per_run"]
+    assert estimate["runs_to_train"] == 7 and not (tmp_path / "s").exists()
+    assert estimate["estimated_seconds"] == pytest.approx(5.0 + 7 * one["estimated_seconds"])
+    assert estimate["gpu_hours"]["H100"] == pytest.approx(7 * one["gpu_hours"]["H100"])
+    assert search_main("tune_dropout", SearchDefaults(), args) == 0
+    assert capsys.readouterr().out.startswith("cost: 7 runs of wrn-10-1 (3 trials x 2 executions")
+    assert search_main("tune_dropout", SearchDefaults(), [*args, "--tuner", "hyperband"]) == 2
+    assert "--dry-run with --tuner hyperband is not valid" in capsys.readouterr().err
