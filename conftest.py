@@ -1,5 +1,6 @@
 """Test session set-up that must run before TensorFlow initialises its devices."""
 
+import dataclasses
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -32,3 +33,18 @@ def pytest_collection_modifyitems(config, items):
 def easy(tmp_path_factory):
     """tests.helpers.make_npz's easy 4-class problem (256 train, 64 test images), as `npz:PATH`."""
     return make_npz(tmp_path_factory.mktemp("data") / "easy.npz")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def machine_profile_stand_in(tmp_path_factory):
+    """Every study a test runs estimates its cost from this machine's profile (ablation.cost),
+    which takes about a minute to measure. The tests use a stand-in of typical figures instead,
+    in a cache of their own (subprocesses inherit it); tests/test_cost.py measures the real one."""
+    from ablation import cost, io
+
+    folder = tmp_path_factory.getbasetemp() / "ablation-cache"
+    os.environ["ABLATION_CACHE"] = str(folder)
+    machine = cost.machine_name()
+    stand_in = cost.Profile(machine=machine, startup=0.2, startup_per_layer=0.15, rates=((2e6, 2e11), (6e6, 2.5e11)),
+                            study_overhead=8.0)
+    io.write_json(folder / f"profile-{cost.profile_file_word(machine)}.json", dataclasses.asdict(stand_in))

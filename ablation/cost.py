@@ -38,7 +38,7 @@ from ablation import data, io, records, report
 from ablation.config import ResolvedRun, RunConfig, build_model
 from ablation.diagrams import write_run_diagrams
 from ablation.run import train
-from builders import count_macs
+from builders import count_macs, count_params
 
 FLOPS_PER_MAC = 2
 TRAINING_PASSES = 3  # forward, and backward at about twice the forward's cost
@@ -60,6 +60,7 @@ class Net:
 
     macs: float
     layers: int
+    params: int = 0  # trainable
 
     @property
     def macs_per_layer(self) -> float:
@@ -71,7 +72,7 @@ def net_of(run: ResolvedRun) -> Net:
     model = build_model(run)
     try:
         layers = sum(isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)) for layer in _all_layers(model))
-        return Net(macs=float(count_macs(model)), layers=int(layers))
+        return Net(macs=float(count_macs(model)), layers=int(layers), params=count_params(model)["trainable_params"])
     finally:
         keras.backend.clear_session()
 
@@ -110,6 +111,7 @@ class Profile:
 class Cost:
     """A run's estimated cost."""
 
+    net: Net
     flops: float  # training and evaluation
     seconds: float  # on this machine, start-up included
     gpu_hours: dict  # {GPU name: hours}
@@ -143,7 +145,7 @@ def estimate(run: ResolvedRun, net: Net, splits: tuple[int, int], profile: Profi
     precision = "float32" if run.precision == "float32" else "mixed"
     gpu_hours = {name: (flops / (peaks[precision] * gpu_utilisation(net)) + startup) / 3600
                  for name, peaks in GPU_PEAKS.items()}
-    return Cost(flops=flops, seconds=startup + flops / profile.rate(net), gpu_hours=gpu_hours)
+    return Cost(net=net, flops=flops, seconds=startup + flops / profile.rate(net), gpu_hours=gpu_hours)
 
 
 def dataset_splits(dataset: str, data_dir=None) -> tuple[int, int]:
@@ -191,14 +193,14 @@ def machine_name() -> str:
         pass
     gpus = [tf.config.experimental.get_device_details(g).get("device_name", "GPU")
             for g in tf.config.list_physical_devices("GPU")]
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{cpu}, {cores} cores{''.join(', ' + g for g in gpus)}, TensorFlow {tf.__version__}"
+    # The machine's cores, not this process's share: a --parallel child reads the machine's profile.
+    return f"{cpu}, {os.cpu_count()} cores{''.join(', ' + g for g in gpus)}, TensorFlow {tf.__version__}"
 
 
 def machine_profile(log=print) -> Profile:
     """This machine's profile, measured once (about a minute) and then read from the cache."""
     machine = machine_name()
-    path = cache_dir() / f"profile-{_file_word(machine)}.json"
+    path = cache_dir() / f"profile-{profile_file_word(machine)}.json"
     cached = io.read_json(path)
     if cached is not None and cached.get("version") == PROFILE_VERSION and cached.get("machine") == machine:
         return Profile(**{**cached, "rates": tuple(tuple(r) for r in cached["rates"])})
@@ -272,7 +274,8 @@ def _report_seconds(folder: Path, npz: Path) -> float:
     return time.perf_counter() - start
 
 
-def _file_word(text: str) -> str:
+def profile_file_word(text: str) -> str:
+    """The machine's name as a file name's word."""
     return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")[:120]
 
 

@@ -44,6 +44,7 @@ FINAL_MODEL_FILE = "final.keras"
 PER_CLASS_FILE = "per_class_accuracy.csv"
 INITIALIZATION_KEY = "initialization"  # config.json: how the net started, kept from the run's first attempt
 STALE_SUFFIX = ".stale"
+PROBE_SECONDS = 1.0  # how long a trainer waits out another process's probe of a run's lock
 
 STATUSES = ("done", "failed", "partial", "pending", "running", "stale")
 HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "epoch_seconds",
@@ -207,10 +208,15 @@ def clear_failure(run_dir: Path) -> None:
 
 @contextlib.contextmanager
 def locked(run_dir: Path):
-    """Hold the run folder's lock while the block runs; RunLocked if another process holds it."""
+    """Hold the run folder's lock while the block runs; RunLocked if another process holds it.
+    `status()` probes a lock by taking it for an instant (a study's progress tally does, each
+    time a run starts): a lock still held after PROBE_SECONDS is a trainer's, not a probe's."""
     lock = RunLock(run_dir)
-    if not lock.acquire():
-        raise RunLocked(run_dir, lock.holder())
+    deadline = time.monotonic() + PROBE_SECONDS
+    while not lock.acquire():
+        if time.monotonic() > deadline:
+            raise RunLocked(run_dir, lock.holder())
+        time.sleep(0.02)
     try:
         yield
     finally:

@@ -20,14 +20,14 @@ import time
 from pathlib import Path
 
 from ablation import cost, io, records, report
-from ablation.config import ResolvedRun, RunConfig, build_model, builder_arguments, preset_of, run_identity
+from ablation.config import ResolvedRun, RunConfig, builder_arguments, preset_of, run_identity
 from ablation.console import duration
 from ablation.diagrams import write_run_diagrams
 from ablation.errors import TIED_INITIAL_WEIGHTS, ConfigError, DamagedFile, RunFailed, RunLocked, StaleRun
 from ablation.run import train
 from ablation.statistics import auto_looks, seed_sequence
 from ablation.study import Configuration, Options, Smoke, Study
-from builders import count_macs, count_params
+from builders import count_macs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -406,12 +406,8 @@ def print_plan(study, options, runs, results_dir, mine, costs, log):
     width = max([28, *(len(run.run_id) for run in runs)])
     log(f"{'run':{width}} {'configuration':20} {'model':22} {'params':>12} {'MACs':>10} {'compute':>11} "
         f"{'time':>8} {'status':8} note")
-    counts = {}  # a configuration's net is the same for every seed: built once
     for run in runs:
-        if run.configuration.label not in counts:
-            model = build_model(run.resolved)
-            counts[run.configuration.label] = (count_params(model)["trainable_params"], count_macs(model))
-        params, macs = counts[run.configuration.label]
+        params, macs = costs[run.run_id].net.params, costs[run.run_id].net.macs
         note = ("" if run in mine else "other shard") + (f" smoke: {run.downsized}" if run.downsized else "")
         run_dir = labelled_folder(results_dir, run)
         note += f" in {run_dir.name}, renamed on the next call" if run_dir else ""

@@ -78,7 +78,7 @@ def test_the_profile_is_measured_once_per_machine_and_then_read(tmp_path, monkey
     assert cost.machine_profile(lines.append).machine == "another machine" and len(measured) == 2
 
 
-@pytest.mark.slow
+@pytest.mark.long  # about 40 s: two nets trained, a process started, a report written
 def test_the_profile_measures_this_machine_for_real():
     profile = cost.measure_profile("here")
     assert profile.startup_per_layer > 0 and all(rate > 1e9 for _, rate in profile.rates)

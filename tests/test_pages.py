@@ -126,8 +126,12 @@ def test_pages_that_cannot_be_written_are_one_warning(study, monkeypatch):
 
 
 def serve(folder, *args):
+    # As a shell starts a command: Ctrl-C (SIGINT) at its default, whatever this test process has
+    # inherited (a C library's system() in another thread ignores it for a while, and a child
+    # started then would ignore Ctrl-C).
     return subprocess.Popen([sys.executable, "-m", "ablation", "serve", str(folder), *args], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def request(url, method="GET"):

@@ -109,4 +109,4 @@ def test_stopping_the_parent_stops_its_children_and_a_rerun_finishes(easy, tmp_p
             os.kill(pid, 0)  # gone (the parent reaped them)
     again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stdout + again.stderr
-    assert set(pd.read_csv(results / "results.csv")["status"]) == {"done"}
+    assert set(pd.read_csv(results / "results.csv")["status"]) == {"done"}, again.stdout

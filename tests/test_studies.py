@@ -5,9 +5,11 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+import os
 import runpy
 import subprocess
 import sys
+import threading
 import urllib.parse
 import warnings
 from pathlib import Path
@@ -22,7 +24,7 @@ from ablation.cli import main as ablation_main
 from ablation.cli import study_main
 from ablation.config import RunConfig
 from ablation.diagrams import block_dot, block_stages, write_diagrams, write_run_diagrams
-from ablation.errors import ConfigError
+from ablation.errors import ConfigError, RunLocked
 from ablation.recipes import get_recipe
 from ablation.records import RunLock, status
 from ablation.runner import parse_shard, plan, rename_labelled_folders, run_study, shard_from_environment, slug
@@ -677,3 +679,19 @@ def test_study_command_line_errors_are_one_line(easy, tmp_path, capsys, args, ex
     code = study_main(TINY, ["--protocol", "smoke", "--dataset", easy, "--results-dir", str(tmp_path), *args])
     err = capsys.readouterr().err
     assert code == 2 and expected in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_a_momentary_probe_of_a_runs_lock_does_not_turn_its_trainer_away(tmp_path):
+    # status() probes a lock by taking it for an instant; a trainer starting then must not skip its run.
+    probe = RunLock(tmp_path)
+    assert probe.acquire()
+    threading.Timer(0.2, probe.release).start()
+    with records.locked(tmp_path):
+        assert RunLock(tmp_path).holder().endswith(f" {os.getpid()}")  # the trainer's, after the probe's
+    holder = RunLock(tmp_path)  # a trainer's lock, kept: refused after the probe's patience
+    assert holder.acquire()
+    try:
+        with pytest.raises(RunLocked), records.locked(tmp_path):
+            pass
+    finally:
+        holder.release()
