@@ -227,7 +227,9 @@ def compare_all(errors_by_configuration: Mapping[str, Mapping], baseline: str, *
     p_values = {name: [_p_value(d) if d is not None and len(d) >= MIN_SEEDS else None for d in per_look]
                 for name, per_look in tested.items()}
     decisions = _decide(p_values, alpha, design)
-    adjusted = (_holm_adjusted({n: p[0] for n, p in p_values.items()}) if len(looks) == 1 else
+    # The fixed design: Holm's closed form. Looks: the procedure's own, every planned comparison in
+    # its family (one whose first look is not in yet too), by bisection.
+    adjusted = (_holm_adjusted({n: p[0] for n, p in p_values.items()}) if design == (0,) else
                 {n: _smallest_rejecting_alpha(p_values, n, design) for n in family})
     out = []
     for name in names:
@@ -241,7 +243,7 @@ def compare_all(errors_by_configuration: Mapping[str, Mapping], baseline: str, *
             out.append(_unresolved_comparison(name, baseline, d, max_seeds))
             continue
         out.append(_comparison(name, baseline, d, level, p_values[name][look], adjusted[name],
-                               rejected=look is not None and p_values[name][look] <= level, max_seeds=max_seeds))
+                               rejected=p_values[name][look] <= level, max_seeds=max_seeds))
     return out
 
 

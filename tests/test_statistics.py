@@ -215,3 +215,12 @@ def test_differences_equal_but_for_rounding_are_a_difference_without_spread(recw
     result = compare("C", {0: 5.4, 1: 5.7, 2: 5.2}, "B", {0: 6.0, 1: 6.3, 2: 5.8})
     assert result.verdict == "lower" and result.std_difference == 0.0 and result.p_value == 0.0
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+def test_a_one_look_design_with_a_look_not_complete_yet_decides_the_others():
+    # --seeds auto --max-seeds 3 while a run is still training: c2 has two of its three seeds.
+    errors = {"c0": {42: 0.0, 43: 0.0, 44: 0.0}, "c1": {42: -5.0, 43: -5.2, 44: -4.9}, "c2": {42: 1.0, 43: 2.0}}
+    results = {r.configuration: r for r in compare_all(errors, "c0", looks=[[42, 43, 44]])}
+    assert results["c1"].verdict == "lower" and results["c1"].confidence == pytest.approx(1 - 0.05 / 2)
+    assert results["c1"].adjusted_p_value <= 0.05  # c2 counts in the family: tested at alpha / 2
+    assert results["c2"].verdict == "not resolved with 2 seeds"
