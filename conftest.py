@@ -5,7 +5,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from ablation.console import import_tensorflow_quietly  # noqa: E402
+from ablation.core.console import import_tensorflow_quietly  # noqa: E402
 
 # Two logical CPU devices, so that MirroredStrategy's multi-replica path runs on this CPU
 # (tests/test_training.py). They must be configured before anything touches a device.
@@ -37,10 +37,11 @@ def easy(tmp_path_factory):
 
 @pytest.fixture(scope="session", autouse=True)
 def machine_profile_stand_in(tmp_path_factory):
-    """Every study a test runs estimates its cost from this machine's profile (ablation.cost),
+    """Every study a test runs estimates its cost from this machine's profile (ablation.study.cost),
     which takes about a minute to measure. The tests use a stand-in of typical figures instead,
     in a cache of their own (subprocesses inherit it); tests/test_cost.py measures the real one."""
-    from ablation import cost, io
+    from ablation.core import io
+    from ablation.study import cost
 
     folder = tmp_path_factory.getbasetemp() / "ablation-cache"
     os.environ["ABLATION_CACHE"] = str(folder)

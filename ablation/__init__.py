@@ -1,14 +1,31 @@
-"""The ablation framework: data, recipes, distribution, single runs, studies, exports, tuning.
+"""The ablation framework: from a study's declaration to its runs, verdicts and pages.
 
-Command line: `python -m ablation {train,report,models,bench} --help`; studies: `python -m
-studies.NAME --help`. The modules form layers, each importing only from those below it
-(checked by `lint-imports`, configured in pyproject.toml):
+Command line: `python -m ablation --help` (train, report, models, bench, sweep, serve); studies:
+`python -m studies.NAME --help`.
 
-    6  cli, __main__                         command lines
-    5  runner, tuning | study                running studies and searches | study declarations
-    4  report, diagrams, bench               study tables, diagrams, the benchmark
-    3  run                                   one training run and its exports
-    2  config, callbacks                     RunConfig -> ResolvedRun, build_model, make_pipeline
-    1  recipes, distribute, data, records, plots
-    0  io, console, errors, choices          atomic files, the exit protocol, valid values
+The map below is the one description of the framework's architecture (the README and the modules
+point here). Each line is a layer that imports only from the lines below it; modules on one line
+separated by "|" do not import each other. `lint-imports` enforces the layers (pyproject.toml) and
+tests/test_layout.py checks that this map names every package and module, in the contract's order.
+
+    cli, __main__                       the command line: `python -m ablation ...`
+    study/                              studies and searches, from declaration to finished runs
+        sweep                           `ablation sweep`: a study declared on the command line
+        runner | tuning | parallel      a study's plan and runs | the dropout search (keras-tuner) | --parallel N
+        cost | declaration              the cost before launch | Study, Configuration, Options: what a study declares
+    report/                             what a study's folder shows: tables, verdicts, pages, diagrams
+        tables                          results.csv, comparisons.csv, summary.md, results.tex, rebuilt from the runs
+        pages | diagrams | hparams      the HTML pages and `serve` | the net's diagrams | TensorBoard's HParams
+    run/                                one training run, the way the papers did it
+        training | bench                `train`: a resumable run and its exports | the speed benchmark
+        config | callbacks              RunConfig -> ResolvedRun, build_model | the per-epoch records
+        recipes | distribute | data     the papers' recipes | tf.distribute and precision | tfds and npz data
+    statistics                          verdicts over seeds: paired t, Holm, the sequential design (no TensorFlow)
+    core/                               the shared basics
+        records | plots                 a run's bookkeeping and lock | the figures (matplotlib)
+        io | console                    atomic files | the exit protocol and progress lines
+        errors | choices               the errors | the valid values
+
+Below the framework, knowing nothing of it: `builders` (the nets); above it: `studies` (one module
+per study).
 """

@@ -1,6 +1,6 @@
 import sys
 
-from ablation.console import prepare_console
+from ablation.core.console import prepare_console
 
 # Before the command line's import: it imports TensorFlow, which must come in quietly.
 prepare_console()

@@ -19,12 +19,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ablation import bench as bench_module
-from ablation import sweep as sweep_module
-from ablation.bench import BenchConfig, format_report, run_bench
-from ablation.choices import PROTOCOLS
-from ablation.config import RunConfig, preset_of
-from ablation.console import (
+from ablation.core.choices import PROTOCOLS
+from ablation.core.console import (
     add_alias,
     add_deterministic_argument,
     add_device_arguments,
@@ -32,18 +28,22 @@ from ablation.console import (
     duration,
     run_command,
 )
-from ablation.cost import flops_text
-from ablation.errors import TIED_INITIAL_WEIGHTS, ConfigError
-from ablation.pages import make_server
-from ablation.parallel import run_parallel
-from ablation.recipes import RECIPES
-from ablation.report import write_study_report
-from ablation.run import train
-from ablation.runner import default_results_dir, parse_shard, plan, run_study
+from ablation.core.errors import TIED_INITIAL_WEIGHTS, ConfigError
+from ablation.report.pages import make_server
+from ablation.report.tables import write_study_report
+from ablation.run import bench as bench_module
+from ablation.run.bench import BenchConfig, format_report, run_bench
+from ablation.run.config import RunConfig, preset_of
+from ablation.run.recipes import RECIPES
+from ablation.run.training import train
 from ablation.statistics import MAX_SEEDS
-from ablation.study import Options, SearchDefaults, Study
-from ablation.sweep import check_nets, sweep_study
-from ablation.tuning import TUNERS, Search, run_search, search_cost
+from ablation.study import sweep as sweep_module
+from ablation.study.cost import flops_text
+from ablation.study.declaration import Options, SearchDefaults, Study
+from ablation.study.parallel import run_parallel
+from ablation.study.runner import default_results_dir, parse_shard, plan, run_study
+from ablation.study.sweep import check_nets, sweep_study
+from ablation.study.tuning import TUNERS, Search, run_search, search_cost
 from builders import PRESETS, count_macs, count_params
 
 # ----------------------------------------------------------------------------------------------

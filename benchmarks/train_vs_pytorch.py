@@ -160,7 +160,7 @@ def table(rows) -> str:
 def option_a_resnets() -> dict:
     """Our presets of He et al.'s CIFAR ResNets with option A shortcuts, the net written here: name -> depth."""
     # The builders import TensorFlow, whose start-up lines would bury the arguments' error.
-    from ablation.console import import_tensorflow_quietly
+    from ablation.core.console import import_tensorflow_quietly
 
     import_tensorflow_quietly()
     from builders import PRESETS

@@ -15,7 +15,7 @@ Importing a study module imports no TensorFlow: it only declares. `main` is what
 
 import sys
 
-from ablation.console import prepare_console
+from ablation.core.console import prepare_console
 from ablation.study import SearchDefaults, Study
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ablation import distribute
+from ablation.run import distribute
 from builders import build
 from builders.batch_norm import FusedBatchNormalization
 

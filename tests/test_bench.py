@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from ablation import bench
 from ablation.cli import main
+from ablation.run import bench
 from builders import build, count_macs
 from tests.helpers import run_cli
 

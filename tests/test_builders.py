@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from ablation.config import RunConfig
+from ablation.run.config import RunConfig
 from builders import (
     PRESETS,
     Published,

@@ -8,14 +8,14 @@ import os
 import subprocess
 import sys
 
-from ablation.console import KerasRetracingNotice
+from ablation.core.console import KerasRetracingNotice
 from tests.helpers import ROOT
 
 
 def test_the_console_hides_no_keras_or_tensorflow_warning_about_a_model():
     # A real Keras UserWarning about a layer, and a warning on TensorFlow's logger, after
     # prepare_console() in a fresh process as an entry point runs it.
-    code = ("from ablation.console import prepare_console; prepare_console(); import keras, tensorflow as tf; "
+    code = ("from ablation.core.console import prepare_console; prepare_console(); import keras, tensorflow as tf; "
             "keras.layers.Dense(2, input_shape=(3,)); tf.get_logger().warning('layer dense_9 has no weights')")
     env = {k: v for k, v in os.environ.items() if k != "ABLATION_DEBUG"}
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)

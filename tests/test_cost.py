@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from ablation import cost
 from ablation.cli import main, study_main
-from ablation.config import RunConfig
+from ablation.run.config import RunConfig
+from ablation.study import cost
 from tests.tiny_study import STUDY as TINY
 
 PROFILE = cost.Profile(machine="test", startup=2.0, startup_per_layer=0.1, rates=((2e6, 1e11), (8e6, 4e11)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ablation.bench import BenchConfig, run_bench
+from ablation.run.bench import BenchConfig, run_bench
 
 pytestmark = pytest.mark.gpu
 

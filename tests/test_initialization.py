@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from ablation import distribute
-from ablation.config import RunConfig, build_model
+from ablation.run import distribute
+from ablation.run.config import RunConfig, build_model
 from builders import INITIALIZATIONS, PRESETS, build, get_preset, wide_resnet
 from tests.helpers import REAL_SUBSET, preset_params, real_subset
 from tests.reference_nets import (

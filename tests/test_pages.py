@@ -19,9 +19,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ablation import pages, report
-from ablation.runner import run_study
+from ablation.report import pages
+from ablation.report import tables as report
 from ablation.study import Options
+from ablation.study.runner import run_study
 from tests.helpers import ROOT, quiet
 from tests.tiny_study import STUDY as TINY
 

@@ -23,10 +23,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ablation.config import RunConfig
-from ablation.run import train
-from ablation.runner import smoke_downsize
+from ablation.run.config import RunConfig
+from ablation.run.training import train
 from ablation.study import Smoke
+from ablation.study.runner import smoke_downsize
 from builders import PRESETS
 from builders.layers import MODEL_NAME
 from tests.helpers import STUDY_ENTRY_POINTS, make_npz

@@ -14,14 +14,14 @@ import shutil
 import pandas as pd
 import pytest
 
-from ablation import io, records
 from ablation.cli import main
-from ablation.config import RunConfig
-from ablation.errors import StaleRun
-from ablation.run import train
-from ablation.runner import plan, run_study
+from ablation.core import io, records
+from ablation.core.errors import StaleRun
+from ablation.run.config import RunConfig
+from ablation.run.training import train
 from ablation.study import Options
-from ablation.tuning import run_search
+from ablation.study.runner import plan, run_study
+from ablation.study.tuning import run_search
 from builders import INITIALIZATIONS
 from tests.helpers import quiet
 from tests.test_tuning import tiny_search

@@ -19,16 +19,17 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from ablation import io, plots, records, report, runner
 from ablation.cli import main as ablation_main
 from ablation.cli import study_main
-from ablation.config import RunConfig
-from ablation.diagrams import block_dot, block_stages, write_diagrams, write_run_diagrams
-from ablation.errors import ConfigError, RunLocked
-from ablation.recipes import get_recipe
-from ablation.records import RunLock, status
-from ablation.runner import parse_shard, plan, rename_labelled_folders, run_study, shard_from_environment, slug
-from ablation.study import Configuration, Options, Smoke, Study
+from ablation.core import io, plots, records
+from ablation.core.errors import ConfigError, RunLocked
+from ablation.core.records import RunLock, status
+from ablation.report import tables as report
+from ablation.report.diagrams import block_dot, block_stages, write_diagrams, write_run_diagrams
+from ablation.run.config import RunConfig
+from ablation.run.recipes import get_recipe
+from ablation.study import Configuration, Options, Smoke, Study, runner
+from ablation.study.runner import parse_shard, plan, rename_labelled_folders, run_study, shard_from_environment, slug
 from builders import build, count_params
 from tests.helpers import ROOT, STUDY_ENTRY_POINTS, quiet
 from tests.tiny_study import STUDY as TINY
@@ -331,7 +332,7 @@ def test_a_run_locked_by_another_process_is_left_alone(easy, tmp_path):
     try:
         # A separate process sees the lock (flock locks are per open file, as across machines).
         probe = subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; "
-                                "from ablation.records import status; print(status(Path(sys.argv[1])))",
+                                "from ablation.core.records import status; print(status(Path(sys.argv[1])))",
                                 str(results / "runs" / runs[0].run_id)], cwd=ROOT, capture_output=True, text=True)
         assert probe.stdout.strip() == "running"
         lines = []
@@ -582,7 +583,7 @@ def test_heatmap_for_two_varying_settings(tmp_path):
 def test_diagram_fallback_without_pydot_or_graphviz(tmp_path, monkeypatch):
     import keras
 
-    import ablation.diagrams as diagrams
+    import ablation.report.diagrams as diagrams
 
     def no_pydot(*args, **kwargs):
         raise ImportError("You must install pydot (`pip install pydot`) for `plot_model` to work.")

@@ -8,14 +8,15 @@ import json
 import pandas as pd
 import pytest
 
-from ablation import io, records, report
 from ablation.cli import main
-from ablation.config import RunConfig, run_identity
-from ablation.errors import ConfigError
-from ablation.runner import plan, run_study
+from ablation.core import io, records
+from ablation.core.errors import ConfigError
+from ablation.report import tables as report
+from ablation.run.config import RunConfig, run_identity
 from ablation.statistics import compare_all
 from ablation.study import Configuration, Options, Study
-from ablation.sweep import check_nets, parse_vary, sweep_study
+from ablation.study.runner import plan, run_study
+from ablation.study.sweep import check_nets, parse_vary, sweep_study
 from studies import block_types, deepening_factor, depth_vs_width
 
 

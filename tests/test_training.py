@@ -16,14 +16,14 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from ablation import callbacks, data
 from ablation.cli import main
-from ablation.config import RunConfig
-from ablation.errors import RunFailed
-from ablation.recipes import RECIPES, StepDecay, get_recipe
-from ablation.records import RunLock
-from ablation.records import status as run_status
-from ablation.run import train
+from ablation.core.errors import RunFailed
+from ablation.core.records import RunLock
+from ablation.core.records import status as run_status
+from ablation.run import callbacks, data
+from ablation.run.config import RunConfig
+from ablation.run.recipes import RECIPES, StepDecay, get_recipe
+from ablation.run.training import train
 from builders import build, get_preset
 from tests.helpers import CLASS_NAMES, ROOT, quiet, real_subset, run_cli
 

@@ -17,12 +17,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ablation import cost, data, io, tuning
-from ablation import run as run_module
 from ablation.cli import search_main
-from ablation.config import RunConfig
-from ablation.study import SearchDefaults
-from ablation.tuning import Search, make_hypermodel, run_search
+from ablation.core import io
+from ablation.run import data
+from ablation.run import training as run_module
+from ablation.run.config import RunConfig
+from ablation.study import SearchDefaults, cost, tuning
+from ablation.study.tuning import Search, make_hypermodel, run_search
 from tests.helpers import ROOT, quiet
 
 SETTINGS = dict(recipe_overrides={"epochs": 1, "batch_size": 32}, max_steps_per_epoch=2)

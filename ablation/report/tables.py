@@ -13,10 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ablation import hparams, io, pages, records
-from ablation.config import ResolvedRun
-from ablation.errors import TIED_INITIAL_WEIGHTS, ConfigError, DamagedFile
-from ablation.plots import (
+from ablation.core import io, records
+from ablation.core.errors import TIED_INITIAL_WEIGHTS, ConfigError, DamagedFile
+from ablation.core.plots import (
     plot_error_vs,
     plot_heatmap,
     plot_per_class,
@@ -24,6 +23,8 @@ from ablation.plots import (
     plot_study_curves,
     safe_plot,
 )
+from ablation.report import hparams, pages
+from ablation.run.config import ResolvedRun
 from ablation.statistics import (
     ALPHA,
     MIN_SEEDS,

@@ -38,15 +38,18 @@ import pandas as pd
 from keras_tuner.src.distribute import utils as tuner_distribute
 from keras_tuner.src.engine import trial as trial_module
 
-from ablation import cost, data, distribute, hparams, io, pages, plots, records
-from ablation.callbacks import TrainingDiverged
-from ablation.choices import PROTOCOLS, one_of
-from ablation.config import RunConfig, build_model, make_pipeline
-from ablation.diagrams import write_run_diagrams
-from ablation.errors import ConfigError, StaleRun
-from ablation.recipes import compile_model
-from ablation.run import train
+from ablation.core import io, plots, records
+from ablation.core.choices import PROTOCOLS, one_of
+from ablation.core.errors import ConfigError, StaleRun
+from ablation.report import hparams, pages
+from ablation.report.diagrams import write_run_diagrams
+from ablation.run import data, distribute
+from ablation.run.callbacks import TrainingDiverged
+from ablation.run.config import RunConfig, build_model, make_pipeline
+from ablation.run.recipes import compile_model
+from ablation.run.training import train
 from ablation.statistics import compare, interval_of_mean
+from ablation.study import cost
 
 TUNERS = ("random", "bayesian", "hyperband")
 PROJECT = "keras_tuner"
@@ -277,7 +280,7 @@ def _separation(best, runner_up, seeds, model: str) -> str:
 
 
 def search_cost(search: Search) -> dict:
-    """The cost of a search from scratch (`ablation.cost`): max_trials x executions_per_trial runs
+    """The cost of a search from scratch (`ablation.study.cost`): max_trials x executions_per_trial runs
     of the search's net (the dropout rate and the learning rate cost nothing), and the winner
     retrained in `best/`. Hyperband sizes its trials itself: no fixed count to estimate."""
     if search.tuner == "hyperband":

@@ -19,7 +19,7 @@ import math
 
 import keras
 
-from ablation.errors import ConfigError
+from ablation.core.errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adam")
 

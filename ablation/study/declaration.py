@@ -1,6 +1,6 @@
 """Studies as declarations: a question, the configurations that answer it, what is held fixed.
 
-A study module in `studies/` declares one `Study`; `ablation.runner` expands it into runs and
+A study module in `studies/` declares one `Study`; `ablation.study.runner` expands it into runs and
 runs them, `ablation.cli` is its command line. A study is a question, the configurations that
 answer it (what varies), the recipe and data (what is fixed), the seeds, and the metric it is
 judged on. Importing this module (and so a study module) imports no TensorFlow.
@@ -16,8 +16,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 
-from ablation.choices import PROTOCOLS, one_of
-from ablation.errors import ConfigError
+from ablation.core.choices import PROTOCOLS, one_of
+from ablation.core.errors import ConfigError
 from ablation.statistics import MAX_SEEDS, MIN_SEEDS
 
 

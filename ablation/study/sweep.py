@@ -20,11 +20,11 @@ import re
 
 import keras
 
-from ablation.config import MODEL_OVERRIDES, build_model, preset_of
-from ablation.errors import ConfigError
-from ablation.recipes import Recipe
-from ablation.runner import plan, slug
-from ablation.study import Configuration, Options, Study
+from ablation.core.errors import ConfigError
+from ablation.run.config import MODEL_OVERRIDES, build_model, preset_of
+from ablation.run.recipes import Recipe
+from ablation.study.declaration import Configuration, Options, Study
+from ablation.study.runner import plan, slug
 
 # A comma at parenthesis depth 0: "B(3,3),B(3,1,3)" splits in two, not five.
 _TOP_LEVEL_COMMA = re.compile(r",(?![^()]*\))")

@@ -30,12 +30,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ablation import data, distribute, records
-from ablation.callbacks import RunRecorder
-from ablation.config import RunConfig, build_model
-from ablation.data import Source
-from ablation.errors import ConfigError
-from ablation.recipes import compile_model
+from ablation.core import records
+from ablation.core.errors import ConfigError
+from ablation.run import data, distribute
+from ablation.run.callbacks import RunRecorder
+from ablation.run.config import RunConfig, build_model
+from ablation.run.data import Source
+from ablation.run.recipes import compile_model
 from builders import count_macs
 
 FLOPS_PER_MAC = 2

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import keras
 
-from ablation import io
-from ablation.config import RunConfig, build_model
+from ablation.core import io
+from ablation.run.config import RunConfig, build_model
 
 _warned = False
 _BLOCK = re.compile(r"(group\d+)_(block\d+)_(.+)")

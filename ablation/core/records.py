@@ -27,8 +27,8 @@ from pathlib import Path
 import h5py
 import pandas as pd
 
-from ablation import io
-from ablation.errors import ConfigError, DamagedFile, RunFailed, RunLocked
+from ablation.core import io
+from ablation.core.errors import ConfigError, DamagedFile, RunFailed, RunLocked
 
 STUDY_FILE = "study.json"
 RUNS_DIR = "runs"

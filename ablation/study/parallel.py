@@ -27,7 +27,8 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from ablation import records, report
+from ablation.core import records
+from ablation.report import tables as report
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 RUNNER_LINE = re.compile(rb"\[\d+/\d+\] ")  # the runner's prefix of a run's lines

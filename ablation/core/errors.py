@@ -2,7 +2,7 @@
 
 Validators raise `ConfigError` naming the bad value and what would be valid; command lines show
 it as one line and exit with status 2. The builders, which know nothing of this framework, raise
-plain ValueError for bad arguments; `ablation.config` turns those into ConfigError where it builds
+plain ValueError for bad arguments; `ablation.run.config` turns those into ConfigError where it builds
 a net from a configuration. Any other exception inside a run (Keras, TensorFlow, a full disk) is a
 run failure, `RunFailed`: recorded in the run's failure.json, retried by the next call, exit 1.
 """

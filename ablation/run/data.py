@@ -23,7 +23,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from tensorflow_datasets.core.download import downloader as _tfds_downloader
 
-from ablation.errors import ConfigError
+from ablation.core.errors import ConfigError
 
 AUTOTUNE = tf.data.AUTOTUNE
 # 4 pixels of the 32 of CIFAR (He et al.; Zagoruyko & Komodakis); other sizes pad in proportion.

@@ -12,7 +12,7 @@ import os
 import shutil
 from pathlib import Path
 
-from ablation.errors import DamagedFile
+from ablation.core.errors import DamagedFile
 
 # The temporary files of atomic_path: only a killed process leaves one behind.
 TEMPORARY_GLOB = ".*.tmp-*"

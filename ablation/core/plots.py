@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ablation import io
+from ablation.core import io
 
 
 def safe_plot(path: Path, plot, *args) -> bool:

@@ -15,10 +15,11 @@ import inspect
 import re
 from collections.abc import Mapping
 
-from ablation import data, io
-from ablation.choices import JIT_MODES, OFFERED_STRATEGIES, PRECISIONS, STRATEGIES, one_of
-from ablation.errors import ConfigError
-from ablation.recipes import Recipe, get_recipe
+from ablation.core import io
+from ablation.core.choices import JIT_MODES, OFFERED_STRATEGIES, PRECISIONS, STRATEGIES, one_of
+from ablation.core.errors import ConfigError
+from ablation.run import data
+from ablation.run.recipes import Recipe, get_recipe
 from builders import INITIALIZATIONS, PRESETS, format_block_type, get_preset, parse_block_type
 
 # Model arguments a run may override, and the dataset decides (num_classes).

@@ -34,10 +34,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ablation import data, io, records, report
-from ablation.config import ResolvedRun, RunConfig, build_model
-from ablation.diagrams import write_run_diagrams
-from ablation.run import train
+from ablation.core import io, records
+from ablation.report import tables as report
+from ablation.report.diagrams import write_run_diagrams
+from ablation.run import data
+from ablation.run.config import ResolvedRun, RunConfig, build_model
+from ablation.run.training import train
 from builders import count_macs, count_params
 
 FLOPS_PER_MAC = 2
@@ -252,7 +254,7 @@ def measure_profile(machine: str) -> Profile:
 def _process_start() -> float:
     """Seconds for a new process to import what a study needs (TensorFlow, Keras, the suite)."""
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import ablation.runner"], check=True, capture_output=True)
+    subprocess.run([sys.executable, "-c", "import ablation.study.runner"], check=True, capture_output=True)
     return time.perf_counter() - start
 
 

@@ -19,14 +19,16 @@ import re
 import time
 from pathlib import Path
 
-from ablation import cost, io, records, report
-from ablation.config import ResolvedRun, RunConfig, builder_arguments, preset_of, run_identity
-from ablation.console import duration
-from ablation.diagrams import write_run_diagrams
-from ablation.errors import TIED_INITIAL_WEIGHTS, ConfigError, DamagedFile, RunFailed, RunLocked, StaleRun
-from ablation.run import train
+from ablation.core import io, records
+from ablation.core.console import duration
+from ablation.core.errors import TIED_INITIAL_WEIGHTS, ConfigError, DamagedFile, RunFailed, RunLocked, StaleRun
+from ablation.report import tables as report
+from ablation.report.diagrams import write_run_diagrams
+from ablation.run.config import ResolvedRun, RunConfig, builder_arguments, preset_of, run_identity
+from ablation.run.training import train
 from ablation.statistics import auto_looks, seed_sequence
-from ablation.study import Configuration, Options, Smoke, Study
+from ablation.study import cost
+from ablation.study.declaration import Configuration, Options, Smoke, Study
 from builders import count_macs
 
 
@@ -258,7 +260,7 @@ def run_study(study: Study, options: Options, *, results_dir=None, only=None, sh
 
 
 def run_costs(runs: list[PlannedRun], log=print) -> dict[str, cost.Cost]:
-    """Every run's estimated cost (`ablation.cost`): each net counted once, each dataset's size
+    """Every run's estimated cost (`ablation.study.cost`): each net counted once, each dataset's size
     read once, this machine's profile measured once and cached."""
     profile = cost.machine_profile(log)
     nets, splits, out = {}, {}, {}

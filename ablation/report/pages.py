@@ -30,8 +30,8 @@ from pathlib import Path
 import markdown
 import pandas as pd
 
-from ablation import io, records
-from ablation.errors import TIED_INITIAL_WEIGHTS, DamagedFile
+from ablation.core import io, records
+from ablation.core.errors import TIED_INITIAL_WEIGHTS, DamagedFile
 
 WEB = Path(__file__).parent / "web"
 INDEX = "index.html"

@@ -19,8 +19,8 @@ import keras
 import numpy as np
 import pandas as pd
 
-from ablation import io, records
-from ablation.console import duration
+from ablation.core import io, records
+from ablation.core.console import duration
 
 
 class TrainingDiverged(RuntimeError):

@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hp
 
-from ablation import io
+from ablation.core import io
 
 HPARAMS_DIR = "hparams"
 

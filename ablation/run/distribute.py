@@ -14,8 +14,8 @@ import functools
 import keras
 import tensorflow as tf
 
-from ablation.choices import OFFERED_STRATEGIES, PRECISIONS, STRATEGIES, one_of
-from ablation.errors import ConfigError
+from ablation.core.choices import OFFERED_STRATEGIES, PRECISIONS, STRATEGIES, one_of
+from ablation.core.errors import ConfigError
 
 MULTI_WORKER_UNSUPPORTED = (
     "--strategy multi_worker is not supported: MultiWorkerMirroredStrategy with model.fit fails under "

@@ -3,7 +3,7 @@
 Validators, argparse `choices` and error messages all read them from here.
 """
 
-# tf.distribute strategies (ablation.distribute). multi_worker is named so that it can be refused
+# tf.distribute strategies (ablation.run.distribute). multi_worker is named so that it can be refused
 # with the reason (see distribute.MULTI_WORKER_UNSUPPORTED); it is not offered.
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
 OFFERED_STRATEGIES = STRATEGIES[:3]

@@ -12,8 +12,8 @@ import os
 import sys
 import warnings
 
-from ablation.choices import JIT_MODES, PRECISIONS, STRATEGIES
-from ablation.errors import ConfigError, DamagedFile, RunFailed
+from ablation.core.choices import JIT_MODES, PRECISIONS, STRATEGIES
+from ablation.core.errors import ConfigError, DamagedFile, RunFailed
 
 
 def import_tensorflow_quietly() -> None:

@@ -1,7 +1,7 @@
 """One training run, the way the papers did it, leaving a complete, self-describing folder.
 
-    from ablation.config import RunConfig
-    from ablation.run import train
+    from ablation.run.config import RunConfig
+    from ablation.run.training import train
     metrics = train(RunConfig(model="wrn-16-2", dataset="npz:cifar10.npz", recipe_overrides={"epochs": 15}),
                     "results/wrn-16-2")
 
@@ -17,7 +17,7 @@ The folder (all files written atomically):
     best.keras, final.keras, tensorboard/
     state/                 the last finished epoch's weights and optimizer, while training
     failure.json           why the last attempt failed, if it did
-(their names and what they say about a run: ablation.records)
+(their names and what they say about a run: ablation.core.records)
 
 Re-running the same config resumes from `state/`; re-running a finished run does nothing. A folder
 trained from tied initial weights (before 2026-12-02: `records.stale`) is refused, or with
@@ -37,11 +37,12 @@ import pandas as pd
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from ablation import data, distribute, io, plots, records
-from ablation.callbacks import RunRecorder
-from ablation.config import ResolvedRun, RunConfig, build_model, make_pipeline, run_identity
-from ablation.errors import ConfigError, DamagedFile, StaleRun
-from ablation.recipes import compile_model
+from ablation.core import io, plots, records
+from ablation.core.errors import ConfigError, DamagedFile, StaleRun
+from ablation.run import data, distribute
+from ablation.run.callbacks import RunRecorder
+from ablation.run.config import ResolvedRun, RunConfig, build_model, make_pipeline, run_identity
+from ablation.run.recipes import compile_model
 from builders import count_macs, count_params
 
 

@@ -1,0 +1,81 @@
+"""The tree a newcomer reads: the map in ablation/__init__.py against the folders and the import contract.
+
+The map is the one description of the architecture; these tests fail when a module is added,
+moved or layered without the map saying so, and `lint-imports` (make test) fails when an import
+breaks the layers.
+"""
+
+import re
+import tomllib
+from pathlib import Path
+
+import ablation
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "ablation"
+MAX_TOP_MODULES = 6  # besides __init__ and __main__: the rest lives in subpackages by layer
+
+
+def _map() -> tuple[list[set], dict[str, list[set]]]:
+    """(the top layers, each package's layers), read from the indented map in the package docstring."""
+    top, inner, package = [], {}, None
+    for line in ablation.__doc__.splitlines():
+        match = re.match(r"^( {4}| {8})(\S.*?)(?: {2,}|$)", line)
+        if not match or line.strip().startswith(("Below", "per study")):
+            continue
+        indent, names = len(match.group(1)), match.group(2)
+        layer = {name.strip().rstrip("/") for name in re.split(r"[|,]", names)}
+        if indent == 4:
+            top.append(layer)
+            package = names.rstrip("/") if names.endswith("/") else None
+            if package:
+                inner[package] = []
+        else:
+            assert package, f"a module line outside a package in the map: {line!r}"
+            inner[package].append(layer)
+    return top, inner
+
+
+def _contracts() -> list[dict]:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+
+
+def _layers(contract: dict, prefix: str = "") -> list[set]:
+    return [{name.strip().removeprefix(prefix) for name in re.split(r"[|:]", layer)} for layer in contract["layers"]]
+
+
+def test_the_map_names_every_package_and_module_in_the_tree():
+    top, inner = _map()
+    on_disk = {path.stem for path in PACKAGE.glob("*.py") if path.stem != "__init__"}
+    on_disk |= {path.parent.name for path in PACKAGE.glob("*/__init__.py")}
+    assert set().union(*top) == on_disk
+    for package, layers in inner.items():
+        modules = {path.stem for path in (PACKAGE / package).glob("*.py") if path.stem != "__init__"}
+        assert set().union(*layers) == modules, package
+
+
+def test_the_map_and_the_import_contract_have_the_same_layers():
+    top, inner = _map()
+    contracts = _contracts()
+    packages = next(c for c in contracts if "containers" not in c)
+    assert _layers(packages, "ablation.") == [{"studies"}, *top, {"builders"}]
+    by_container = {c["containers"][0].removeprefix("ablation."): c for c in contracts if "containers" in c}
+    assert set(by_container) == set(inner)
+    for package, layers in inner.items():
+        assert _layers(by_container[package]) == layers, package
+
+
+def test_ablation_is_in_subpackages_with_few_modules_at_its_top():
+    top_modules = [path.stem for path in PACKAGE.glob("*.py") if path.stem not in ("__init__", "__main__")]
+    assert len(top_modules) <= MAX_TOP_MODULES, top_modules
+    assert len(list(PACKAGE.glob("*/__init__.py"))) >= 4
+
+
+def test_the_import_paths_users_have_keep_working():
+    from ablation.run import RunConfig, train
+    from ablation.statistics import compare, compare_all
+    from ablation.study import Configuration, Study
+
+    assert callable(train) and callable(compare) and callable(compare_all)
+    assert RunConfig.__module__ == "ablation.run.config"
+    assert Study.__module__ == Configuration.__module__ == "ablation.study.declaration"
