@@ -24,7 +24,7 @@ tests/test_layout.py checks that this map names every package and module, in the
     core/                               the shared basics
         records | plots                 a run's bookkeeping and lock | the figures (matplotlib)
         io | console                    atomic files | the exit protocol and progress lines
-        errors | choices               the errors | the valid values
+        layout | errors | choices       every file name in a results folder | the errors | the valid values
 
 Below the framework, knowing nothing of it: `builders` (the nets); above it: `studies` (one module
 per study).

@@ -19,6 +19,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ablation.core import layout
 from ablation.core.choices import PROTOCOLS
 from ablation.core.console import (
     add_alias,
@@ -75,7 +76,8 @@ def cmd_bench(args):
 def cmd_report(args):
     frame = write_study_report(args.results_dir)
     done = int((frame["status"] == "done").sum())
-    print(f"{args.results_dir}: results.csv, summary.md, test_results_summary.json, plots and index.html rebuilt "
+    print(f"{args.results_dir}: {layout.RESULTS_FILE}, {layout.SUMMARY_FILE}, {layout.TEST_RESULTS_FILE}, plots and "
+          f"{layout.INDEX_PAGE} rebuilt "
           f"from {done} finished of {len(frame)} runs")
 
 
@@ -91,7 +93,7 @@ def cmd_serve(args):
         raise ConfigError(f"cannot serve on {args.host}:{args.port} ({error.strerror}); expected a free port, "
                           f"e.g. --port {args.port + 1}.") from None
     host, port = server.server_address[:2]
-    page = "" if (folder / "index.html").exists() else " (no index.html yet: python -m ablation report FOLDER)"
+    page = "" if (folder / layout.INDEX_PAGE).exists() else f" (no {layout.INDEX_PAGE} yet: python -m ablation report FOLDER)"
     print(f"serving {folder} read-only at http://{host}:{port}/{page}; Ctrl-C stops", flush=True)
     with server:
         try:
@@ -163,7 +165,7 @@ def build_parser():
     report.set_defaults(func=cmd_report)
 
     serve = commands.add_parser("serve", help="serve a results folder's pages over HTTP (read-only)",
-                                description="Serve a results folder (its index.html and run pages) over HTTP, "
+                                description=f"Serve a results folder (its {layout.INDEX_PAGE} and run pages) over HTTP, "
                                             "read-only, e.g. on a remote GPU machine reached with ssh -L 8000:"
                                             "localhost:8000. The pages also open from the files directly.")
     serve.add_argument("folder", help="a results folder, e.g. results/depth_vs_width")

@@ -79,3 +79,28 @@ def test_the_import_paths_users_have_keep_working():
     assert callable(train) and callable(compare) and callable(compare_all)
     assert RunConfig.__module__ == "ablation.run.config"
     assert Study.__module__ == Configuration.__module__ == "ablation.study.declaration"
+
+
+FILE_NAME = re.compile(r"(?<!docs/)(?<![\w.])(?:[\w*-]+\.(?:json|csv|md|html|png|svg|txt|keras|tex|h5|log|dot)|\.lock)\b")
+LAYOUT = PACKAGE / "core" / "layout.py"
+
+
+def _spelled_file_names(path: Path) -> list[tuple[int, str]]:
+    """(line, name) of every file name in a string of the module's code; docstrings are prose, not code."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+                  and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    return [(node.lineno, name) for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
+            for name in FILE_NAME.findall(node.value)]
+
+
+def test_every_results_file_name_is_spelled_once_in_the_layout_module():
+    spelled = {f"{path.relative_to(ROOT)}:{line}": name for path in sorted(PACKAGE.rglob("*.py")) if path != LAYOUT
+               for line, name in _spelled_file_names(path)}
+    assert spelled == {}
+    names = [name for _, name in _spelled_file_names(LAYOUT)]
+    assert len(names) == len(set(names)), sorted(name for name in names if names.count(name) > 1)

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from ablation.cli import main
-from ablation.core import io, records
+from ablation.core import io, layout, records
 from ablation.core.errors import StaleRun
 from ablation.run.config import RunConfig
 from ablation.run.training import train
@@ -32,12 +32,12 @@ TINY_RUN = dict(model="wrn-10-1", recipe_overrides={"epochs": 2, "batch_size": 3
 
 def as_before_the_fix(run_dir, initialization=None):
     """The run folder as a version before 2026-12-02 wrote it (or, given one, with another initialization)."""
-    config = json.loads((run_dir / records.CONFIG_FILE).read_text())
+    config = json.loads((run_dir / layout.CONFIG_FILE).read_text())
     if initialization is None:
         del config[records.INITIALIZATION_KEY]
     else:
         config[records.INITIALIZATION_KEY] = initialization
-    io.write_json(run_dir / records.CONFIG_FILE, config)
+    io.write_json(run_dir / layout.CONFIG_FILE, config)
 
 
 def partial_run(dataset, out):
@@ -55,14 +55,14 @@ def partial_run(dataset, out):
 @pytest.mark.slow
 def test_a_run_records_how_its_net_started_and_a_resumed_attempt_keeps_it(easy, tmp_path):
     out = partial_run(easy, tmp_path / "run")
-    recorded = json.loads((out / records.CONFIG_FILE).read_text())[records.INITIALIZATION_KEY]
+    recorded = json.loads((out / layout.CONFIG_FILE).read_text())[records.INITIALIZATION_KEY]
     assert recorded == INITIALIZATIONS["wide_resnet"].to_json() and recorded["draws"] == "per layer"
     earlier = {**recorded, "reference": "what an earlier attempt recorded"}
     as_before_the_fix(out, earlier)
     lines = []
     train(RunConfig(dataset=easy, **TINY_RUN), out, log=lines.append)
     assert any("resuming after epoch 1" in line for line in lines), lines
-    assert json.loads((out / records.CONFIG_FILE).read_text())[records.INITIALIZATION_KEY] == earlier
+    assert json.loads((out / layout.CONFIG_FILE).read_text())[records.INITIALIZATION_KEY] == earlier
 
 
 @pytest.mark.slow
@@ -84,13 +84,13 @@ def test_a_partial_run_from_tied_weights_is_never_resumed_and_is_trained_anew_wh
     assert "kept as" in capsys.readouterr().out
     kept = tmp_path / "run.stale"
     assert records.latest_state(kept)[0] == 1 and records.INITIALIZATION_KEY not in json.loads(
-        (kept / records.CONFIG_FILE).read_text())
+        (kept / layout.CONFIG_FILE).read_text())
     assert records.status(out) == "done" and list(records.read_history(out)["epoch"]) == [1, 2]
-    assert json.loads((out / records.CONFIG_FILE).read_text())[records.INITIALIZATION_KEY]["draws"] == "per layer"
+    assert json.loads((out / layout.CONFIG_FILE).read_text())[records.INITIALIZATION_KEY]["draws"] == "per layer"
 
 
 def test_a_folder_with_nothing_trained_is_not_stale(tmp_path):
-    io.write_json(tmp_path / records.CONFIG_FILE, {"run": {}})  # an attempt killed before its first epoch
+    io.write_json(tmp_path / layout.CONFIG_FILE, {"run": {}})  # an attempt killed before its first epoch
     assert not records.stale(tmp_path) and records.status(tmp_path) == "pending"
 
 
@@ -146,8 +146,8 @@ def test_a_study_leaves_stale_runs_out_of_its_tables_and_trains_them_anew_when_a
     assert run_study(TINY, options, results_dir=results, retrain_stale=True, log=lines.append) == 0
     assert sum("2 run(s) started from tied initial weights" in line for line in lines) == 1
     for run_id in stale:  # kept aside whole, and trained anew
-        kept = records.run_dir_of(results, run_id).with_name(run_id + records.STALE_SUFFIX)
-        assert (kept / records.METRICS_FILE).exists() and records.status(kept) == "stale"
+        kept = records.run_dir_of(results, run_id).with_name(run_id + layout.STALE_SUFFIX)
+        assert (kept / layout.METRICS_FILE).exists() and records.status(kept) == "stale"
         assert records.status(records.run_dir_of(results, run_id)) == "done"
     assert set(pd.read_csv(results / "results.csv")["status"]) == {"done"}
     assert "Stale runs" not in (results / "summary.md").read_text()

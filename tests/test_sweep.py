@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from ablation.cli import main
-from ablation.core import io, records
+from ablation.core import io, layout, records
 from ablation.core.errors import ConfigError
 from ablation.report import tables as report
 from ablation.run.config import RunConfig, run_identity
@@ -111,7 +111,7 @@ def test_the_same_run_declared_two_ways_is_one_identity_and_a_folder_accepts_eit
     as_override = RunConfig(model="wrn-28-2", model_overrides={"dropout_rate": 0.3}).resolve().to_json()
     other = RunConfig(model="wrn-28-2", model_overrides={"dropout_rate": 0.4}).resolve().to_json()
     assert run_identity(as_preset) == run_identity(as_override) != run_identity(other)
-    io.write_json(tmp_path / records.CONFIG_FILE, {"run": as_preset})
+    io.write_json(tmp_path / layout.CONFIG_FILE, {"run": as_preset})
     records.check_same_run(tmp_path, as_override, run_identity)  # resumed, not refused
     with pytest.raises(ConfigError, match=r"holds a different run \(model_kwargs .*'dropout_rate': 0.3.* -> .*0.4"):
         records.check_same_run(tmp_path, other, run_identity)

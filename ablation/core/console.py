@@ -12,6 +12,7 @@ import os
 import sys
 import warnings
 
+from ablation.core import layout
 from ablation.core.choices import JIT_MODES, PRECISIONS, STRATEGIES
 from ablation.core.errors import ConfigError, DamagedFile, RunFailed
 
@@ -152,7 +153,8 @@ def add_run_arguments(parser, *, single_run=True):
 def add_deterministic_argument(parser):
     parser.add_argument("--deterministic", action="store_true",
                         help="TensorFlow's deterministic kernels, XLA off, every seed set: the same command gives "
-                             "bitwise the same weights and metrics (slower; recorded in config.json)")
+                             "bitwise the same weights and metrics (slower; recorded in "
+                             f"{layout.CONFIG_FILE})")
 
 
 def add_device_arguments(parser):

@@ -20,53 +20,38 @@ import contextlib
 import fcntl
 import itertools
 import os
-import re
 import time
 from pathlib import Path
 
 import h5py
 import pandas as pd
 
-from ablation.core import io
+from ablation.core import io, layout
 from ablation.core.errors import ConfigError, DamagedFile, RunFailed, RunLocked
 
-STUDY_FILE = "study.json"
-RUNS_DIR = "runs"
-CONFIG_FILE = "config.json"
-HISTORY_FILE = "history.csv"
-HISTORY_JSON_FILE = "training_history.json"
-METRICS_FILE = "metrics.json"
-FAILURE_FILE = "failure.json"
-LOCK_FILE = ".lock"
-STATE_DIR = "state"
-BEST_MODEL_FILE = "best.keras"
-FINAL_MODEL_FILE = "final.keras"
-PER_CLASS_FILE = "per_class_accuracy.csv"
 INITIALIZATION_KEY = "initialization"  # config.json: how the net started, kept from the run's first attempt
-STALE_SUFFIX = ".stale"
 PROBE_SECONDS = 1.0  # how long a trainer waits out another process's probe of a run's lock
 
 STATUSES = ("done", "failed", "partial", "pending", "running", "stale")
 HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "epoch_seconds",
                    "train_seconds", "images_per_second"]
-_STATE_FILE = re.compile(r"epoch-(\d+)\.weights\.h5")
 
 
 def run_dir_of(results_dir, run_id: str) -> Path:
-    return Path(results_dir) / RUNS_DIR / run_id
+    return Path(results_dir) / layout.RUNS_DIR / run_id
 
 
 def status(run_dir) -> str:
     """done; stale (trained from tied initial weights: see `stale`); failed (the last attempt);
     running (another process holds its lock); partial (epochs finished, resumable); or pending."""
     run_dir = Path(run_dir)
-    if (run_dir / METRICS_FILE).exists():
+    if (run_dir / layout.METRICS_FILE).exists():
         return "stale" if stale(run_dir) else "done"
-    if (run_dir / LOCK_FILE).exists() and RunLock(run_dir).held_elsewhere():
+    if (run_dir / layout.LOCK_FILE).exists() and RunLock(run_dir).held_elsewhere():
         return "running"
     if stale(run_dir):
         return "stale"
-    if (run_dir / FAILURE_FILE).exists():
+    if (run_dir / layout.FAILURE_FILE).exists():
         return "failed"
     if latest_state(run_dir)[1] is not None:
         return "partial"
@@ -75,7 +60,7 @@ def status(run_dir) -> str:
 
 def recorded_initialization(run_dir) -> dict | None:
     """How the run's net started, as config.json records it (None before runs recorded it)."""
-    return (io.read_json(Path(run_dir) / CONFIG_FILE) or {}).get(INITIALIZATION_KEY)
+    return (io.read_json(Path(run_dir) / layout.CONFIG_FILE) or {}).get(INITIALIZATION_KEY)
 
 
 def stale(run_dir) -> bool:
@@ -86,12 +71,12 @@ def stale(run_dir) -> bool:
     with nothing trained yet is not stale: its next attempt starts from scratch anyway."""
     run_dir = Path(run_dir)
     try:
-        config = io.read_json(run_dir / CONFIG_FILE)
+        config = io.read_json(run_dir / layout.CONFIG_FILE)
     except DamagedFile:
         return False  # reported where the run's identity is read
     if config is None or INITIALIZATION_KEY in config:
         return False
-    return ((run_dir / METRICS_FILE).exists() or (run_dir / HISTORY_FILE).exists()
+    return ((run_dir / layout.METRICS_FILE).exists() or (run_dir / layout.HISTORY_FILE).exists()
             or latest_state(run_dir)[1] is not None)
 
 
@@ -104,7 +89,7 @@ def move_aside(run_dir) -> Path:
         raise RunLocked(run_dir, lock.holder())
     try:
         for n in itertools.count(1):
-            aside = run_dir.with_name(run_dir.name + STALE_SUFFIX + ("" if n == 1 else f"-{n}"))
+            aside = run_dir.with_name(run_dir.name + layout.STALE_SUFFIX + ("" if n == 1 else f"-{n}"))
             if not aside.exists():
                 break
         os.rename(run_dir, aside)  # atomic; the lock file moves with it
@@ -113,11 +98,16 @@ def move_aside(run_dir) -> Path:
     return aside
 
 
+def state_files(run_dir: Path) -> list[tuple[int, Path]]:
+    """(epochs finished, path) of every resumable state the run folder holds."""
+    folder = Path(run_dir) / layout.STATE_DIR
+    return [(int(m.group(1)), path) for path in (folder.iterdir() if folder.is_dir() else ())
+            if (m := layout.STATE_FILES.fullmatch(path.name))]
+
+
 def latest_state(run_dir: Path):
     """(epochs finished, path) of the newest resumable state, or (0, None)."""
-    found = [(int(m.group(1)), p) for p in (Path(run_dir) / STATE_DIR).glob("epoch-*.weights.h5")
-             if (m := _STATE_FILE.fullmatch(p.name))]
-    return max(found, default=(0, None))
+    return max(state_files(run_dir), default=(0, None))
 
 
 def readable_checkpoint(path: Path) -> bool:
@@ -133,7 +123,7 @@ def readable_checkpoint(path: Path) -> bool:
 
 
 def state_path(run_dir: Path, epoch: int) -> Path:
-    return Path(run_dir) / STATE_DIR / f"epoch-{epoch:04d}.weights.h5"
+    return Path(run_dir) / layout.STATE_DIR / layout.state_file(epoch)
 
 
 def empty_history() -> pd.DataFrame:
@@ -142,7 +132,7 @@ def empty_history() -> pd.DataFrame:
 
 def read_history(run_dir: Path) -> pd.DataFrame:
     """history.csv: a row per finished epoch, 1..n; DamagedFile if it does not read as one."""
-    path = Path(run_dir) / HISTORY_FILE
+    path = Path(run_dir) / layout.HISTORY_FILE
     if not path.exists():
         return empty_history()
     try:
@@ -159,18 +149,18 @@ def read_history(run_dir: Path) -> pd.DataFrame:
 
 def save_history(run_dir: Path, rows: list[dict]) -> None:
     history = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
-    io.write_csv(Path(run_dir) / HISTORY_FILE, history)
-    io.write_json(Path(run_dir) / HISTORY_JSON_FILE, {column: history[column].tolist() for column in history.columns})
+    io.write_csv(Path(run_dir) / layout.HISTORY_FILE, history)
+    io.write_json(Path(run_dir) / layout.HISTORY_JSON_FILE, {column: history[column].tolist() for column in history.columns})
 
 
 def read_metrics(run_dir: Path) -> dict | None:
-    return io.read_json(Path(run_dir) / METRICS_FILE)
+    return io.read_json(Path(run_dir) / layout.METRICS_FILE)
 
 
 def run_differences(out: Path, run: dict, identity) -> list[str] | None:
     """How the run a folder holds differs from `run` (the resolved config as JSON data; `identity`:
     what of it must match, config.run_identity): [] for the same run, None if it holds none yet."""
-    previous = io.read_json(Path(out) / CONFIG_FILE)
+    previous = io.read_json(Path(out) / layout.CONFIG_FILE)
     if previous is None:
         return None
     old, new = identity(previous.get("run", {})), identity(io.json_roundtrip(run))
@@ -187,7 +177,7 @@ def check_same_run(out: Path, run: dict, identity) -> None:
 
 def record_failure(out: Path, error: BaseException, traceback_text: str) -> RunFailed:
     """Write the run's failure.json (error and traceback) and return the RunFailed to raise."""
-    failure = RunFailed(out, Path(out) / FAILURE_FILE, error)
+    failure = RunFailed(out, Path(out) / layout.FAILURE_FILE, error)
     io.write_json(failure.record, {"error": str(failure), "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
                                    "traceback": traceback_text})
     return failure
@@ -196,14 +186,14 @@ def record_failure(out: Path, error: BaseException, traceback_text: str) -> RunF
 def last_failure(run_dir: Path) -> str | None:
     """The error of the run's last failed attempt, or None if it has not failed."""
     try:
-        record = io.read_json(Path(run_dir) / FAILURE_FILE)
+        record = io.read_json(Path(run_dir) / layout.FAILURE_FILE)
     except DamagedFile:
-        return "unknown error: its failure.json is damaged"
+        return f"unknown error: its {layout.FAILURE_FILE} is damaged"
     return None if record is None else record.get("error", "unknown error")
 
 
 def clear_failure(run_dir: Path) -> None:
-    (Path(run_dir) / FAILURE_FILE).unlink(missing_ok=True)
+    (Path(run_dir) / layout.FAILURE_FILE).unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -237,7 +227,7 @@ class RunLock:
     so a killed run never leaves a stale lock behind."""
 
     def __init__(self, run_dir: Path):
-        self.path = Path(run_dir) / LOCK_FILE
+        self.path = Path(run_dir) / layout.LOCK_FILE
         self.fd = None
 
     def acquire(self, create: bool = True) -> bool:

@@ -24,13 +24,14 @@ from pathlib import Path
 
 import keras
 
-from ablation.core import io
+from ablation.core import io, layout
 from ablation.run.config import RunConfig, build_model
 
 _warned = False
 _BLOCK = re.compile(r"(group\d+)_(block\d+)_(.+)")
 # What a run folder holds once its diagrams are drawn (with Graphviz).
-DIAGRAM_FILES = ("model_summary.txt", "architecture.png", "architecture.svg", "blocks.png", "blocks.json")
+DIAGRAM_FILES = (layout.MODEL_SUMMARY_FILE, layout.ARCHITECTURE_PNG, layout.ARCHITECTURE_SVG, layout.BLOCKS_PNG,
+                 layout.BLOCKS_FILE)
 # Wide enough for every column of model.summary(): Keras's rich table is otherwise cut at the
 # console's width, 80 columns in a file or a pipe, losing the params and connections.
 SUMMARY_WIDTH = 160
@@ -54,11 +55,12 @@ def write_run_diagrams(config: RunConfig, run_dir: Path, *, title: str, model: k
 
 def write_diagrams(model: keras.Model, run_dir: Path, *, title: str | None = None) -> dict:
     """Write the summary and both diagrams; returns {file: "png" | "dot"} of what was written."""
-    io.write_text(run_dir / "model_summary.txt", summary_text(model))
+    io.write_text(run_dir / layout.MODEL_SUMMARY_FILE, summary_text(model))
     stages = block_stages(model)
-    io.write_json(run_dir / "blocks.json", {"title": title or model.name, "stages": stages})
+    io.write_json(run_dir / layout.BLOCKS_FILE, {"title": title or model.name, "stages": stages})
     written = {"architecture": _plot_model(model, run_dir),
-               "blocks": _render(block_dot(stages, title=title or model.name), run_dir / "blocks", dpi=110)}
+               "blocks": _render(block_dot(stages, title=title or model.name), run_dir, layout.BLOCKS_PNG,
+                                 layout.BLOCKS_SVG, layout.BLOCKS_DOT, dpi=110)}
     if "dot" in written.values():
         _warn_once("could not render the diagrams to PNG (pydot or Graphviz's `dot` missing or failing): "
                    "wrote DOT text instead; install them with `apt-get install graphviz` and `pip install pydot`.")
@@ -92,7 +94,7 @@ def _plot_model(model, run_dir: Path) -> str:
     try:
         dot = keras.utils.model_to_dot(model, show_shapes=True, show_layer_names=True, dpi=60)
     except Exception:  # ImportError without pydot or Graphviz
-        io.write_text(run_dir / "architecture.dot", layer_dot(model))
+        io.write_text(run_dir / layout.ARCHITECTURE_DOT, layer_dot(model))
         return "dot"
     # plot_model's orthogonal edges crash Graphviz now and then on nets of a few hundred layers
     # ("newtrap: Trapezoid-table overflow"); plain splines route the same graph reliably.
@@ -103,22 +105,24 @@ def _plot_model(model, run_dir: Path) -> str:
     for node in dot.get_nodes():
         if node.get_name() in names:
             node.set("id", names[node.get_name()])
-    return _render(dot.to_string(), run_dir / "architecture", keep_dot=False)
+    return _render(dot.to_string(), run_dir, layout.ARCHITECTURE_PNG, layout.ARCHITECTURE_SVG, layout.ARCHITECTURE_DOT,
+                   keep_dot=False)
 
 
-def _render(dot_text: str, stem: Path, *, dpi: int | None = None, keep_dot: bool = True) -> str:
+def _render(dot_text: str, folder: Path, png_name: str, svg_name: str, dot_name: str, *, dpi: int | None = None,
+            keep_dot: bool = True) -> str:
     """PNG (at `dpi`, else the graph's own) and SVG from one Graphviz layout: "png", or "dot" where
     Graphviz is missing or fails (the DOT text is then written, to render later)."""
     rendered = shutil.which("dot") is not None
     if rendered:
         try:
-            with io.atomic_path(stem.with_suffix(".png")) as png, io.atomic_path(stem.with_suffix(".svg")) as svg:
+            with io.atomic_path(folder / png_name) as png, io.atomic_path(folder / svg_name) as svg:
                 subprocess.run(["dot", *([f"-Gdpi={dpi}"] if dpi else []), "-Tpng", "-o", str(png), "-Tsvg", "-o",
                                 str(svg)], input=dot_text, text=True, check=True, capture_output=True, timeout=300)
         except (subprocess.SubprocessError, OSError):
             rendered = False
     if keep_dot or not rendered:
-        io.write_text(stem.with_suffix(".dot"), dot_text)
+        io.write_text(folder / dot_name, dot_text)
     return "png" if rendered else "dot"
 
 

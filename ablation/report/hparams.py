@@ -17,9 +17,7 @@ import numpy as np
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hp
 
-from ablation.core import io
-
-HPARAMS_DIR = "hparams"
+from ablation.core import io, layout
 
 
 def _value(value):
@@ -35,7 +33,7 @@ def write_sessions(root, sessions, *, hparams, metrics) -> bool:
     """`sessions`: (name, {hparam: value}, {metric: value}) per run; `hparams`, `metrics`: names.
     Like a plot, this never fails what calls it: a failure is one warning (and False)."""
     try:
-        _write(Path(root) / HPARAMS_DIR, sessions, hparams, metrics)
+        _write(Path(root) / layout.HPARAMS_DIR, sessions, hparams, metrics)
         return True
     except Exception as error:  # noqa: BLE001 - TensorBoard data must never fail a report
         warnings.warn(f"TensorBoard HParams data not written: {type(error).__name__}: {error}", stacklevel=2)

@@ -30,19 +30,19 @@ from pathlib import Path
 import markdown
 import pandas as pd
 
-from ablation.core import io, records
+from ablation.core import io, layout, records
 from ablation.core.errors import TIED_INITIAL_WEIGHTS, DamagedFile
 
 WEB = Path(__file__).parent / "web"
-INDEX = "index.html"
 # The plots of a study, as report.py writes them, in the order a reader wants them.
-STUDY_PLOTS = [("error_over_seeds.png", "Test error per configuration: every seed a point, the 95% CI of the mean"),
-               ("learning_curves.png", "Learning curves, mean over seeds"),
-               ("error_vs_params.png", "Test error against trainable parameters"),
-               ("error_vs_time.png", "Test error against seconds per epoch"),
-               ("per_class_accuracy.png", "Test accuracy per class")]
-STUDY_FILES = ["summary.md", "results.csv", "comparisons.csv", "results.tex", "test_results_summary.json",
-               "study.json"]
+STUDY_PLOTS = [(layout.ERROR_OVER_SEEDS_PLOT, "Test error per configuration: every seed a point, the 95% CI of the mean"),
+               (layout.LEARNING_CURVES_PLOT, "Learning curves, mean over seeds"),
+               (layout.ERROR_VS_PARAMS_PLOT, "Test error against trainable parameters"),
+               (layout.ERROR_VS_TIME_PLOT, "Test error against seconds per epoch"),
+               (layout.PER_CLASS_PLOT, "Test accuracy per class")]
+STUDY_FILES = [layout.SUMMARY_FILE, layout.RESULTS_FILE, layout.COMPARISONS_FILE, layout.LATEX_FILE,
+               layout.TEST_RESULTS_FILE, layout.STUDY_FILE]
+SEARCH_FILES = [layout.SUMMARY_FILE, layout.TRIALS_FILE, layout.SEARCH_FILE]
 RUN_COLUMNS = ["run_id", "configuration", "seed", "status", "test_error", "best_val_accuracy", "trainable_params",
                "macs", "epochs", "seconds_per_epoch", "downsized"]
 METRICS = ["test_error", "test_accuracy", "test_loss", "best_val_accuracy", "best_epoch", "epochs",
@@ -69,16 +69,16 @@ def write_study_pages(results_dir: Path, study: dict, frame: pd.DataFrame) -> No
     for row in runs.itertuples():
         if row.run_id in present:  # one run's damaged record costs its page, not the others'
             safe_pages(write_run_page, records.run_dir_of(results_dir, row.run_id), title=row.run_id,
-                       label=row.configuration, up=(f"../../{INDEX}", study["name"]))
-    runs["run_id"] = [_link(f"{records.RUNS_DIR}/{run_id}/{INDEX}", run_id) if run_id in present else html.escape(run_id)
-                      for run_id in runs["run_id"]]
-    body = [_markdown(results_dir / "summary.md"),
+                       label=row.configuration, up=(f"../../{layout.INDEX_PAGE}", study["name"]))
+    runs["run_id"] = [_link(f"{layout.RUNS_DIR}/{run_id}/{layout.INDEX_PAGE}", run_id) if run_id in present
+                      else html.escape(run_id) for run_id in runs["run_id"]]
+    body = [_markdown(results_dir / layout.SUMMARY_FILE),
             _figures(results_dir, STUDY_PLOTS + _heatmaps(results_dir)),
             "<h2>Runs</h2>", _table(runs[[c for c in _run_columns(study) if c in runs.columns]], escape=False),
             _file_list(results_dir, STUDY_FILES),
             "<p class=muted>TensorBoard's HParams dashboard shows the same runs: "
             f"<code>tensorboard --logdir {html.escape(str(results_dir))}</code></p>"]
-    io.write_text(results_dir / INDEX, _page(study["name"], body))
+    io.write_text(results_dir / layout.INDEX_PAGE, _page(study["name"], body))
 
 
 def _run_columns(study: dict) -> list:
@@ -88,7 +88,7 @@ def _run_columns(study: dict) -> list:
 
 
 def _heatmaps(results_dir: Path) -> list:
-    return [(path.name, "Test error over two hyperparameters") for path in sorted(results_dir.glob("*_heatmap.png"))]
+    return [(path.name, "Test error over two hyperparameters") for path in sorted(results_dir.glob("*" + layout.HEATMAP_SUFFIX))]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -99,9 +99,9 @@ def write_run_page(run_dir: Path, *, title: str, label: str = "", up: tuple | No
     """runs/ID/index.html (or best/index.html): everything the run folder holds, on one page."""
     run_dir = Path(run_dir)
     damaged = []
-    config = _record(run_dir / records.CONFIG_FILE, damaged)
-    metrics = _record(run_dir / records.METRICS_FILE, damaged)
-    failure = _record(run_dir / records.FAILURE_FILE, damaged)
+    config = _record(run_dir / layout.CONFIG_FILE, damaged)
+    metrics = _record(run_dir / layout.METRICS_FILE, damaged)
+    failure = _record(run_dir / layout.FAILURE_FILE, damaged)
     state = records.status(run_dir)
     body = [f"<nav><a href=\"{html.escape(up[0])}\">&larr; {html.escape(up[1])}</a></nav>" if up else "",
             f"<h1>{html.escape(title)}</h1>",
@@ -116,20 +116,20 @@ def write_run_page(run_dir: Path, *, title: str, label: str = "", up: tuple | No
     body += [f"<blockquote>{html.escape(str(error))}</blockquote>" for error in damaged]
     if metrics:
         body += ["<h2 id=metrics>Metrics</h2>", _pairs({k: metrics[k] for k in METRICS if k in metrics})]
-    body.append(_figures(run_dir, [("learning_curves.png", "Learning curves"),
-                                   ("confusion_matrix.png", "Confusion matrix on the test split")]))
-    per_class = run_dir / records.PER_CLASS_FILE
+    body.append(_figures(run_dir, [(layout.LEARNING_CURVES_PLOT, "Learning curves"),
+                                   (layout.CONFUSION_PLOT, "Confusion matrix on the test split")]))
+    per_class = run_dir / layout.PER_CLASS_FILE
     if per_class.exists():
         body += ["<h2 id=per-class>Per-class test accuracy</h2>", _per_class(pd.read_csv(per_class))]
     if "run" in config:
         body += ["<h2 id=configuration>Configuration</h2>", _configuration(config)]
     body.append(_architecture(run_dir))
-    summary = run_dir / "model_summary.txt"
+    summary = run_dir / layout.MODEL_SUMMARY_FILE
     if summary.exists():
         body += ["<h2 id=summary>Model summary</h2>", f"<pre>{html.escape(summary.read_text())}</pre>"]
     body.append(_file_list(run_dir, sorted(p.name for p in run_dir.iterdir()
-                                           if p.is_file() and not p.name.startswith(".") and p.name != INDEX)))
-    io.write_text(run_dir / INDEX, _page(title, body))
+                                           if p.is_file() and not p.name.startswith(".") and p.name != layout.INDEX_PAGE)))
+    io.write_text(run_dir / layout.INDEX_PAGE, _page(title, body))
 
 
 def _record(path: Path, damaged: list) -> dict:
@@ -162,12 +162,12 @@ def _per_class(table: pd.DataFrame) -> str:
 
 def _architecture(run_dir: Path) -> str:
     parts = ["<h2 id=architecture>Architecture</h2>"]
-    blocks = run_dir / "blocks.json"
+    blocks = run_dir / layout.BLOCKS_FILE
     if blocks.exists():
         parts.append(stage_view(json.loads(blocks.read_text())))
-    elif (run_dir / "blocks.png").exists():
-        parts.append(_figures(run_dir, [("blocks.png", "Stages")]))
-    svg = run_dir / "architecture.svg"
+    elif (run_dir / layout.BLOCKS_PNG).exists():
+        parts.append(_figures(run_dir, [(layout.BLOCKS_PNG, "Stages")]))
+    svg = run_dir / layout.ARCHITECTURE_SVG
     if svg.exists():
         parts += ["<h3>Every layer (keras.utils.plot_model)</h3>",
                   "<div class=viewer><div class=toolbar>"
@@ -178,8 +178,8 @@ def _architecture(run_dir: Path) -> str:
                   "<button type=button data-zoom=fit title=\"fit the width\">fit</button>"
                   "<span class=muted>wheel: zoom &middot; drag: pan &middot; Enter: next match</span></div>",
                   f"<div class=graph>{_inline_svg(svg.read_text())}</div></div>"]
-    elif (run_dir / "architecture.png").exists():
-        parts.append(_figures(run_dir, [("architecture.png", "Every layer")]))
+    elif (run_dir / layout.ARCHITECTURE_PNG).exists():
+        parts.append(_figures(run_dir, [(layout.ARCHITECTURE_PNG, "Every layer")]))
     return "\n".join(parts)
 
 
@@ -219,17 +219,18 @@ def _inline_svg(svg: str) -> str:
 def write_search_page(results_dir: Path, title: str) -> None:
     """index.html of a keras-tuner search: summary.md, its plot, the trials, the retrained winner."""
     results_dir = Path(results_dir)
-    body = [_markdown(results_dir / "summary.md"),
-            _figures(results_dir, [("dropout_rate.png", "Validation accuracy against the dropout rate")])]
-    if (results_dir / "trials.csv").exists():
-        body += ["<h2>Trials</h2>", _table(pd.read_csv(results_dir / "trials.csv"))]
-    best = results_dir / "best"
+    body = [_markdown(results_dir / layout.SUMMARY_FILE),
+            _figures(results_dir, [(layout.DROPOUT_PLOT, "Validation accuracy against the dropout rate")])]
+    if (results_dir / layout.TRIALS_FILE).exists():
+        body += ["<h2>Trials</h2>", _table(pd.read_csv(results_dir / layout.TRIALS_FILE))]
+    best = results_dir / layout.WINNER_DIR
     if best.is_dir():
-        write_run_page(best, title=f"{title}: the retrained winner", up=(f"../{INDEX}", title))
-        body.append(f"<p>{_link(f'best/{INDEX}', 'The retrained winner')}: its curves, confusion matrix and "
+        write_run_page(best, title=f"{title}: the retrained winner", up=(f"../{layout.INDEX_PAGE}", title))
+        winner = _link(f"{layout.WINNER_DIR}/{layout.INDEX_PAGE}", "The retrained winner")
+        body.append(f"<p>{winner}: its curves, confusion matrix and "
                     f"architecture.</p>")
-    body.append(_file_list(results_dir, ["summary.md", "trials.csv", "search.json"]))
-    io.write_text(results_dir / INDEX, _page(title, body))
+    body.append(_file_list(results_dir, SEARCH_FILES))
+    io.write_text(results_dir / layout.INDEX_PAGE, _page(title, body))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ablation.core import io, records
+from ablation.core import io, layout, records
 from ablation.core.errors import TIED_INITIAL_WEIGHTS, ConfigError, DamagedFile
 from ablation.core.plots import (
     plot_error_vs,
@@ -46,9 +46,9 @@ INTERVAL = "paired t at the adjusted level"
 def read_study(results_dir: Path) -> dict:
     """study.json, with a study written before the vocabulary change ("preset" for the protocol)
     read in today's words."""
-    study = io.read_json(Path(results_dir) / records.STUDY_FILE)
+    study = io.read_json(Path(results_dir) / layout.STUDY_FILE)
     if study is None:
-        raise ConfigError(f"{results_dir} holds no {records.STUDY_FILE}; expected a folder written by "
+        raise ConfigError(f"{results_dir} holds no {layout.STUDY_FILE}; expected a folder written by "
                           f"python -m studies.NAME.")
     if "preset" in study:
         study["protocol_description"] = study.pop("protocol")
@@ -253,7 +253,7 @@ def summary_markdown(study: dict, summary: pd.DataFrame, frame: pd.DataFrame, re
                   f"of the differences, Holm-adjusted over the {tested} comparison{'' if tested == 1 else 's'} "
                   f"with {MIN_SEEDS} seeds or more{' and their looks' if auto_seeding(study) else ''} for a "
                   f"{100 * ALPHA:g}% chance of any false verdict; each interval at the level its comparison was "
-                  f"tested at; `comparisons.csv`):", ""]
+                  f"tested at; `{layout.COMPARISONS_FILE}`):", ""]
         lines += [f"- {result.sentence(remedy)}" for result in results] + [""]
         if auto_seeding(study):
             lines += [seeding_line(study, frame, results), ""]
@@ -287,7 +287,7 @@ def summary_markdown(study: dict, summary: pd.DataFrame, frame: pd.DataFrame, re
     if counts.get("stale"):
         lines += [f"**Stale runs are left out of every table and plot.** They {TIED_INITIAL_WEIGHTS}, another "
                   f"experiment than today's net. `--retrain-stale` trains them anew and keeps the old folders as "
-                  f"`{records.RUNS_DIR}/RUN_ID{records.STALE_SUFFIX}`.", ""]
+                  f"`{layout.RUNS_DIR}/RUN_ID{layout.STALE_SUFFIX}`.", ""]
     return "\n".join(lines)
 
 
@@ -297,26 +297,26 @@ def write_study_report(results_dir) -> pd.DataFrame:
     study, frame = collect_results(results_dir)
     summary = summarise(frame, study["configurations"])
     results = comparisons(frame, study)
-    io.write_csv(results_dir / "results.csv", frame)
-    io.write_csv(results_dir / "comparisons.csv", comparisons_frame(results))
-    io.write_text(results_dir / "summary.md", summary_markdown(study, summary, frame, results))
-    io.write_text(results_dir / "results.tex", results_latex(study, summary, results))
+    io.write_csv(results_dir / layout.RESULTS_FILE, frame)
+    io.write_csv(results_dir / layout.COMPARISONS_FILE, comparisons_frame(results))
+    io.write_text(results_dir / layout.SUMMARY_FILE, summary_markdown(study, summary, frame, results))
+    io.write_text(results_dir / layout.LATEX_FILE, results_latex(study, summary, results))
     write_hparams(results_dir, study, frame)
-    io.write_json(results_dir / "test_results_summary.json", test_results_summary(frame, study))
+    io.write_json(results_dir / layout.TEST_RESULTS_FILE, test_results_summary(frame, study))
     tag = "" if study["protocol"] == "paper" else f" [{study['protocol']} protocol]"
     histories = _histories(results_dir, frame)
-    safe_plot(results_dir / "learning_curves.png", plot_study_curves, histories, study["name"] + tag)
-    safe_plot(results_dir / "error_over_seeds.png", plot_seed_errors, frame, summary, study["name"] + tag)
-    safe_plot(results_dir / "error_vs_params.png", plot_error_vs, summary, "trainable_params", "trainable parameters",
+    safe_plot(results_dir / layout.LEARNING_CURVES_PLOT, plot_study_curves, histories, study["name"] + tag)
+    safe_plot(results_dir / layout.ERROR_OVER_SEEDS_PLOT, plot_seed_errors, frame, summary, study["name"] + tag)
+    safe_plot(results_dir / layout.ERROR_VS_PARAMS_PLOT, plot_error_vs, summary, "trainable_params", "trainable parameters",
               study["name"] + tag)
-    safe_plot(results_dir / "error_vs_time.png", plot_error_vs, summary, "seconds_per_epoch", "seconds per epoch",
+    safe_plot(results_dir / layout.ERROR_VS_TIME_PLOT, plot_error_vs, summary, "seconds_per_epoch", "seconds per epoch",
               study["name"] + tag)
     per_class = _per_class(results_dir, frame)
     if len(per_class):
-        safe_plot(results_dir / "per_class_accuracy.png", plot_per_class, per_class, study["name"] + tag)
+        safe_plot(results_dir / layout.PER_CLASS_PLOT, plot_per_class, per_class, study["name"] + tag)
     if study.get("heatmap"):
         rows, columns = study["heatmap"]
-        safe_plot(results_dir / f"{rows}_{columns}_heatmap.png", plot_heatmap, frame, rows, columns,
+        safe_plot(results_dir / layout.heatmap_plot(rows, columns), plot_heatmap, frame, rows, columns,
                   study["name"] + tag)
     pages.safe_pages(pages.write_study_pages, results_dir, study, frame)  # last: they show all of the above
     return frame
@@ -364,7 +364,7 @@ def _histories(results_dir: Path, frame: pd.DataFrame) -> dict:
 def _per_class(results_dir: Path, frame: pd.DataFrame) -> pd.DataFrame:
     tables = []
     for row in frame[frame["status"] == "done"].itertuples():
-        path = records.run_dir_of(results_dir, row.run_id) / records.PER_CLASS_FILE
+        path = records.run_dir_of(results_dir, row.run_id) / layout.PER_CLASS_FILE
         if path.exists():
             tables.append(pd.read_csv(path).assign(configuration=row.configuration))
     if not tables:

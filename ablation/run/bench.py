@@ -30,7 +30,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ablation.core import records
+from ablation.core import layout, records
 from ablation.core.errors import ConfigError
 from ablation.run import data, distribute
 from ablation.run.callbacks import RunRecorder
@@ -226,10 +226,10 @@ def _loop_overhead(model, config, recipe, pipeline, strategy, resolved, source) 
                                    steps_per_epoch=config.timed_steps, batch_size=config.batch_size,
                                    schedule=recipe.schedule(config.timed_steps),
                                    log=lambda *_: None)
-            tensorboard = keras.callbacks.TensorBoard(run_dir / "tensorboard", write_graph=False, profile_batch=0)
+            tensorboard = keras.callbacks.TensorBoard(run_dir / layout.TENSORBOARD_DIR, write_graph=False, profile_batch=0)
             ours.append(_fit(model, pipeline, config.timed_steps, [recorder, tensorboard]))
         start = time.perf_counter()  # the best checkpoint, as if validation improved every epoch
-        model.save(Path(tmp) / "best.keras")
+        model.save(Path(tmp) / layout.BEST_MODEL_FILE)
         best_save = time.perf_counter() - start
     (bare_total, bare_steps), (ours_total, ours_steps) = min(bare), min(ours)
     bare_step, ours_step = statistics.median(bare_steps), statistics.median(ours_steps)

@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from ablation.core import io, records
+from ablation.core import io, layout, records
 from ablation.core.console import duration
 
 
@@ -98,7 +98,7 @@ class RunRecorder(keras.callbacks.Callback):
             "images_per_second": self.steps * self.batch_size / train_seconds,
         }
         if row["val_accuracy"] is not None and row["val_accuracy"] > self.best:
-            with io.atomic_path(self.run_dir / records.BEST_MODEL_FILE) as tmp:
+            with io.atomic_path(self.run_dir / layout.BEST_MODEL_FILE) as tmp:
                 self.model.save(tmp)
             self.best = row["val_accuracy"]
             self.best_saved_epoch = epoch + 1
@@ -107,7 +107,7 @@ class RunRecorder(keras.callbacks.Callback):
         state = records.state_path(self.run_dir, epoch + 1)
         with io.atomic_path(state) as tmp:
             self.model.save_weights(tmp)
-        for old in (self.run_dir / records.STATE_DIR).glob("epoch-*.weights.h5"):
+        for _, old in records.state_files(self.run_dir):
             if old != state:
                 old.unlink()
         val = f" val_loss {row['val_loss']:.4f} val_acc {row['val_accuracy']:.4f}" if row["val_loss"] is not None else ""

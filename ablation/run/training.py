@@ -37,7 +37,7 @@ import pandas as pd
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from ablation.core import io, plots, records
+from ablation.core import io, layout, plots, records
 from ablation.core.errors import ConfigError, DamagedFile, StaleRun
 from ablation.run import data, distribute
 from ablation.run.callbacks import RunRecorder
@@ -105,7 +105,7 @@ def _train(config: RunConfig, resolved: ResolvedRun, out: Path, log, on_built, s
             damage = f"the state checkpoint {state.name} is damaged"
         if damage:  # a kill or a full disk while it was written: what it held cannot be trusted
             log(f"{out}: {damage}; restarting the run from its first epoch")
-            shutil.rmtree(out / records.STATE_DIR, ignore_errors=True)
+            shutil.rmtree(out / layout.STATE_DIR, ignore_errors=True)
             initial_epoch, state = 0, None
         if state is not None:
             model.load_weights(state)  # weights and optimizer (built by compile_model)
@@ -115,7 +115,7 @@ def _train(config: RunConfig, resolved: ResolvedRun, out: Path, log, on_built, s
     params = count_params(model)
     # How the net started belongs to the run's first attempt: a resumed one keeps it.
     initialization = (initial_epoch and records.recorded_initialization(out)) or resolved.initialization()
-    io.write_json(out / records.CONFIG_FILE, {
+    io.write_json(out / layout.CONFIG_FILE, {
         "run": resolved.to_json(),
         records.INITIALIZATION_KEY: initialization,
         "data": {"class_names": list(source.class_names), "test_split": source.test_split,
@@ -131,13 +131,13 @@ def _train(config: RunConfig, resolved: ResolvedRun, out: Path, log, on_built, s
     recorder = RunRecorder(out, history=history, epochs=recipe.epochs, steps_per_epoch=steps,
                            batch_size=recipe.batch_size, schedule=recipe.schedule(steps), log=log,
                            seconds_after=seconds_after)
-    callbacks = [recorder, keras.callbacks.TensorBoard(out / "tensorboard", write_graph=False, profile_batch=0)]
+    callbacks = [recorder, keras.callbacks.TensorBoard(out / layout.TENSORBOARD_DIR, write_graph=False, profile_batch=0)]
     model.fit(pipeline.train_batches(initial_epoch, recipe.epochs), epochs=recipe.epochs, initial_epoch=initial_epoch,
               steps_per_epoch=steps, validation_data=pipeline.validation if pipeline.num_validation else None,
               callbacks=callbacks, shuffle=False, verbose=0)
-    with io.atomic_path(out / records.FINAL_MODEL_FILE) as tmp:
+    with io.atomic_path(out / layout.FINAL_MODEL_FILE) as tmp:
         if recorder.best_saved_epoch == recipe.epochs:
-            shutil.copyfile(out / records.BEST_MODEL_FILE, tmp)  # the final epoch was the best: the same model
+            shutil.copyfile(out / layout.BEST_MODEL_FILE, tmp)  # the final epoch was the best: the same model
         else:
             model.save(tmp)
 
@@ -158,8 +158,8 @@ def _train(config: RunConfig, resolved: ResolvedRun, out: Path, log, on_built, s
         "images_per_second": _steady(history.loc[trained, "images_per_second"]) if trained.any() else None,
     }
     write_run_exports(out, history, test, source.class_names, title=f"{config.title()} on {source.name}")
-    io.write_json(out / records.METRICS_FILE, metrics)
-    shutil.rmtree(out / records.STATE_DIR, ignore_errors=True)
+    io.write_json(out / layout.METRICS_FILE, metrics)
+    shutil.rmtree(out / layout.STATE_DIR, ignore_errors=True)
     log(f"{out}: test accuracy {metrics['test_accuracy']:.4f}, test loss {metrics['test_loss']:.4f}, "
         f"best validation accuracy {_fmt(metrics['best_val_accuracy'])} at epoch {metrics['best_epoch']}")
     return metrics
@@ -193,9 +193,9 @@ def classification_metrics(logits: np.ndarray, labels: np.ndarray, class_names) 
 
 def write_run_exports(run_dir: Path, history: pd.DataFrame, test: dict, class_names, *, title: str) -> None:
     """The per-class table and the run's two figures (a figure that fails is a warning)."""
-    io.write_csv(run_dir / records.PER_CLASS_FILE, test["per_class"])
-    plots.safe_plot(run_dir / "learning_curves.png", plots.plot_learning_curves, history, title)
-    plots.safe_plot(run_dir / "confusion_matrix.png", plots.plot_confusion_matrix, test["confusion"], class_names,
+    io.write_csv(run_dir / layout.PER_CLASS_FILE, test["per_class"])
+    plots.safe_plot(run_dir / layout.LEARNING_CURVES_PLOT, plots.plot_learning_curves, history, title)
+    plots.safe_plot(run_dir / layout.CONFUSION_PLOT, plots.plot_confusion_matrix, test["confusion"], class_names,
                     title)
 
 

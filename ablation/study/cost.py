@@ -34,7 +34,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ablation.core import io, records
+from ablation.core import io, layout, records
 from ablation.report import tables as report
 from ablation.report.diagrams import write_run_diagrams
 from ablation.run import data
@@ -263,10 +263,10 @@ def _report_seconds(folder: Path, npz: Path) -> float:
     runs = [{"run_id": model, "label": model, "seed": 42, "downsized": "",
              "run": RunConfig(model=model, dataset=f"npz:{npz}", recipe_overrides={"epochs": 2},
                               max_steps_per_epoch=PROFILE_STEPS).resolve().to_json()} for model in PROFILE_NETS]
-    (folder / records.RUNS_DIR).mkdir()
+    (folder / layout.RUNS_DIR).mkdir()
     for model in PROFILE_NETS:
         (folder / model).rename(records.run_dir_of(folder, model))
-    io.write_json(folder / records.STUDY_FILE, {
+    io.write_json(folder / layout.STUDY_FILE, {
         "name": "profile", "question": "How fast is this machine?", "varies": [], "metric": "test_error",
         "heatmap": None, "protocol": "smoke", "protocol_description": "profile", "published_protocol": "",
         "baseline": PROFILE_NETS[0], "configurations": [{"label": m, "model": m, "published_error": None}

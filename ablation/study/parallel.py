@@ -27,7 +27,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from ablation.core import records
+from ablation.core import layout, records
 from ablation.report import tables as report
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
@@ -101,7 +101,7 @@ def run_parallel(command: Sequence[str], count: int, results_dir: Path, run_ids:
     statuses = [exit_status(child.returncode) for child in children]
     report.write_study_report(results_dir)
     log(f"all {count} shards ended (exit {', '.join(map(str, statuses))}); tables and plots in {results_dir}, "
-        f"to browse: {results_dir / 'index.html'}")
+        f"to browse: {results_dir / layout.INDEX_PAGE}")
     return max(statuses)
 
 

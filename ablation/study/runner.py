@@ -19,7 +19,7 @@ import re
 import time
 from pathlib import Path
 
-from ablation.core import io, records
+from ablation.core import io, layout, records
 from ablation.core.console import duration
 from ablation.core.errors import TIED_INITIAL_WEIGHTS, ConfigError, DamagedFile, RunFailed, RunLocked, StaleRun
 from ablation.report import tables as report
@@ -230,7 +230,7 @@ def run_study(study: Study, options: Options, *, results_dir=None, only=None, sh
                 f"{len(runs)} if no comparison is decided before the last look")
         log_stale(stale_runs(results_dir, mine), len(mine), retrain_stale, log)
         return 0
-    io.write_json(results_dir / records.STUDY_FILE, describe_study(study, options, runs))
+    io.write_json(results_dir / layout.STUDY_FILE, describe_study(study, options, runs))
     log(f"{study.name}: {study.question}")
     share = ("runs added look by look" if options.auto_seeds and not only
              else f"{len(mine)} of {len(runs)} runs")
@@ -253,7 +253,7 @@ def run_study(study: Study, options: Options, *, results_dir=None, only=None, sh
                           retrain_stale, log, seconds_after=after)
     if write_report:
         report.write_study_report(results_dir)
-    where = (f"tables and plots in {results_dir}, to browse: {results_dir / 'index.html'}" if write_report
+    where = (f"tables and plots in {results_dir}, to browse: {results_dir / layout.INDEX_PAGE}" if write_report
              else f"runs in {results_dir}")
     log(f"{study.name}: {where}" + (f"; {len(failed)} failed: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0
@@ -332,8 +332,8 @@ def run_rounds(runs: list[PlannedRun], results_dir: Path, shard: tuple[int, int]
         round_runs = [by_seed[(label, seed)] for label, seeds in needed.items() for seed in seeds]
         open_runs = [run for run in round_runs if statuses.get(run.run_id) != "done"]
         if not open_runs:
-            log("seeds auto: seeding has stopped (every comparison decided, or the seed budget spent: summary.md "
-                "says which)")
+            log("seeds auto: seeding has stopped (every comparison decided, or the seed budget spent: "
+                f"{layout.SUMMARY_FILE} says which)")
             return
         todo = [run for run in open_runs if run.run_id not in failed
                 and (retrain_stale or run.run_id not in stale_ids)]
@@ -360,7 +360,7 @@ def log_stale(stale_ids: set[str], planned: int, retrain_stale: bool, log) -> No
     """One line for the stale runs of this call, if any."""
     if not stale_ids:
         return
-    kept = f"the old folders are kept as {records.RUNS_DIR}/RUN_ID{records.STALE_SUFFIX}"
+    kept = f"the old folders are kept as {layout.RUNS_DIR}/RUN_ID{layout.STALE_SUFFIX}"
     if retrain_stale:
         log(f"{len(stale_ids)} run(s) {TIED_INITIAL_WEIGHTS} are trained anew; {kept}")
     else:

@@ -38,7 +38,7 @@ import pandas as pd
 from keras_tuner.src.distribute import utils as tuner_distribute
 from keras_tuner.src.engine import trial as trial_module
 
-from ablation.core import io, plots, records
+from ablation.core import io, layout, plots, records
 from ablation.core.choices import PROTOCOLS, one_of
 from ablation.core.errors import ConfigError, StaleRun
 from ablation.report import hparams, pages
@@ -52,7 +52,6 @@ from ablation.statistics import compare, interval_of_mean
 from ablation.study import cost
 
 TUNERS = ("random", "bayesian", "hyperband")
-PROJECT = "keras_tuner"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,13 +133,13 @@ def make_tuner(search: Search, results_dir: Path, hypermodel, pipeline, log=prin
         def run_trial(self, trial, **_):
             trial_dir = Path(self.get_trial_dir(trial.trial_id))
             trial_dir.mkdir(parents=True, exist_ok=True)
-            with open(trial_dir / "attempts.log", "a") as attempts:  # one line per time a trial runs
+            with open(trial_dir / layout.ATTEMPTS_LOG, "a") as attempts:  # one line per time a trial runs
                 attempts.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {self.tuner_id} {socket.gethostname()} "
                                f"{os.getpid()}\n")
             hp = trial.hyperparameters
             trial_epochs = hp.values.get("tuner/epochs", epochs)  # Hyperband's budget for this trial
             executions = []  # an interrupted trial restarts cleanly: earlier executions are dropped
-            io.write_json(trial_dir / "executions.json", executions)
+            io.write_json(trial_dir / layout.EXECUTIONS_FILE, executions)
             for execution_seed in search.seeds():
                 start = time.perf_counter()
                 distribute.set_seeds(execution_seed)
@@ -153,7 +152,7 @@ def make_tuner(search: Search, results_dir: Path, hypermodel, pipeline, log=prin
                 executions.append({"seed": execution_seed, "val_accuracy": float(max(history["val_accuracy"])),
                                    "final_val_accuracy": float(history["val_accuracy"][-1]),
                                    "epochs": trial_epochs, "seconds": time.perf_counter() - start})
-                io.write_json(trial_dir / "executions.json", executions)
+                io.write_json(trial_dir / layout.EXECUTIONS_FILE, executions)
             score = float(np.mean([e["val_accuracy"] for e in executions]))
             log(f"trial {trial.trial_id}: {_describe(hp.values)}: validation accuracy "
                 + ", ".join(f"{e['val_accuracy']:.4f}" for e in executions) + f" (mean {score:.4f})")
@@ -165,7 +164,7 @@ def make_tuner(search: Search, results_dir: Path, hypermodel, pipeline, log=prin
         def load_model(self, trial):
             raise NotImplementedError("the best configuration is retrained, not reloaded")
 
-    return SeededTuner(oracle=oracle, hypermodel=hypermodel, directory=str(results_dir), project_name=PROJECT,
+    return SeededTuner(oracle=oracle, hypermodel=hypermodel, directory=str(results_dir), project_name=layout.TUNER_PROJECT,
                        overwrite=False)
 
 
@@ -181,9 +180,9 @@ def _describe(values: dict) -> str:
 def collect_trials(results_dir: Path, search: Search) -> pd.DataFrame:
     rows = []
     seeds = search.seeds()
-    for path in sorted((Path(results_dir) / PROJECT).glob("trial_*/trial.json")):
+    for path in sorted((Path(results_dir) / layout.TUNER_PROJECT).glob(layout.TRIAL_FILES)):
         trial = trial_module.Trial.load(str(path))
-        executions = io.read_json(path.parent / "executions.json", [])
+        executions = io.read_json(path.parent / layout.EXECUTIONS_FILE, [])
         by_seed = {e["seed"]: e for e in executions}
         row = {"trial_id": trial.trial_id,
                **{k: round(v, 6) if isinstance(v, float) else v for k, v in trial.hyperparameters.values.items()
@@ -202,7 +201,7 @@ TRIAL_COLUMNS = {"trial_id", "mean_val_accuracy", "status", "seconds", "error", 
 
 
 def write_exports(results_dir: Path, search: Search, trials: pd.DataFrame, best_metrics: dict | None) -> None:
-    io.write_csv(results_dir / "trials.csv", trials)
+    io.write_csv(results_dir / layout.TRIALS_FILE, trials)
     # TensorBoard's HParams dashboard: a session per completed trial (its drawn values, its score).
     names = [c for c in trials.columns if c not in TRIAL_COLUMNS and not c.startswith("val_accuracy_seed")]
     done = trials[trials["status"] == "COMPLETED"] if len(trials) else trials
@@ -210,9 +209,9 @@ def write_exports(results_dir: Path, search: Search, trials: pd.DataFrame, best_
                                           {"mean_val_accuracy": row["mean_val_accuracy"], "seconds": row["seconds"]})
                                          for _, row in done.iterrows()],
                            hparams=names, metrics=["mean_val_accuracy", "seconds"])
-    plots.safe_plot(results_dir / "dropout_rate.png", plots.plot_dropout_search, trials, search.seeds(),
+    plots.safe_plot(results_dir / layout.DROPOUT_PLOT, plots.plot_dropout_search, trials, search.seeds(),
                     f"{search.run.model}: {search.tuner} search")
-    io.write_text(results_dir / "summary.md", summary_markdown(search, trials, best_metrics))
+    io.write_text(results_dir / layout.SUMMARY_FILE, summary_markdown(search, trials, best_metrics))
     pages.safe_pages(pages.write_search_page, results_dir, f"Dropout-rate search: {search.run.model}")
 
 
@@ -307,7 +306,7 @@ def run_search(search: Search, results_dir, *, log=print, retrain_stale=False) -
     resolved = search.run.resolve()
     settings["run"] = resolved.to_json()
     settings[records.INITIALIZATION_KEY] = resolved.initialization()
-    previous = io.read_json(results_dir / "search.json")
+    previous = io.read_json(results_dir / layout.SEARCH_FILE)
     if previous is not None and records.INITIALIZATION_KEY not in previous:
         if not retrain_stale or is_worker():  # the chief alone moves the shared folder
             raise StaleRun(results_dir, "a search", "--results-dir")
@@ -321,7 +320,7 @@ def run_search(search: Search, results_dir, *, log=print, retrain_stale=False) -
         raise ConfigError(f"{results_dir} holds a search with other settings ({', '.join(changed)}); "
                           f"use another --results-dir.")
     if not is_worker():
-        io.write_json(results_dir / "search.json", settings)
+        io.write_json(results_dir / layout.SEARCH_FILE, settings)
 
     source = data.open_source(search.run.dataset, data_dir=search.run.data_dir)
     distribute.set_determinism(search.run.deterministic)
@@ -353,10 +352,10 @@ def run_search(search: Search, results_dir, *, log=print, retrain_stale=False) -
             recipe["learning_rate"] = float(best["learning_rate"])
         config = dataclasses.replace(search.run, model_overrides={**search.run.model_overrides, **overrides},
                                      recipe_overrides=recipe)
-        log(f"best: {_describe(overrides)}; retraining it and testing it once in {results_dir / 'best'}")
+        log(f"best: {_describe(overrides)}; retraining it and testing it once in {results_dir / layout.WINNER_DIR}")
         title = f"{config.model}, dropout {overrides['dropout_rate']:g}"
-        best_metrics = train(config, results_dir / "best", log=log, on_built=lambda model: write_run_diagrams(
-            config, results_dir / "best", title=title, model=model))
+        best_metrics = train(config, results_dir / layout.WINNER_DIR, log=log, on_built=lambda model: write_run_diagrams(
+            config, results_dir / layout.WINNER_DIR, title=title, model=model))
     write_exports(results_dir, search, trials, best_metrics)
-    log(f"trials.csv, dropout_rate.png, summary.md and index.html in {results_dir}")
+    log(f"{layout.TRIALS_FILE}, {layout.DROPOUT_PLOT}, {layout.SUMMARY_FILE} and {layout.INDEX_PAGE} in {results_dir}")
     return 0 if (trials["status"] == "COMPLETED").all() else 1
