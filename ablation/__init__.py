@@ -18,13 +18,15 @@ tests/test_layout.py checks that this map names every package and module, in the
         pages | diagrams | hparams      the HTML pages and `serve` | the net's diagrams | TensorBoard's HParams
     run/                                one training run, the way the papers did it
         training | bench                `train`: a resumable run and its exports | the speed benchmark
+        setup                           the one set-up of a run: net, recipe, strategy, precision, pipeline
         config | callbacks              RunConfig -> ResolvedRun, build_model | the per-epoch records
         recipes | distribute | data     the papers' recipes | tf.distribute and precision | tfds and npz data
     statistics                          verdicts over seeds: paired t, Holm, the sequential design (no TensorFlow)
     core/                               the shared basics
         records | plots                 a run's bookkeeping and lock | the figures (matplotlib)
         io | console                    atomic files | the exit protocol and progress lines
-        layout | errors | choices       every file name in a results folder | the errors | the valid values
+        choices                         the valid values of every setting, and their one check
+        layout | errors                 every file name in a results folder | the errors
 
 Below the framework, knowing nothing of it: `builders` (the nets); above it: `studies` (one module
 per study).

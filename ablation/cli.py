@@ -42,7 +42,7 @@ from ablation.study import sweep as sweep_module
 from ablation.study.cost import flops_text
 from ablation.study.declaration import Options, SearchDefaults, Study
 from ablation.study.parallel import run_parallel
-from ablation.study.runner import default_results_dir, parse_shard, plan, run_study
+from ablation.study.runner import parse_shard, plan, run_study
 from ablation.study.sweep import check_nets, sweep_study
 from ablation.study.tuning import TUNERS, Search, run_search, search_cost
 from builders import PRESETS, count_macs, count_params
@@ -185,7 +185,7 @@ def build_parser():
                                           "--dry-run (default: the first)")
     sweep.add_argument("--name", help="the study's name (default: sweep-MODEL-NAMES)")
     sweep.add_argument("--recipe", choices=list(RECIPES), help="training recipe (default: the model's paper's)")
-    add_study_arguments(sweep, seeds="42", results_dir="results/NAME, results/NAME-smoke")
+    add_study_arguments(sweep, seeds="42", results_dir=layout.results_folders_text("NAME"))
     sweep.set_defaults(func=cmd_sweep)
 
     models = commands.add_parser("models", help="list the model presets with params and multiply-accumulates")
@@ -261,7 +261,7 @@ def run_study_command(study: Study, args, argv: Sequence[str], relaunch: Sequenc
         if relaunch is None:
             raise ConfigError("--parallel needs the study's command (python -m studies.NAME) to start its shards.")
         runs = plan(study, options)  # every run is checked here, before any process starts
-        results_dir = Path(args.results_dir or default_results_dir(study, options.protocol))
+        results_dir = Path(args.results_dir or layout.results_folder(study.name, options.protocol))
         # argparse keeps an option's last value: the children run one shard each, without tables.
         return run_parallel([*relaunch, *argv, "--parallel", "1", "--no-report"], args.parallel, results_dir,
                             [run.run_id for run in runs])
@@ -275,7 +275,7 @@ def study_main(study: Study, argv=None, relaunch: Sequence[str] | None = None) -
     command that starts this study again (for `--parallel`'s shard processes)."""
     parser = argparse.ArgumentParser(prog=f"python -m studies.{study.name}", description=study.question)
     add_study_arguments(parser, seeds=",".join(map(str, study.seeds)),
-                        results_dir=f"results/{study.name}, results/{study.name}-smoke")
+                        results_dir=layout.results_folders_text(study.name))
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     return run_command(lambda: run_study_command(study, args, argv, relaunch), kept="finished runs and epochs")
@@ -322,7 +322,7 @@ def search_main(name: str, defaults: SearchDefaults, argv=None) -> int:
     parser.add_argument("--step", type=float, default=0.05)
     parser.add_argument("--tune-learning-rate", action="store_true", help="also search lr x0.5, x1, x2")
     add_deterministic_argument(parser)
-    parser.add_argument("--results-dir", help=f"(default: results/{name}, results/{name}-smoke)")
+    parser.add_argument("--results-dir", help=f"(default: {layout.results_folders_text(name)})")
     add_retrain_stale_argument(parser, "the search")
     parser.add_argument("--data-dir", help="tensorflow-datasets data_dir")
     parser.add_argument("--dry-run", action="store_true", help="the search's cost (random or bayesian: "
@@ -355,7 +355,7 @@ def search_main(name: str, defaults: SearchDefaults, argv=None) -> int:
                   f"machine ({estimate['machine']}), or " + ", ".join(
                       f"{hours:.2g} {gpu} GPU-hours" for gpu, hours in estimate["gpu_hours"].items()))
             return 0
-        return run_search(search, args.results_dir or Path("results") / (name if not smoke else f"{name}-smoke"),
+        return run_search(search, args.results_dir or layout.results_folder(name, args.protocol),
                           retrain_stale=args.retrain_stale)
 
     return run_command(run, kept="finished trials")

@@ -506,7 +506,7 @@ def _bad_npz(tmp_path, kind):
     ({"--block-type": "B(3,x)"}, "block_type='B(3,x)'"),
     ({"--dropout-rate": "1.5"}, "dropout_rate=1.5"),
     ({"--model": "resnet-20", "--block-type": "B(3,3)"}, "block_type='B(3,3)' does not apply"),
-    ({"--strategy": "multi_worker"}, "multi_worker is not supported"),
+    ({"--strategy": "multi_worker"}, "invalid choice: 'multi_worker'"),
 ])
 def test_bad_input_exits_with_one_clear_line(easy, tmp_path, capsys, change, expected):
     args = {"--model": "wrn-10-1", "--dataset": easy, "--epochs": "1", "--batch-size": "16",

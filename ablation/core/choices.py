@@ -1,12 +1,14 @@
 """The valid values of every setting that takes one of a few names, written once.
 
-Validators, argparse `choices` and error messages all read them from here.
+Validators (`checked`), argparse `choices` and error messages all read them from here.
 """
 
-# tf.distribute strategies (ablation.run.distribute). multi_worker is named so that it can be refused
-# with the reason (see distribute.MULTI_WORKER_UNSUPPORTED); it is not offered.
-STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
-OFFERED_STRATEGIES = STRATEGIES[:3]
+from ablation.core.errors import ConfigError
+
+# tf.distribute strategies (ablation.run.distribute). MultiWorkerMirroredStrategy is not one: with
+# model.fit it fails under Keras 3.15 ("Attempt to convert a value (PerReplica...)"); a study
+# spreads over machines by its runs instead (--shard, --parallel; README, "Scaling out").
+STRATEGIES = ("auto", "one_device", "mirrored")
 # Keras dtype policies.
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 # XLA for the train step, and what each mode hands Keras's `jit_compile`: "auto" lets Keras decide
@@ -19,3 +21,10 @@ PROTOCOLS = ("paper", "smoke")
 
 def one_of(values) -> str:
     return ", ".join(values)
+
+
+def checked(name: str, value, valid):
+    """`value`, if it is one of `valid`; else the one-line error naming it and the valid values."""
+    if value not in valid:
+        raise ConfigError(f"{name}={value!r} is not valid; expected one of {one_of(valid)}.")
+    return value

@@ -160,7 +160,8 @@ def add_deterministic_argument(parser):
 def add_device_arguments(parser):
     parser.add_argument("--strategy", default="auto", choices=STRATEGIES,
                         help="auto: MirroredStrategy over all GPUs when there are several, else one device "
-                             "(default: %(default)s)")
+                             "(default: %(default)s). MultiWorkerMirroredStrategy is not offered: it fails with "
+                             "model.fit under Keras 3.15; spread a study over machines by its runs (--shard)")
     parser.add_argument("--precision", default="float32", choices=PRECISIONS, help="(default: %(default)s)")
     add_deterministic_argument(parser)
     parser.add_argument("--jit-compile", default="auto", choices=tuple(JIT_MODES),

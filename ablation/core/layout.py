@@ -28,6 +28,21 @@ names are part of their format: change one and the folders already written no lo
 """
 
 import re
+from pathlib import Path
+
+RESULTS_ROOT = "results"  # where studies and searches write, beside the checkout, unless --results-dir
+
+
+def results_folder(name: str, protocol: str = "paper") -> Path:
+    """A study's or a search's folder: results/NAME, results/NAME-smoke. Other protocols' results
+    never mix with the paper protocol's."""
+    return Path(RESULTS_ROOT) / (name if protocol == "paper" else f"{name}-{protocol}")
+
+
+def results_folders_text(name: str) -> str:
+    """The default folders, for a --results-dir help text."""
+    return f"{results_folder(name)}, {results_folder(name, 'smoke')}"
+
 
 # A study folder.
 STUDY_FILE = "study.json"

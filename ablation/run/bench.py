@@ -32,11 +32,11 @@ import tensorflow as tf
 
 from ablation.core import layout, records
 from ablation.core.errors import ConfigError
-from ablation.run import data, distribute
+from ablation.run import distribute
 from ablation.run.callbacks import RunRecorder
-from ablation.run.config import RunConfig, build_model
+from ablation.run.config import RunConfig
 from ablation.run.data import Source
-from ablation.run.recipes import compile_model
+from ablation.run.setup import RunSetup, set_up
 from builders import count_macs
 
 FLOPS_PER_MAC = 2
@@ -135,29 +135,24 @@ def run_bench(config: BenchConfig, log=print) -> dict:
     if config.timed_steps < 1 or config.untimed_steps < 0:
         raise ConfigError(f"timed_steps={config.timed_steps}, untimed_steps={config.untimed_steps} are not valid; "
                           f"expected timed_steps >= 1, untimed_steps >= 0.")
-    run = RunConfig(model=config.model, recipe_overrides={"batch_size": config.batch_size},
-                    precision=config.precision, strategy=config.strategy, jit_compile=config.jit_compile,
-                    deterministic=config.deterministic)
-    resolved = run.resolve()
-    distribute.set_determinism(config.deterministic)
-    distribute.set_seeds(0)  # deterministic kernels refuse unseeded random ops
-    recipe = resolved.recipe_fields
-    strategy, devices = distribute.make_strategy(config.strategy)
-    input_shape = resolved.input_shape
-    source = (data.open_source(config.dataset) if config.dataset
-              else synthetic_source(num_images=max(4096, 2 * config.batch_size), shape=input_shape))
-    pipeline = data.make_pipeline(source, image_shape=input_shape, batch_size=config.batch_size, seed=0,
-                                  validation_fraction=0.0)
-    steps_per_epoch = min(pipeline.steps_per_epoch, config.untimed_steps + config.timed_steps)
-
+    # The training run it measures (seed 0: deterministic kernels refuse unseeded random ops; every
+    # image trains), set up as every run is.
+    run_config = RunConfig(model=config.model, dataset=config.dataset or RunConfig.dataset, seed=0,
+                           validation_fraction=0.0, recipe_overrides={"batch_size": config.batch_size},
+                           precision=config.precision, strategy=config.strategy, jit_compile=config.jit_compile,
+                           deterministic=config.deterministic)
+    input_shape = run_config.resolve().input_shape
     dtype = matmul_dtype(config.precision)
     log(f"measuring the {dtype} matrix-multiply rate ...")
     matmul = measure_matmul(dtype=dtype)
     matmul_float32 = matmul if dtype == "float32" else measure_matmul()
-    with distribute.precision_policy(config.precision):
-        with strategy.scope():
-            model = build_model(resolved, num_classes=len(source.class_names))
-            compile_model(model, recipe, steps_per_epoch, jit_compile=run.jit_mode())
+    synthetic = None if config.dataset else synthetic_source(num_images=max(4096, 2 * config.batch_size),
+                                                              shape=input_shape)
+    with set_up(run_config, source=synthetic) as run:
+        strategy, devices, source = run.strategy, run.devices, run.source
+        pipeline = run.pipeline
+        model = run.compile(run.build(),
+                            steps_per_epoch=min(pipeline.steps_per_epoch, config.untimed_steps + config.timed_steps))
         macs = count_macs(model)
 
         log(f"timing {config.timed_steps} training steps of {config.model} after {config.untimed_steps} untimed ones, "
@@ -169,7 +164,7 @@ def run_bench(config: BenchConfig, log=print) -> dict:
         pipeline_rate = _pipeline_rate(pipeline, batches=max(20, 2 * config.timed_steps))
 
         log("timing our training loop against a bare model.fit ...")
-        loop = _loop_overhead(model, config, recipe, pipeline, strategy, resolved, source)
+        loop = _loop_overhead(model, config, run)
 
     # A real epoch: the data set's, or CIFAR-10's 45,000 training images for synthetic input.
     epoch_steps = (pipeline.num_train if config.dataset else CIFAR10_TRAIN) // config.batch_size
@@ -208,11 +203,12 @@ class LoopCost:
         return overhead(bare + self.step_seconds * steps_per_epoch + self.fixed_seconds, bare)
 
 
-def _loop_overhead(model, config, recipe, pipeline, strategy, resolved, source) -> LoopCost:
+def _loop_overhead(model, config: BenchConfig, run: RunSetup) -> LoopCost:
     """A bare model.fit (same net, optimizer and weight decay; the loss alone, no callbacks) against
     ours (the run's metrics and callbacks), an epoch of `timed_steps` steps each, interleaved twice."""
-    with strategy.scope():
-        bare_model = build_model(resolved, num_classes=len(source.class_names))
+    recipe, pipeline = run.resolved.recipe_fields, run.pipeline
+    bare_model = run.build()
+    with run.strategy.scope():
         bare_model.set_weights(model.get_weights())
         bare_model.compile(optimizer=recipe.make_optimizer(config.timed_steps), loss=model.loss,
                            jit_compile=model.jit_compile)

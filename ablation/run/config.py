@@ -16,9 +16,8 @@ import re
 from collections.abc import Mapping
 
 from ablation.core import io
-from ablation.core.choices import JIT_MODES, OFFERED_STRATEGIES, PRECISIONS, STRATEGIES, one_of
+from ablation.core.choices import JIT_MODES, PRECISIONS, STRATEGIES, checked
 from ablation.core.errors import ConfigError
-from ablation.run import data
 from ablation.run.recipes import Recipe, get_recipe
 from builders import INITIALIZATIONS, PRESETS, format_block_type, get_preset, parse_block_type
 
@@ -59,15 +58,12 @@ class RunConfig:
             raise ConfigError(f"seed={self.seed!r} is not valid; expected a non-negative integer.")
         if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:
             raise ConfigError(f"max_steps_per_epoch={self.max_steps_per_epoch!r} is not valid; expected >= 1.")
-        if self.strategy not in STRATEGIES:
-            raise ConfigError(f"strategy={self.strategy!r} is not valid; expected one of {one_of(OFFERED_STRATEGIES)}.")
-        if self.jit_compile not in JIT_MODES:
-            raise ConfigError(f"jit_compile={self.jit_compile!r} is not valid; expected one of {one_of(JIT_MODES)}.")
+        checked("strategy", self.strategy, STRATEGIES)
+        checked("jit_compile", self.jit_compile, JIT_MODES)
+        checked("precision", self.precision, PRECISIONS)
         if self.deterministic and self.jit_compile == "on":
             raise ConfigError("--deterministic with --jit-compile on is not valid: XLA's max-pool gradient has no "
                               "deterministic kernel; use --jit-compile auto or off.")
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"precision={self.precision!r} is not valid; expected one of {one_of(PRECISIONS)}.")
         model_kwargs = {**preset.kwargs, **overrides}
         if "input_shape" in model_kwargs:
             model_kwargs["input_shape"] = tuple(model_kwargs["input_shape"])
@@ -239,9 +235,3 @@ def build_model(run: ResolvedRun, **overrides):
     with builder_arguments():
         return preset_of(run.model).build(**{**run.model_kwargs, "input_shape": run.input_shape, **overrides})
 
-
-def make_pipeline(run: ResolvedRun, source) -> data.Pipeline:
-    """The data pipeline of a run (used by runs, the benchmark and tuning searches alike)."""
-    return data.make_pipeline(source, image_shape=run.input_shape, batch_size=run.recipe_fields.batch_size,
-                              seed=run.seed, validation_fraction=run.validation_fraction, augment=run.augment,
-                              max_steps_per_epoch=run.max_steps_per_epoch)

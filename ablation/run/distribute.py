@@ -14,21 +14,10 @@ import functools
 import keras
 import tensorflow as tf
 
-from ablation.core.choices import OFFERED_STRATEGIES, PRECISIONS, STRATEGIES, one_of
-from ablation.core.errors import ConfigError
-
-MULTI_WORKER_UNSUPPORTED = (
-    "--strategy multi_worker is not supported: MultiWorkerMirroredStrategy with model.fit fails under "
-    "Keras 3.15 ('Attempt to convert a value (PerReplica...)'); use mirrored on one machine, and spread "
-    "a study's runs over machines with --shard I/N (see README, 'Scaling out').")
-
 
 def make_strategy(name: str):
-    """The strategy for `name`, and a description of the devices it runs on."""
-    if name not in STRATEGIES:
-        raise ConfigError(f"strategy={name!r} is not valid; expected one of {one_of(OFFERED_STRATEGIES)}.")
-    if name == "multi_worker":
-        raise ConfigError(MULTI_WORKER_UNSUPPORTED)
+    """The strategy for `name` (one of choices.STRATEGIES, checked by RunConfig.resolve), and a
+    description of the devices it runs on."""
     gpus = tf.config.list_logical_devices("GPU")
     if name == "mirrored" or (name == "auto" and len(gpus) > 1):
         devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
@@ -68,9 +57,8 @@ def set_seeds(seed: int) -> None:
 
 def set_precision(precision: str) -> None:
     """Mixed precision computes in float16/bfloat16 with float32 weights; the builders keep the
-    logits in float32, and Keras wraps the optimizer in loss scaling for mixed_float16."""
-    if precision not in PRECISIONS:
-        raise ConfigError(f"precision={precision!r} is not valid; expected one of {one_of(PRECISIONS)}.")
+    logits in float32, and Keras wraps the optimizer in loss scaling for mixed_float16. `precision`:
+    one of choices.PRECISIONS, checked by RunConfig.resolve."""
     keras.mixed_precision.set_global_policy(precision)
 
 

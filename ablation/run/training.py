@@ -39,10 +39,10 @@ import tensorflow_datasets as tfds
 
 from ablation.core import io, layout, plots, records
 from ablation.core.errors import ConfigError, DamagedFile, StaleRun
-from ablation.run import data, distribute
+from ablation.run import distribute
 from ablation.run.callbacks import RunRecorder
-from ablation.run.config import ResolvedRun, RunConfig, build_model, make_pipeline, run_identity
-from ablation.run.recipes import compile_model
+from ablation.run.config import RunConfig, run_identity
+from ablation.run.setup import RunSetup, set_up
 from builders import count_macs, count_params
 
 
@@ -71,8 +71,8 @@ def train(config: RunConfig, out, *, log=print, on_built=None, retrain_stale=Fal
             return metrics
         records.remove_stale_temporaries(out)
         try:
-            with distribute.precision_policy(config.precision):
-                return _train(config, resolved, out, log, on_built, seconds_after)
+            with set_up(config) as run:
+                return _train(run, out, log, on_built, seconds_after)
         except (KeyboardInterrupt, ConfigError):
             raise  # an interrupted run resumes; bad input is the caller's to report
         except Exception as error:  # Keras, TensorFlow, the disk: the run failed, its input may be fine
@@ -84,21 +84,16 @@ def train(config: RunConfig, out, *, log=print, on_built=None, retrain_stale=Fal
             raise failure from error
 
 
-def _train(config: RunConfig, resolved: ResolvedRun, out: Path, log, on_built, seconds_after=None) -> dict:
+def _train(run: RunSetup, out: Path, log, on_built, seconds_after=None) -> dict:
+    config, resolved, source = run.config, run.resolved, run.source
     recipe = resolved.recipe_fields
-    strategy, devices = distribute.make_strategy(config.strategy)
-    source = data.open_source(config.dataset, data_dir=config.data_dir)
-    distribute.set_determinism(config.deterministic)
-    distribute.set_seeds(config.seed)  # same seed, same initial weights
-    with strategy.scope():
-        # Built before the data passes below, so that bad model arguments fail at once.
-        model = build_model(resolved, num_classes=len(source.class_names))
+    model = run.build()  # before the data passes the pipeline, so that bad model arguments fail at once
     if on_built is not None:
         on_built(model)
-    pipeline = make_pipeline(resolved, source)
+    pipeline = run.pipeline
     steps = pipeline.steps_per_epoch
-    with strategy.scope():
-        compile_model(model, recipe, steps, jit_compile=config.jit_mode())
+    run.compile(model)
+    with run.strategy.scope():
         initial_epoch, state = records.latest_state(out)
         history, damage = _readable_history(out)
         if state is not None and not records.readable_checkpoint(state):
@@ -121,12 +116,12 @@ def _train(config: RunConfig, resolved: ResolvedRun, out: Path, log, on_built, s
         "data": {"class_names": list(source.class_names), "test_split": source.test_split,
                  "num_train": pipeline.num_train, "num_validation": pipeline.num_validation,
                  "num_test": pipeline.num_test, "steps_per_epoch": steps, "mean": pipeline.mean, "std": pipeline.std},
-        "environment": {**environment(strategy, devices, model), "deterministic": config.deterministic},
+        "environment": {**environment(run.strategy, run.devices, model), "deterministic": config.deterministic},
     })
     records.clear_failure(out)
     log(f"{out}: {config.title()} ({params['trainable_params']:,} params) on {source.name}, "
         f"{pipeline.num_train}/{pipeline.num_validation}/{pipeline.num_test} train/validation/test images, "
-        f"{recipe.epochs} epochs of {steps} steps, batch {recipe.batch_size}, {len(devices)} replica(s)")
+        f"{recipe.epochs} epochs of {steps} steps, batch {recipe.batch_size}, {len(run.devices)} replica(s)")
 
     recorder = RunRecorder(out, history=history, epochs=recipe.epochs, steps_per_epoch=steps,
                            batch_size=recipe.batch_size, schedule=recipe.schedule(steps), log=log,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 
-from ablation.core.choices import PROTOCOLS, one_of
+from ablation.core.choices import PROTOCOLS, checked, one_of
 from ablation.core.errors import ConfigError
 from ablation.statistics import MAX_SEEDS, MIN_SEEDS
 
@@ -91,8 +91,7 @@ class Options:
     deterministic: bool = False
 
     def __post_init__(self):
-        if self.protocol not in PROTOCOLS:
-            raise ConfigError(f"protocol={self.protocol!r} is not valid; expected one of {one_of(PROTOCOLS)}.")
+        checked("protocol", self.protocol, PROTOCOLS)
         if self.auto_seeds and self.seeds is not None:
             raise ConfigError("--seeds auto with a list of seeds is not valid; expected one or the other.")
         if self.auto_seeds and self.max_seeds < MIN_SEEDS:

@@ -160,11 +160,6 @@ def parse_shard(text: str):
 # Running a study
 
 
-def default_results_dir(study: Study, protocol: str) -> Path:
-    # Smoke results never mix with the paper protocol's.
-    return Path("results") / (study.name if protocol == "paper" else f"{study.name}-{protocol}")
-
-
 def describe_study(study: Study, options: Options, runs: list[PlannedRun]) -> dict:
     """study.json: what `ablation report` needs to rebuild the tables without the study module."""
     return {
@@ -199,7 +194,7 @@ def run_study(study: Study, options: Options, *, results_dir=None, only=None, sh
     plots (unless a parent of several shards will: `write_report=False`); 0 if none failed. Stale
     runs are skipped, or with `retrain_stale` kept aside and trained anew. `dry_run` lists the
     runs and their cost (`as_json`: one JSON object)."""
-    results_dir = Path(results_dir or default_results_dir(study, options.protocol))
+    results_dir = Path(results_dir or layout.results_folder(study.name, options.protocol))
     runs = plan(study, options)
     if only:
         known = [r.run_id for r in runs] + [slug(c.label) for c in study.configurations]

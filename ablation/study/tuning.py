@@ -39,14 +39,14 @@ from keras_tuner.src.distribute import utils as tuner_distribute
 from keras_tuner.src.engine import trial as trial_module
 
 from ablation.core import io, layout, plots, records
-from ablation.core.choices import PROTOCOLS, one_of
+from ablation.core.choices import PROTOCOLS, checked
 from ablation.core.errors import ConfigError, StaleRun
 from ablation.report import hparams, pages
 from ablation.report.diagrams import write_run_diagrams
-from ablation.run import data, distribute
+from ablation.run import distribute
 from ablation.run.callbacks import TrainingDiverged
-from ablation.run.config import RunConfig, build_model, make_pipeline
-from ablation.run.recipes import compile_model
+from ablation.run.config import RunConfig
+from ablation.run.setup import RunSetup, set_up
 from ablation.run.training import train
 from ablation.statistics import compare, interval_of_mean
 from ablation.study import cost
@@ -69,10 +69,8 @@ class Search:
     protocol: str = "paper"  # one of choices.PROTOCOLS
 
     def __post_init__(self):
-        if self.tuner not in TUNERS:
-            raise ConfigError(f"tuner={self.tuner!r} is not valid; expected one of {one_of(TUNERS)}.")
-        if self.protocol not in PROTOCOLS:
-            raise ConfigError(f"protocol={self.protocol!r} is not valid; expected one of {one_of(PROTOCOLS)}.")
+        checked("tuner", self.tuner, TUNERS)
+        checked("protocol", self.protocol, PROTOCOLS)
         for name in ("max_trials", "executions_per_trial"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -93,9 +91,8 @@ def is_worker() -> bool:
     return tuner_distribute.has_chief_oracle() and not tuner_distribute.is_chief_oracle()
 
 
-def make_hypermodel(search: Search, pipeline, num_classes: int):
-    resolved = search.run.resolve()
-    recipe = resolved.recipe_fields
+def make_hypermodel(search: Search, run: RunSetup):
+    recipe = run.resolved.recipe_fields
 
     class DropoutHyperModel(kt.HyperModel):
         """Our builder and recipe, with the dropout rate (and the lr) drawn by the tuner."""
@@ -107,8 +104,7 @@ def make_hypermodel(search: Search, pipeline, num_classes: int):
                 lr = hp.Choice("learning_rate", [recipe.learning_rate / 2, recipe.learning_rate,
                                                  recipe.learning_rate * 2])
                 trial_recipe = recipe.replace(learning_rate=lr)
-            model = build_model(resolved, dropout_rate=rate, num_classes=num_classes)
-            return compile_model(model, trial_recipe, pipeline.steps_per_epoch, jit_compile=search.run.jit_mode())
+            return run.compile(run.build(dropout_rate=rate), trial_recipe)
 
     return DropoutHyperModel()
 
@@ -322,18 +318,15 @@ def run_search(search: Search, results_dir, *, log=print, retrain_stale=False) -
     if not is_worker():
         io.write_json(results_dir / layout.SEARCH_FILE, settings)
 
-    source = data.open_source(search.run.dataset, data_dir=search.run.data_dir)
-    distribute.set_determinism(search.run.deterministic)
-    pipeline = make_pipeline(resolved, source)
-    # The search sees the training and validation splits only.
-    pipeline = dataclasses.replace(pipeline, test=None)
-    hypermodel = make_hypermodel(search, pipeline, len(source.class_names))
-    tuner = make_tuner(search, results_dir, hypermodel, pipeline, log=log)
-    log(f"{search.tuner} search over {_describe({'dropout_rate': f'{search.min_rate:g}..{search.max_rate:g}'})} "
-        f"on {search.run.model}: {len(tuner.oracle.trials) if hasattr(tuner.oracle, 'trials') else 0} trials "
-        f"on record, results in {results_dir}")
-    keras.backend.clear_session()
-    tuner.search()
+    with set_up(search.run) as run:
+        # The search sees the training and validation splits only.
+        run.pipeline = dataclasses.replace(run.pipeline, test=None)
+        tuner = make_tuner(search, results_dir, make_hypermodel(search, run), run.pipeline, log=log)
+        log(f"{search.tuner} search over {_describe({'dropout_rate': f'{search.min_rate:g}..{search.max_rate:g}'})} "
+            f"on {search.run.model}: {len(tuner.oracle.trials) if hasattr(tuner.oracle, 'trials') else 0} trials "
+            f"on record, results in {results_dir}")
+        keras.backend.clear_session()
+        tuner.search()
     if is_worker():
         log(f"worker {tuner.tuner_id}: no more trials")
         return 0
