@@ -181,7 +181,7 @@ def build_parser():
     sweep.add_argument("--model", required=True, help="a preset name (python -m ablation models lists them)")
     sweep.add_argument("--vary", action="append", required=True, metavar="NAME=V1,V2,...",
                        help="a model argument or recipe field and its values; repeat for a product")
-    sweep.add_argument("--baseline", help="the configuration the others are compared with, as its label in "
+    sweep.add_argument("--baseline", help="the configuration the others are compared with, as its name in "
                                           "--dry-run (default: the first)")
     sweep.add_argument("--name", help="the study's name (default: sweep-MODEL-NAMES)")
     sweep.add_argument("--recipe", choices=list(RECIPES), help="training recipe (default: the model's paper's)")
@@ -225,7 +225,7 @@ def add_study_arguments(parser, *, seeds: str, results_dir: str):
                                                                  "their cost: compute, time here, GPU-hours")
     parser.add_argument("--json", action="store_true", help="with --dry-run: the plan and its cost as one JSON "
                                                             "object")
-    parser.add_argument("--only", help="one run id or configuration label (as in --dry-run)")
+    parser.add_argument("--only", help="one run id or configuration name (as in --dry-run)")
     parser.add_argument("--shard", help="I/N: run every N-th run starting at I (default: from SLURM_ARRAY_TASK_ID"
                                         "/SLURM_ARRAY_TASK_COUNT or JOB_COMPLETION_INDEX/JOB_COMPLETIONS)")
     parser.add_argument("--parallel", type=int, default=1, metavar="N",

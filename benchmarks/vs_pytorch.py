@@ -108,7 +108,7 @@ def compare(args) -> list[dict]:
             theirs.append(time_pytorch(depth, widen_factor, args.batch_size, precision, args.timed_steps,
                                        args.untimed_steps))
             result = time_ours(args.model, args.batch_size, precision, args.timed_steps, args.untimed_steps)
-            ours.append(result["train_images_per_second"])
+            ours.append(result["images_per_second"])
             mfu.append(result["mfu"])
             print(f"  {precision} round {round_}/{args.rounds}: PyTorch {theirs[-1]:.1f}, ours {ours[-1]:.1f} images/s",
                   file=sys.stderr, flush=True)

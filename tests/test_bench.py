@@ -11,7 +11,7 @@ from ablation.run import bench
 from builders import build, count_macs
 from tests.helpers import run_cli
 
-JSON_KEYS = {"train_images_per_second", "macs_per_image", "achieved_tflops", "matmul_dtype", "matmul_tflops",
+JSON_KEYS = {"images_per_second", "macs", "achieved_tflops", "matmul_dtype", "matmul_tflops",
              "matmul_float32_tflops", "mfu", "mfu_float32",
              "pipeline_images_per_second", "runner_overhead", "peak_rss_mb", "device", "strategy", "precision",
              "jit_compile"}
@@ -54,14 +54,14 @@ def test_bench_json_report(capsys, precision, dtype):
     assert code == 0
     result = json.loads(capsys.readouterr().out)
     assert JSON_KEYS <= set(result) and result["deterministic"] is False
-    assert result["macs_per_image"] == count_macs(build("wrn-10-1"))
+    assert result["macs"] == count_macs(build("wrn-10-1"))
     assert result["achieved_tflops"] == pytest.approx(
-        6 * result["macs_per_image"] * result["train_images_per_second"] / 1e12)
+        6 * result["macs"] * result["images_per_second"] / 1e12)
     assert result["precision"] == precision and result["matmul_dtype"] == dtype
     assert result["mfu"] == pytest.approx(result["achieved_tflops"] / result["matmul_tflops"])
     assert result["mfu_float32"] == pytest.approx(result["achieved_tflops"] / result["matmul_float32_tflops"])
     assert (result["matmul_tflops"] == result["matmul_float32_tflops"]) == (dtype == "float32")
-    assert result["train_images_per_second"] > 0 and result["pipeline_images_per_second"] > 0
+    assert result["images_per_second"] > 0 and result["pipeline_images_per_second"] > 0
     assert result["peak_rss_mb"] > 100
     assert result["jit_compile"] == "off" and result["jit_compile_requested"] == "auto"  # Keras's "auto" on a CPU
     assert result["strategy"] == "_DefaultDistributionStrategy" and result["replicas"] == 1
@@ -74,7 +74,7 @@ def test_bench_measures_the_deterministic_kernels_in_their_own_process():
                      "--untimed-steps", "1", "--deterministic", "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout[result.stdout.index("{"):])
-    assert report["deterministic"] is True and report["jit_compile"] == "off" and report["train_images_per_second"] > 0
+    assert report["deterministic"] is True and report["jit_compile"] == "off" and report["images_per_second"] > 0
 
 
 def test_bench_rejects_zero_steps(capsys):

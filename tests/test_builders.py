@@ -247,7 +247,7 @@ def test_bn_gamma_is_a_named_departure_from_the_reference_codes_start():
     assert np.ptp(gammas(cifar_resnet(depth=8, bn_gamma="uniform"))) > 0 and (gammas(cifar_resnet(depth=8)) == 1).all()
     # A run records it and names it.
     run = RunConfig(model="wrn-10-1", model_overrides={"bn_gamma": "ones"}).resolve()
-    assert run.initialization()["bn_gamma"] == "ones" and run.name() == "wrn-10-1-bn_gamma=ones"
+    assert run.initialization()["bn_gamma"] == "ones" and run.configuration_id() == "wrn-10-1-bn_gamma=ones"
     assert RunConfig(model="wrn-10-1").resolve().initialization()["bn_gamma"] == "uniform"
 
 

@@ -31,11 +31,13 @@ from builders import PRESETS
 from builders.layers import MODEL_NAME
 from tests.helpers import STUDY_ENTRY_POINTS, make_npz
 
+
 # Small inputs that leave the last group a 2x2 map: two stride-2 groups on 8x8; the ImageNet stem
 # (stride 4) and three stride-2 groups on 64x64, the smoke preset's size. (At 32x32 the last
 # group's BN normalises 1x1 maps over a batch of 2, and one step at lr 0.1 blows ResNet-34 up.)
-TINY_INPUT = {"wide_resnet": (8, 8, 3), "cifar_resnet": (8, 8, 3), "preact_resnet": (8, 8, 3),
-              "imagenet_resnet": (64, 64, 3)}
+def tiny_input(preset) -> tuple:
+    """The preset's input shrunk (from its registry entry): CIFAR's 32x32 to 8x8, ImageNet's 224x224 to 64x64."""
+    return (8, 8, 3) if preset.input_shape[0] <= 32 else Smoke().imagenet_input
 # A step of these takes over 30 seconds here (2 CPU cores), most of it tracing 300+ layers.
 LONG = {"preact-resnet-164", "preact-resnet-1001", "imagenet-resnet-101", "imagenet-resnet-152"}
 # Nets a study trains as declared in its end-to-end test: not trained twice (see the docstring).
@@ -55,7 +57,7 @@ def one_step(model, dataset, out, **model_overrides) -> dict:
     """One training step of `model` through train(), and what it leaves behind, checked."""
     preset = PRESETS[model]
     config = RunConfig(model=model, dataset=dataset,
-                       model_overrides={"input_shape": TINY_INPUT[preset.family], **model_overrides},
+                       model_overrides={"input_shape": tiny_input(preset), **model_overrides},
                        recipe_overrides={"epochs": 1, "batch_size": 2}, max_steps_per_epoch=1,
                        validation_fraction=0.0)
     metrics = train(config, out, log=lambda *_: None)
@@ -68,7 +70,7 @@ def one_step(model, dataset, out, **model_overrides) -> dict:
         # The checkpoint loads back (custom layers, the schedule) and computes.
         model_ = keras.saving.load_model(out / "final.keras")
         assert MODEL_NAME.fullmatch(model_.name), model_.name
-        logits = model_(np.zeros((1, *TINY_INPUT[preset.family]), np.float32), training=False).numpy()
+        logits = model_(np.zeros((1, *tiny_input(preset)), np.float32), training=False).numpy()
         assert logits.shape == (1, len(recorded["data"]["class_names"])) and np.isfinite(logits).all()
     return recorded
 
@@ -85,7 +87,7 @@ def test_the_nets_left_to_the_studies_are_trained_there_as_declared():
     assert TRAINED_BY_STUDIES >= {"resnet-20", "resnet-110-projection", "imagenet-plain-50"}
     for model in TRAINED_BY_STUDIES:
         overrides, _ = smoke_downsize(model, {}, Smoke())
-        assert overrides in ({}, {"input_shape": TINY_INPUT["imagenet_resnet"]}), (model, overrides)
+        assert overrides in ({}, {"input_shape": Smoke().imagenet_input}), (model, overrides)
 
 
 @pytest.mark.slow

@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+import studies
 from ablation.cli import main as ablation_main
 from ablation.cli import study_main
 from ablation.core import io, plots, records
@@ -46,6 +47,14 @@ def load(name):
     return importlib.import_module(f"studies.{name}").STUDY
 
 
+def test_the_studies_package_and_the_readme_name_every_study_in_the_folder():
+    listed = {line.split()[0] for line in studies.__doc__.splitlines() if line.startswith("    ") and line.split()}
+    assert listed == set(ALL_MODULES)
+    readme = (ROOT / "README.md").read_text()
+    in_table = {name for name in ALL_MODULES if f"| `python -m studies.{name}` |" in readme}
+    assert in_table >= set(STUDY_MODULES) and STUDY_MODULES, sorted(set(STUDY_MODULES) - in_table)
+
+
 # ----------------------------------------------------------------------------------------------
 # Declarations
 
@@ -54,7 +63,6 @@ def load(name):
 # Planning the smoke protocol builds every Wide ResNet to count its MACs (WRN-28-12: 52M params).
 @pytest.mark.parametrize("protocol", ["paper", pytest.param("smoke", marks=pytest.mark.slow)])
 def test_every_study_expands_into_valid_unique_runs(name, protocol):
-    assert len(STUDY_MODULES) == 7
     study = load(name)
     runs = plan(study, Options(protocol=protocol))  # plan() resolves, and so validates, every run
     assert runs and len({r.run_id for r in runs}) == len(runs)
@@ -75,7 +83,7 @@ def test_importing_a_study_module_imports_no_tensorflow():
 def test_depth_vs_width_is_the_baseline_trio():
     # Their published params are checked once, beside the presets (tests/test_builders.py).
     runs = plan(load("depth_vs_width"), Options())
-    assert [r.configuration.label for r in runs] == ["ResNet-110", "WRN-28-2", "WRN-28-2-dropout"]
+    assert [r.configuration.name for r in runs] == ["ResNet-110", "WRN-28-2", "WRN-28-2-dropout"]
     assert [r.config.model for r in runs] == ["resnet-110-projection", "wrn-28-2", "wrn-28-2-dropout"]
     assert {r.seed for r in runs} == {42} and {r.resolved.recipe for r in runs} == {"wrn"}
 
@@ -91,15 +99,15 @@ def test_dry_run_lists_every_run_with_the_params_of_its_net_and_its_status(capsy
     expected = [configuration for configuration in study.configurations for _ in study.seeds]
     for configuration, line in zip(expected, run_lines, strict=True):
         params = count_params(build(configuration.model, **configuration.model_overrides))["trainable_params"]
-        assert f" {configuration.label} " in line and f"{params:,}" in line and " pending " in line
+        assert f" {configuration.name} " in line and f"{params:,}" in line and " pending " in line
 
 
 @pytest.mark.slow
 def test_smoke_protocol_downsizes_big_nets_and_says_so():
-    runs = {r.configuration.label: r for r in plan(load("widening"), Options(protocol="smoke"))}
+    runs = {r.configuration.name: r for r in plan(load("widening"), Options(protocol="smoke"))}
     assert runs["WRN-28-12"].downsized == "widen_factor 12 -> 2"
     assert runs["WRN-40-1"].downsized == ""
-    vs = {r.configuration.label: r for r in plan(load("plain_vs_residual"), Options(protocol="smoke"))}
+    vs = {r.configuration.name: r for r in plan(load("plain_vs_residual"), Options(protocol="smoke"))}
     assert vs["ResNet-50 SGD"].resolved.input_shape == (64, 64, 3)
 
 
@@ -181,7 +189,7 @@ def test_every_study_module_trains_every_configuration_and_writes_its_exports(na
         frame = pd.read_csv(results / "results.csv")
         study = module.STUDY
         assert len(frame) == len(study.configurations) * study.smoke.num_seeds
-        assert list(dict.fromkeys(frame["configuration"])) == [c.label for c in study.configurations]
+        assert list(dict.fromkeys(frame["configuration"])) == [c.name for c in study.configurations]
         assert set(frame["status"]) == {"done"} and (frame["epochs"] == 1).all()
         for run_id in frame["run_id"]:
             run = results / "runs" / run_id
@@ -198,7 +206,7 @@ def test_every_study_module_trains_every_configuration_and_writes_its_exports(na
                        "learning_curves.png", "error_over_seeds.png", "error_vs_params.png", "error_vs_time.png",
                        "per_class_accuracy.png"):
             assert (results / export).stat().st_size > 0, export
-        assert all(c.label in (results / "summary.md").read_text() for c in study.configurations)
+        assert all(c.name in (results / "summary.md").read_text() for c in study.configurations)
     else:  # a search: every trial completed, the winner retrained and tested once
         trials = pd.read_csv(results / "trials.csv")
         assert len(trials) and set(trials["status"]) == {"COMPLETED"}
@@ -226,8 +234,8 @@ BLOCKS = Study(name="blocks", question="Which block?", varies=("block_type",), r
 
 
 def test_a_declared_baseline_must_be_one_of_the_configurations():
-    assert dataclasses.replace(BLOCKS, baseline="B(1,3,1)").baseline_label == "B(1,3,1)"
-    assert BLOCKS.baseline_label == "B(3,3)"  # the first, by default
+    assert dataclasses.replace(BLOCKS, baseline="B(1,3,1)").baseline_name == "B(1,3,1)"
+    assert BLOCKS.baseline_name == "B(3,3)"  # the first, by default
     with pytest.raises(ConfigError, match=r"baseline='B\(3,1\)' is not valid; expected one of the configurations: "
                                           r"B\(3,3\), B\(1,3,1\)"):
         dataclasses.replace(BLOCKS, baseline="B(3,1)")
@@ -377,7 +385,7 @@ def test_run_folders_named_by_their_label_are_renamed_to_their_run_ids(easy, tmp
     holding the very run is renamed (its epochs resumed, not trained again); others are left alone."""
     results, options = tmp_path / "tiny", Options(protocol="smoke", dataset=easy)
     runs = plan(TINY, options)  # WRN-10-1 s1, s2, then WRN-10-1-dropout s1, s2
-    labelled = [results / "runs" / f"{slug(run.configuration.label)}-s{run.seed}" for run in runs]
+    labelled = [results / "runs" / f"{slug(run.configuration.name)}-s{run.seed}" for run in runs]
     for run, folder in zip(runs, labelled, strict=True):
         io.write_json(folder / "config.json", {"run": run.resolved.to_json()})
     io.write_json(labelled[2] / "config.json", {"run": {**runs[2].resolved.to_json(), "seed": 7}})  # another run
@@ -403,29 +411,32 @@ def test_run_folders_named_by_their_label_are_renamed_to_their_run_ids(easy, tmp
 # Tables from known records
 
 
-def _fake_study(tmp_path, errors: dict, baseline=None):
-    """A results folder whose runs hold the given test errors, as a finished study would."""
+def _fake_study(tmp_path, errors: dict, baseline=None, old_keys=False):
+    """A results folder whose runs hold the given test errors, as a finished study would (with
+    `old_keys`, in the words of study.json and metrics.json before 2026-12-02)."""
+    name_key = "label" if old_keys else "configuration"
     runs = []
     for label, values in errors.items():
         for seed, error in enumerate(values):
             run_id = f"{label.lower()}-s{seed}"
             resolved = RunConfig(model="wrn-10-1", seed=seed).resolve()
             run = resolved.to_json()
-            runs.append({"run_id": run_id, "label": label, "seed": seed, "downsized": "", "run": run})
+            runs.append({"run_id": run_id, name_key: label, "seed": seed, "downsized": "", "run": run})
             folder = tmp_path / "runs" / run_id
             io.write_json(folder / "config.json", {"run": run, "initialization": resolved.initialization()})
             io.write_json(folder / "metrics.json", {
                 "test_error": error, "test_accuracy": 1 - error / 100, "test_loss": 0.5, "best_val_accuracy": 0.9 - error / 100,
                 "trainable_params": 2_000_000, "macs": 1e8, "epochs": 2, "seconds_per_epoch": 10.0,
-                "images_per_second": 100.0})
+                "images_per_second": 100.0, ("training_seconds" if old_keys else "total_epoch_seconds"): 20.0})
             records.save_history(folder, [{"epoch": epoch, "loss": 1.0, "accuracy": 0.5, "val_loss": val_loss,
                                            "val_accuracy": val_accuracy, "learning_rate": 0.1, "epoch_seconds": 10.0,
                                            "train_seconds": 9.0, "images_per_second": 100.0}
                                           for epoch, val_loss, val_accuracy in ((1, 1.0, 0.5), (2, 0.8, 0.6))])
     io.write_json(tmp_path / "study.json", {
-        "name": "fake", "question": "Which is better?", "varies": ["depth"], "metric": "test_error", "heatmap": None,
+        "name": "fake", "question": "Which is better?", "varies": ["depth"], "heatmap": None,
+        **({"metric": "test_error"} if old_keys else {}),
         "protocol": "paper", "protocol_description": "paper protocol", "published_protocol": "",
-        "configurations": [{"label": label, "published_error": 5.0 if label == "A" else None} for label in errors],
+        "configurations": [{name_key: label, "published_error": 5.0 if label == "A" else None} for label in errors],
         "runs": runs, **({"baseline": baseline} if baseline else {})})
 
 
@@ -451,6 +462,19 @@ def test_tables_from_known_run_records(tmp_path):
     # A folder written before baselines were declared compares with its first configuration.
     assert ("- B against A: not resolved with 2 seeds (difference +3.00 points): run --seeds 0,1,2,3,4, or --seeds "
             "auto." in markdown)
+
+
+def test_a_folder_in_the_old_words_gives_the_same_tables_and_pages(tmp_path):
+    errors = {"A": [5.0, 6.0, 4.0], "B": [8.0, 9.0, 8.5]}
+    tables = {}
+    for old_keys in (False, True):
+        folder = tmp_path / str(old_keys)
+        _fake_study(folder, errors, old_keys=old_keys)
+        report.write_study_report(folder)
+        tables[old_keys] = [(folder / name).read_text() for name in ("results.csv", "comparisons.csv", "summary.md")]
+        run_page = (folder / "runs" / "a-s0" / "index.html").read_text()
+        assert "total_epoch_seconds" in run_page and "training_seconds" not in run_page
+    assert tables[True] == tables[False]
 
 
 def test_comparisons_with_the_baseline_on_matched_seeds(tmp_path):

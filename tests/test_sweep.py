@@ -38,10 +38,10 @@ def test_the_sweep_is_the_cartesian_product_of_model_arguments_and_recipe_fields
                         seeds=(42, 43))
     assert len(study.configurations) == 8 and study.varies == ("dropout_rate", "block_type", "learning_rate")
     first, last = study.configurations[0], study.configurations[-1]
-    assert first.label == "dropout_rate=0, block_type=B(3,3), learning_rate=0.1"
+    assert first.name == "dropout_rate=0, block_type=B(3,3), learning_rate=0.1"
     assert dict(last.model_overrides) == {"dropout_rate": 0.3, "block_type": "B(3,1,3)"}
     assert dict(last.recipe_overrides) == {"learning_rate": 0.05}
-    assert study.baseline_label == first.label and study.name == "sweep-wrn-16-4-dropout-rate-block-type-learning-rate"
+    assert study.baseline_name == first.name and study.name == "sweep-wrn-16-4-dropout-rate-block-type-learning-rate"
     # The baseline by its label or by the label's slug.
     assert sweep_study("wrn-16-4", ["dropout_rate=0,0.3"], baseline="dropout-rate-0-3").baseline == "dropout_rate=0.3"
 
@@ -103,7 +103,7 @@ def test_a_configuration_of_a_study_module_has_the_same_run_id_in_a_sweep(module
 ])
 def test_a_run_is_named_by_its_content(model, overrides, recipe, recipe_overrides, name):
     config = RunConfig(model=model, model_overrides=overrides, recipe=recipe, recipe_overrides=recipe_overrides)
-    assert config.resolve().name() == name
+    assert config.resolve().configuration_id() == name
 
 
 def test_the_same_run_declared_two_ways_is_one_identity_and_a_folder_accepts_either(tmp_path):

@@ -17,7 +17,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from ablation.cli import main
-from ablation.core.errors import RunFailed
+from ablation.core.errors import EXIT_LOCKED, RunFailed
 from ablation.core.records import RunLock
 from ablation.core.records import status as run_status
 from ablation.run import callbacks, data
@@ -273,7 +273,7 @@ def test_cli_run_writes_a_complete_run_folder(easy, tmp_path, capsys):
     assert config["environment"]["keras"] == keras.__version__ and config["environment"]["replicas"] == 1
     metrics = json.loads((out / "metrics.json").read_text())
     for key in ("test_accuracy", "test_loss", "best_val_accuracy", "best_epoch", "trainable_params", "total_params",
-                "macs", "training_seconds", "images_per_second"):
+                "macs", "total_epoch_seconds", "images_per_second"):
         assert metrics[key] is not None, key
     assert metrics["trainable_params"] == 77_850 - (64 + 1) * (10 - 4)  # WRN-10-1 with a 4-class head
     history = pd.read_csv(out / "history.csv")
@@ -408,7 +408,7 @@ def test_a_run_folder_locked_by_another_trainer_is_refused_in_one_line(easy, tmp
     finally:
         held.release()
     err = capsys.readouterr().err
-    assert code == 2 and err.count("\n") == 1 and "is being trained by another process" in err
+    assert code == EXIT_LOCKED == 75 and err.count("\n") == 1 and "is being trained by another process" in err
     assert not (tmp_path / "run" / "config.json").exists()
 
 
@@ -420,9 +420,9 @@ def test_two_trainers_on_one_folder_train_it_once(easy, tmp_path):
                  for _ in range(2)]
     results = [(p.wait(timeout=300), p.stdout.read(), p.stderr.read()) for p in processes]
     trained = [out for code, out, _ in results if code == 0 and "epoch 1/2" in out]
-    refused = [err for code, _, err in results if code == 2]
+    refused = [err for code, _, err in results if code == EXIT_LOCKED]
     # One trains; the other finds the folder locked, or (started late) finished: never both train.
-    assert len(trained) == 1 and sorted(code for code, *_ in results) in ([0, 0], [0, 2]), results
+    assert len(trained) == 1 and sorted(code for code, *_ in results) in ([0, 0], [0, EXIT_LOCKED]), results
     assert all("is being trained by another process" in err for err in refused)
     assert list(pd.read_csv(tmp_path / "run" / "history.csv")["epoch"]) == [1, 2]
 

@@ -14,7 +14,16 @@ import warnings
 
 from ablation.core import layout
 from ablation.core.choices import JIT_MODES, PRECISIONS, STRATEGIES
-from ablation.core.errors import ConfigError, DamagedFile, RunFailed
+from ablation.core.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_INTERRUPTED,
+    EXIT_LOCKED,
+    EXIT_RUN_FAILED,
+    ConfigError,
+    DamagedFile,
+    RunFailed,
+    RunLocked,
+)
 
 
 def import_tensorflow_quietly() -> None:
@@ -100,27 +109,30 @@ def duration(seconds: float) -> str:
 
 def run_command(action, *, kept="finished epochs") -> int:
     """The exit protocol of every command line here: `action()`'s status; bad input (ConfigError)
-    as one line on stderr and status 2; a failed run as one line naming its failure.json and
-    status 1; Ctrl-C as status 130, saying that `kept` survive."""
+    as one line on stderr and EXIT_BAD_INPUT; a failed run as one line naming its failure.json and
+    EXIT_RUN_FAILED; a run another process trains, EXIT_LOCKED; Ctrl-C as EXIT_INTERRUPTED, saying
+    that `kept` survive."""
     try:
         return action() or 0
-    except (ConfigError, RunFailed, DamagedFile, OSError) as error:
+    except (ConfigError, RunFailed, DamagedFile, RunLocked, OSError) as error:
         # A run's own OSErrors are RunFailed: the ones left are the paths given (--out, --results-dir).
         if os.environ.get("ABLATION_DEBUG") or (isinstance(error, OSError) and error.filename is None):
             raise
         if isinstance(error, RunFailed):
             message, status = (f"the run in {error.out} failed ({error}); its traceback is in {error.record}; "
-                               f"run the same command again to retry it."), 1
+                               f"run the same command again to retry it."), EXIT_RUN_FAILED
         elif isinstance(error, OSError):
             message, status = (f"{error.filename}: {error.strerror}; expected a folder that can be created and "
-                               f"written (check --out or --results-dir)."), 2
+                               f"written (check --out or --results-dir)."), EXIT_BAD_INPUT
+        elif isinstance(error, RunLocked):
+            message, status = str(error), EXIT_LOCKED
         else:
-            message, status = str(error), 1 if isinstance(error, DamagedFile) else 2
+            message, status = str(error), EXIT_RUN_FAILED if isinstance(error, DamagedFile) else EXIT_BAD_INPUT
         print(f"error: {message}", file=sys.stderr)
         return status
     except KeyboardInterrupt:
         print(f"\ninterrupted: {kept} are kept; run the same command again to go on.", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 class DeprecatedAlias(argparse.Action):

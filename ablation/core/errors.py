@@ -11,14 +11,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# The exit statuses of every command line (console.run_command), each with its cause below.
+EXIT_RUN_FAILED = 1  # RunFailed, DamagedFile: the same command again retries
+EXIT_BAD_INPUT = 2  # ConfigError (argparse's own errors exit 2 too)
+EXIT_LOCKED = 75  # RunLocked: sysexits' EX_TEMPFAIL, "try again later"
+EXIT_INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT, as a shell reports it
+
 
 class ConfigError(ValueError):
     """A value that is not valid, named together with what would be."""
 
 
-class RunLocked(ConfigError):
-    """A run folder that another process is training: this one leaves it alone (a study skips it,
-    a command line says so and exits with status 2)."""
+class RunLocked(Exception):
+    """A run folder that another process is training. Not bad input (the same command is right, a
+    moment later): a study skips the run, a command line says so and exits with EXIT_LOCKED."""
 
     def __init__(self, out: Path, holder: str):
         super().__init__(f"{out} is being trained by another process ({holder or 'unknown'}); wait for it to "

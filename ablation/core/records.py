@@ -153,8 +153,17 @@ def save_history(run_dir: Path, rows: list[dict]) -> None:
     io.write_json(Path(run_dir) / layout.HISTORY_JSON_FILE, {column: history[column].tolist() for column in history.columns})
 
 
+# metrics.json keys renamed since runs were first written: old name -> today's.
+RENAMED_METRICS = {"training_seconds": "total_epoch_seconds"}  # the sum of history.csv's epoch_seconds
+
+
 def read_metrics(run_dir: Path) -> dict | None:
-    return io.read_json(Path(run_dir) / layout.METRICS_FILE)
+    """metrics.json in today's words (None for an unfinished run)."""
+    metrics = io.read_json(Path(run_dir) / layout.METRICS_FILE)
+    for old, new in RENAMED_METRICS.items():
+        if metrics is not None and old in metrics:
+            metrics[new] = metrics.pop(old)
+    return metrics
 
 
 def run_differences(out: Path, run: dict, identity) -> list[str] | None:

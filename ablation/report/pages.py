@@ -46,7 +46,7 @@ SEARCH_FILES = [layout.SUMMARY_FILE, layout.TRIALS_FILE, layout.SEARCH_FILE]
 RUN_COLUMNS = ["run_id", "configuration", "seed", "status", "test_error", "best_val_accuracy", "trainable_params",
                "macs", "epochs", "seconds_per_epoch", "downsized"]
 METRICS = ["test_error", "test_accuracy", "test_loss", "best_val_accuracy", "best_epoch", "epochs",
-           "trainable_params", "total_params", "macs", "seconds_per_epoch", "images_per_second", "training_seconds"]
+           "trainable_params", "total_params", "macs", "seconds_per_epoch", "images_per_second", "total_epoch_seconds"]
 
 
 def safe_pages(write, *args, **kwargs) -> None:
@@ -69,7 +69,7 @@ def write_study_pages(results_dir: Path, study: dict, frame: pd.DataFrame) -> No
     for row in runs.itertuples():
         if row.run_id in present:  # one run's damaged record costs its page, not the others'
             safe_pages(write_run_page, records.run_dir_of(results_dir, row.run_id), title=row.run_id,
-                       label=row.configuration, up=(f"../../{layout.INDEX_PAGE}", study["name"]))
+                       configuration=row.configuration, up=(f"../../{layout.INDEX_PAGE}", study["name"]))
     runs["run_id"] = [_link(f"{layout.RUNS_DIR}/{run_id}/{layout.INDEX_PAGE}", run_id) if run_id in present
                       else html.escape(run_id) for run_id in runs["run_id"]]
     body = [_markdown(results_dir / layout.SUMMARY_FILE),
@@ -95,17 +95,17 @@ def _heatmaps(results_dir: Path) -> list:
 # A run
 
 
-def write_run_page(run_dir: Path, *, title: str, label: str = "", up: tuple | None = None) -> None:
+def write_run_page(run_dir: Path, *, title: str, configuration: str = "", up: tuple | None = None) -> None:
     """runs/ID/index.html (or best/index.html): everything the run folder holds, on one page."""
     run_dir = Path(run_dir)
     damaged = []
-    config = _record(run_dir / layout.CONFIG_FILE, damaged)
-    metrics = _record(run_dir / layout.METRICS_FILE, damaged)
-    failure = _record(run_dir / layout.FAILURE_FILE, damaged)
+    config = _record(io.read_json, run_dir / layout.CONFIG_FILE, damaged)
+    metrics = _record(records.read_metrics, run_dir, damaged)
+    failure = _record(io.read_json, run_dir / layout.FAILURE_FILE, damaged)
     state = records.status(run_dir)
     body = [f"<nav><a href=\"{html.escape(up[0])}\">&larr; {html.escape(up[1])}</a></nav>" if up else "",
             f"<h1>{html.escape(title)}</h1>",
-            f"<p>{html.escape(label)} &middot; <span class=\"status-{state}\">{state}</span>"
+            f"<p>{html.escape(configuration)} &middot; <span class=\"status-{state}\">{state}</span>"
             + (f" &middot; {html.escape(config['run']['model'])}" if "run" in config else "") + "</p>"]
     if failure and state not in ("done", "stale"):
         body.append(f"<blockquote>Last attempt failed: {html.escape(str(failure.get('error', '')))}</blockquote>")
@@ -132,10 +132,10 @@ def write_run_page(run_dir: Path, *, title: str, label: str = "", up: tuple | No
     io.write_text(run_dir / layout.INDEX_PAGE, _page(title, body))
 
 
-def _record(path: Path, damaged: list) -> dict:
+def _record(read, path: Path, damaged: list) -> dict:
     """A JSON record of the run folder, {} if absent; a damaged one is shown on the page, not fatal."""
     try:
-        return io.read_json(path) or {}
+        return read(path) or {}
     except DamagedFile as error:
         damaged.append(error)
         return {}

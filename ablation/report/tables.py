@@ -44,8 +44,8 @@ INTERVAL = "paired t at the adjusted level"
 
 
 def read_study(results_dir: Path) -> dict:
-    """study.json, with a study written before the vocabulary change ("preset" for the protocol)
-    read in today's words."""
+    """study.json, with a study written before a vocabulary change read in today's words: "preset"
+    for the protocol, "label" for a configuration's name (its `configuration` column)."""
     study = io.read_json(Path(results_dir) / layout.STUDY_FILE)
     if study is None:
         raise ConfigError(f"{results_dir} holds no {layout.STUDY_FILE}; expected a folder written by "
@@ -53,7 +53,11 @@ def read_study(results_dir: Path) -> dict:
     if "preset" in study:
         study["protocol_description"] = study.pop("protocol")
         study["protocol"] = study.pop("preset")
-    study.setdefault("baseline", study["configurations"][0]["label"])  # written before baselines were declared
+    for entry in study["configurations"] + study["runs"]:
+        if "label" in entry:
+            entry["configuration"] = entry.pop("label")
+    study.pop("metric", None)  # always test error: the key named it without choosing it
+    study.setdefault("baseline", study["configurations"][0]["configuration"])  # written before baselines were declared
     return study
 
 
@@ -73,7 +77,7 @@ def collect_results(results_dir: Path, study: dict | None = None) -> tuple[dict,
         if run_status == "stale":  # another experiment's numbers: not in any table (its run page has them)
             metrics = {}
         run = ResolvedRun.from_json(planned["run"])
-        row = {"run_id": planned["run_id"], "configuration": planned["label"], "model": run.model,
+        row = {"run_id": planned["run_id"], "configuration": planned["configuration"], "model": run.model,
                "seed": planned["seed"], "status": run_status, "protocol": study["protocol"],
                "downsized": planned["downsized"], **{key: _cell(run.setting(key)) for key in study["varies"]}}
         row.update({k: metrics.get(k) for k in RESULT_COLUMNS if k in metrics})
@@ -98,7 +102,7 @@ def errors_by_configuration(frame: pd.DataFrame, study: dict) -> dict:
     done = frame[frame["status"] == "done"]
     errors = {label: dict(zip(runs["seed"], runs["test_error"].astype(float), strict=True))
               for label, runs in done.groupby("configuration")}
-    return {c["label"]: errors.get(c["label"], {}) for c in study["configurations"]}
+    return {c["configuration"]: errors.get(c["configuration"], {}) for c in study["configurations"]}
 
 
 def seeds_needed_now(frame: pd.DataFrame, study: dict) -> dict[str, list[int]]:
@@ -115,7 +119,7 @@ def summarise(frame: pd.DataFrame, configurations: list[dict]) -> pd.DataFrame:
     done = frame[frame["status"] == "done"]
     out = []
     for configuration in configurations:
-        runs = done[done["configuration"] == configuration["label"]]
+        runs = done[done["configuration"] == configuration["configuration"]]
         errors = runs["test_error"].astype(float)
         published = configuration.get("published_error")
         median = errors.median() if len(errors) else np.nan
@@ -123,7 +127,7 @@ def summarise(frame: pd.DataFrame, configurations: list[dict]) -> pd.DataFrame:
         accuracy = runs["test_accuracy"].astype(float).median() if len(runs) else np.nan
         interval = interval_of_mean(errors)
         out.append({
-            "configuration": configuration["label"], "runs": len(runs),
+            "configuration": configuration["configuration"], "runs": len(runs),
             "trainable_params": trainable_params, "macs": runs["macs"].iloc[0] if len(runs) else np.nan,
             "median_error": median, "mean_error": errors.mean() if len(errors) else np.nan,
             "std_error": errors.std(ddof=1) if len(errors) > 1 else np.nan,

@@ -171,8 +171,8 @@ def run_bench(config: BenchConfig, log=print) -> dict:
     achieved = achieved_flops(macs, train_rate)
     return {
         "model": config.model, "batch_size": config.batch_size, "timed_steps": config.timed_steps,
-        "train_images_per_second": train_rate, "step_seconds_median": statistics.median(step_times),
-        "macs_per_image": macs, "training_flops_per_image": training_flops_per_image(macs),
+        "images_per_second": train_rate, "step_seconds_median": statistics.median(step_times),
+        "macs": macs, "training_flops_per_image": training_flops_per_image(macs),
         "achieved_tflops": achieved / 1e12, "matmul_dtype": dtype, "matmul_tflops": matmul / 1e12,
         "matmul_float32_tflops": matmul_float32 / 1e12, "mfu": utilisation(achieved, matmul),
         "mfu_float32": utilisation(achieved, matmul_float32),
@@ -265,9 +265,9 @@ def format_report(result: dict) -> str:
         f"{result['model']}, batch {result['batch_size']}, {result['precision']}, XLA {xla}, "
         f"{result['strategy']} over {result['replicas']} replica(s) on {result['device']}"
         + (", deterministic kernels" if result["deterministic"] else ""),
-        f"  training       {result['train_images_per_second']:8.1f} images/s   "
+        f"  training       {result['images_per_second']:8.1f} images/s   "
         f"(median step {result['step_seconds_median']:.3f} s over {result['timed_steps']} timed steps)",
-        f"  arithmetic     {result['macs_per_image'] / 1e6:8.1f} M MACs/image -> {result['achieved_tflops'] * 1e3:.1f} "
+        f"  arithmetic     {result['macs'] / 1e6:8.1f} M MACs/image -> {result['achieved_tflops'] * 1e3:.1f} "
         f"GFLOP/s achieved (2 x 3 x MACs x images/s)",
         f"  matmul peak    {result['matmul_tflops'] * 1e3:8.1f} GFLOP/s ({result['matmul_dtype']}, {MATMUL_SIZE}^3, "
         f"this run; float32 {result['matmul_float32_tflops'] * 1e3:.1f})",

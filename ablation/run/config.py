@@ -3,8 +3,8 @@
 `RunConfig` is what a user or a study asks for; `RunConfig.resolve()` validates it against the
 model's preset and recipe and returns a `ResolvedRun`: everything that defines the run, frozen.
 Its JSON form is config.json's "run"; `run_identity` of it is what a folder must match to be
-resumed (everything but the preset's name and spelled-out defaults), and `ResolvedRun.name()`
-names it for its folder (the run id, from its content).
+resumed (everything but the preset's name and spelled-out defaults), and
+`ResolvedRun.configuration_id()` names it from its content (a study's run id adds the seed).
 """
 
 from __future__ import annotations
@@ -135,8 +135,9 @@ class ResolvedRun:
         return cls(**{**run, "model_kwargs": tuples(run["model_kwargs"]), "input_shape": tuple(run["input_shape"]),
                       "recipe_fields": Recipe(**tuples(run["recipe_fields"]))})
 
-    def name(self) -> str:
-        """The run in a few words, from its content alone, for its folder (a study adds the seed):
+    def configuration_id(self) -> str:
+        """The run's configuration in a few words, from its content alone: a study's run id is this
+        and the seed ("wrn-28-2-dropout-s42"), `ablation train --out` is the user's choice. It is
         the most specific preset its net is, each other builder argument that is not the builder's
         default (in the builder's order), then the recipe if it is not that net's own and each field
         that departs from it: "wrn-28-2-dropout", "wrn-40-2-block_type=B131",

@@ -31,6 +31,9 @@ PAD_FRACTION = 4 / 32
 # Keep in memory what fits easily; a larger split streams from tfds's own files every epoch.
 CACHE_LIMIT_BYTES = 4 * 2**30
 SHUFFLE_BUFFER_LIMIT = 50_000
+# Epoch e of seed s shuffles with seed e + s * SEEDS_APART: a prime above any epoch count, so that no
+# epoch of one run seed shuffles as an epoch of another (seed 1's epoch 0 is not seed 0's epoch 1).
+SEEDS_APART = 100_003
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,7 +99,7 @@ class Pipeline:
         buffer = min(n, SHUFFLE_BUFFER_LIMIT)
 
         def one_epoch(epoch):
-            epoch_seed = tf.cast(epoch, tf.int64) + seed * 100_003
+            epoch_seed = tf.cast(epoch, tf.int64) + seed * SEEDS_APART
             shuffled = images.shuffle(buffer, seed=epoch_seed, reshuffle_each_iteration=False)
             batches = shuffled.take(self.steps_per_epoch * self.batch_size).batch(self.batch_size,
                                                                                   drop_remainder=True)

@@ -148,7 +148,7 @@ def _train(run: RunSetup, out: Path, log, on_built, seconds_after=None) -> dict:
         "best_epoch": None if best is None else int(best["epoch"]),
         "final_val_accuracy": None if best is None else float(history["val_accuracy"].iloc[-1]),
         "epochs": int(len(history)), **params, "macs": count_macs(model),
-        "training_seconds": float(history["epoch_seconds"].sum()),
+        "total_epoch_seconds": float(history["epoch_seconds"].sum()),
         "seconds_per_epoch": float(history["epoch_seconds"].median()) if len(history) else None,
         "images_per_second": _steady(history.loc[trained, "images_per_second"]) if trained.any() else None,
     }

@@ -260,16 +260,16 @@ def _process_start() -> float:
 
 def _report_seconds(folder: Path, npz: Path) -> float:
     """Seconds to write the tables, plots and pages of a study of the profile's two runs."""
-    runs = [{"run_id": model, "label": model, "seed": 42, "downsized": "",
+    runs = [{"run_id": model, "configuration": model, "seed": 42, "downsized": "",
              "run": RunConfig(model=model, dataset=f"npz:{npz}", recipe_overrides={"epochs": 2},
                               max_steps_per_epoch=PROFILE_STEPS).resolve().to_json()} for model in PROFILE_NETS]
     (folder / layout.RUNS_DIR).mkdir()
     for model in PROFILE_NETS:
         (folder / model).rename(records.run_dir_of(folder, model))
     io.write_json(folder / layout.STUDY_FILE, {
-        "name": "profile", "question": "How fast is this machine?", "varies": [], "metric": "test_error",
+        "name": "profile", "question": "How fast is this machine?", "varies": [],
         "heatmap": None, "protocol": "smoke", "protocol_description": "profile", "published_protocol": "",
-        "baseline": PROFILE_NETS[0], "configurations": [{"label": m, "model": m, "published_error": None}
+        "baseline": PROFILE_NETS[0], "configurations": [{"configuration": m, "model": m, "published_error": None}
                                                         for m in PROFILE_NETS], "runs": runs})
     start = time.perf_counter()
     report.write_study_report(folder)

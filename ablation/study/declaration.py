@@ -2,8 +2,8 @@
 
 A study module in `studies/` declares one `Study`; `ablation.study.runner` expands it into runs and
 runs them, `ablation.cli` is its command line. A study is a question, the configurations that
-answer it (what varies), the recipe and data (what is fixed), the seeds, and the metric it is
-judged on. Importing this module (and so a study module) imports no TensorFlow.
+answer it (what varies), the recipe and data (what is fixed) and the seeds; every study is judged
+on test error (lower is better). Importing this module (and so a study module) imports no TensorFlow.
 
     STUDY = Study(
         name="dropout", question="Does dropout between the convolutions help?",
@@ -25,7 +25,7 @@ from ablation.statistics import MAX_SEEDS, MIN_SEEDS
 class Configuration:
     """One setting the study compares, named as in the paper's tables."""
 
-    label: str
+    name: str  # as in the paper's tables; the `configuration` column of results.csv
     model: str  # a preset of builders.PRESETS
     model_overrides: Mapping = dataclasses.field(default_factory=dict)
     recipe: str | None = None  # None: the study's recipe
@@ -42,7 +42,7 @@ class Smoke:
     max_steps_per_epoch: int = 10
     num_seeds: int = 1  # the first num_seeds of the study's seeds
     max_macs: float = 400e6  # nets above this are narrowed (Wide ResNets) or shrunk (ImageNet-style input)
-    imagenet_input: tuple = (64, 64, 3)
+    imagenet_input: tuple = (64, 64, 3)  # nets with a larger input get this one
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,23 +55,22 @@ class Study:
     recipe: str | None = None  # None: each model's paper's recipe
     recipe_overrides: Mapping = dataclasses.field(default_factory=dict)
     seeds: Sequence[int] = (42,)
-    metric: str = "test_error"  # what the study is judged on (lower is better)
     heatmap: tuple[str, str] | None = None  # two varying settings to draw test error over, e.g. depth x width
     published_protocol: str = ""  # how the published numbers were obtained
     smoke: Smoke = Smoke()
     baseline: str | None = None  # the configuration every other is compared with (default: the first)
 
     def __post_init__(self):
-        labels = [c.label for c in self.configurations]
-        if len(set(labels)) != len(labels):
-            raise ConfigError(f"study {self.name!r} repeats a configuration label: {labels}")
-        if self.baseline is not None and self.baseline not in labels:
+        names = [c.name for c in self.configurations]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"study {self.name!r} repeats a configuration name: {names}")
+        if self.baseline is not None and self.baseline not in names:
             raise ConfigError(f"baseline={self.baseline!r} is not valid; expected one of the configurations: "
-                              f"{one_of(labels)}.")
+                              f"{one_of(names)}.")
 
     @property
-    def baseline_label(self) -> str:
-        return self.baseline or self.configurations[0].label
+    def baseline_name(self) -> str:
+        return self.baseline or self.configurations[0].name
 
 
 @dataclasses.dataclass(frozen=True)

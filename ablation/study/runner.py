@@ -12,6 +12,7 @@ trained anew; the tables and plots are rebuilt from the run folders at the end.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import math
 import os
@@ -46,26 +47,31 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
-def configuration_name(study: Study, configuration: Configuration) -> str:
-    """What the configuration is, named from its content (`ResolvedRun.name`), not its label: a study
+def configuration_id(study: Study, configuration: Configuration) -> str:
+    """What the configuration is, named from its content (`ResolvedRun.configuration_id`), not its name: a study
     module and a sweep that declare the same configuration name it alike. The protocol's changes
     (smoke epochs, narrowed nets, --epochs) are left out: they are the results folder's."""
     return RunConfig(model=configuration.model, recipe=configuration.recipe or study.recipe,
                      model_overrides=configuration.model_overrides,
-                     recipe_overrides={**study.recipe_overrides, **configuration.recipe_overrides}).resolve().name()
+                     recipe_overrides={**study.recipe_overrides, **configuration.recipe_overrides}).resolve().configuration_id()
+
+
+def run_id_of(identity: str, seed: int) -> str:
+    """A study's run: its folder under runs/, its row in results.csv."""
+    return f"{identity}-s{seed}"
 
 
 def plan(study: Study, options: Options) -> list[PlannedRun]:
     """Every run of the study under these options, in a fixed order (configuration, then seed)."""
     smoke = options.protocol == "smoke"
     seeds = study_seeds(study, options)
-    runs, names = [], {}
+    runs, names = [], {}  # configuration id -> the configuration's name
     for configuration in study.configurations:
-        name = configuration_name(study, configuration)
-        if name in names:
-            raise ConfigError(f"configurations {names[name]!r} and {configuration.label!r} are the same run ({name}); "
-                              f"expected each configuration once.")
-        names[name] = configuration.label
+        identity = configuration_id(study, configuration)
+        if identity in names:
+            raise ConfigError(f"configurations {names[identity]!r} and {configuration.name!r} are the same run "
+                              f"({identity}); expected each configuration once.")
+        names[identity] = configuration.name
         model_overrides, downsized = dict(configuration.model_overrides), ""
         recipe_overrides = {**study.recipe_overrides, **configuration.recipe_overrides}
         max_steps = None
@@ -83,7 +89,7 @@ def plan(study: Study, options: Options) -> list[PlannedRun]:
                 strategy=options.strategy, precision=options.precision, jit_compile=options.jit_compile,
                 data_dir=options.data_dir, deterministic=options.deterministic)
             # Resolving validates: every run is checked before any trains.
-            runs.append(PlannedRun(f"{name}-s{seed}", configuration, seed, config,
+            runs.append(PlannedRun(run_id_of(identity, seed), configuration, seed, config,
                                    config.resolve(), downsized))
     return runs
 
@@ -100,10 +106,10 @@ def smoke_downsize(model: str, overrides: dict, smoke: Smoke):
     """Nets too big for a CPU smoke run, made small enough, and a note saying how."""
     preset = preset_of(model)
     kwargs = {**preset.kwargs, **overrides}
-    if preset.family == "imagenet_resnet":
+    if (kwargs.get("input_shape") or preset.input_shape)[0] > smoke.imagenet_input[0]:  # an ImageNet-sized input
         return {**overrides, "input_shape": smoke.imagenet_input}, f"input {'x'.join(map(str, smoke.imagenet_input))}"
-    if preset.family != "wide_resnet":
-        return overrides, ""  # only Wide ResNets are narrowed: no build (a second one per run) to count the others
+    if "widen_factor" not in inspect.signature(preset.builder).parameters:
+        return overrides, ""  # only nets with a width to narrow: no build (a second one per run) to count the others
     with builder_arguments():
         macs = count_macs(preset.build(**overrides))
     if macs > smoke.max_macs:
@@ -163,15 +169,15 @@ def parse_shard(text: str):
 def describe_study(study: Study, options: Options, runs: list[PlannedRun]) -> dict:
     """study.json: what `ablation report` needs to rebuild the tables without the study module."""
     return {
-        "name": study.name, "question": study.question, "varies": list(study.varies), "metric": study.metric,
+        "name": study.name, "question": study.question, "varies": list(study.varies),
         "heatmap": list(study.heatmap) if study.heatmap else None,
         "protocol": options.protocol, "protocol_description": describe_protocol(study, options),
-        "published_protocol": study.published_protocol, "baseline": study.baseline_label,
+        "published_protocol": study.published_protocol, "baseline": study.baseline_name,
         "seeding": ({"auto": True, "sequence": study_seeds(study, options), "looks": list(auto_looks(options.max_seeds))}
                     if options.auto_seeds else {"auto": False}),
-        "configurations": [{"label": c.label, "model": c.model, "published_error": c.published_error}
+        "configurations": [{"configuration": c.name, "model": c.model, "published_error": c.published_error}
                            for c in study.configurations],
-        "runs": [{"run_id": r.run_id, "label": r.configuration.label, "seed": r.seed, "downsized": r.downsized,
+        "runs": [{"run_id": r.run_id, "configuration": r.configuration.name, "seed": r.seed, "downsized": r.downsized,
                   "run": r.resolved.to_json()} for r in runs],
     }
 
@@ -197,8 +203,8 @@ def run_study(study: Study, options: Options, *, results_dir=None, only=None, sh
     results_dir = Path(results_dir or layout.results_folder(study.name, options.protocol))
     runs = plan(study, options)
     if only:
-        known = [r.run_id for r in runs] + [slug(c.label) for c in study.configurations]
-        selected = [r for r in runs if only in (r.run_id, slug(r.configuration.label))]
+        known = [r.run_id for r in runs] + [slug(c.name) for c in study.configurations]
+        selected = [r for r in runs if only in (r.run_id, slug(r.configuration.name))]
         if not selected:
             raise ConfigError(f"--only {only!r} matches no run; expected a run id or configuration: "
                               f"{', '.join(known)}.")
@@ -260,12 +266,12 @@ def run_costs(runs: list[PlannedRun], log=print) -> dict[str, cost.Cost]:
     profile = cost.machine_profile(log)
     nets, splits, out = {}, {}, {}
     for run in runs:
-        if run.configuration.label not in nets:
-            nets[run.configuration.label] = cost.net_of(run.resolved)
+        if run.configuration.name not in nets:
+            nets[run.configuration.name] = cost.net_of(run.resolved)
         key = (run.config.dataset, run.config.data_dir)
         if key not in splits:
             splits[key] = cost.dataset_splits(*key)
-        out[run.run_id] = cost.estimate(run.resolved, nets[run.configuration.label], splits[key], profile)
+        out[run.run_id] = cost.estimate(run.resolved, nets[run.configuration.name], splits[key], profile)
     return out
 
 
@@ -280,7 +286,7 @@ def train_planned(run: PlannedRun, results_dir: Path, prefix: str, stale: bool, 
     try:
         if not stale and records.read_metrics(run_dir) is not None:
             records.check_same_run(run_dir, run.resolved.to_json(), run_identity)
-            write_run_diagrams(run.config, run_dir, title=run.configuration.label)  # if a kill cut them short
+            write_run_diagrams(run.config, run_dir, title=run.configuration.name)  # if a kill cut them short
             log(f"{prefix}: done, skipped")
             return
     except DamagedFile as error:  # one damaged run does not stop the others
@@ -293,7 +299,7 @@ def train_planned(run: PlannedRun, results_dir: Path, prefix: str, stale: bool, 
     try:
         # train() names the run folder at the start of its lines; the prefix names the run.
         train(run.config, run_dir, log=lambda line: log(f"{prefix}: {line.removeprefix(f'{run_dir}: ')}"),
-              on_built=lambda model: write_run_diagrams(run.config, run_dir, title=run.configuration.label,
+              on_built=lambda model: write_run_diagrams(run.config, run_dir, title=run.configuration.name,
                                                         model=model), retrain_stale=retrain_stale,
               seconds_after=seconds_after)
     except RunLocked:  # train() locks the run: another shard or process has it
@@ -318,7 +324,7 @@ def run_rounds(runs: list[PlannedRun], results_dir: Path, shard: tuple[int, int]
     (`report.seeds_needed_now`), takes the round's runs no other process holds (its share
     first, then any left: a run is locked while it trains), and waits while others train the
     rest. A run that fails is tried once per call, so a failing run ends the rounds."""
-    by_seed = {(run.configuration.label, run.seed): run for run in runs}
+    by_seed = {(run.configuration.name, run.seed): run for run in runs}
     index, count = shard
     while True:
         study, frame = report.collect_results(results_dir)
@@ -366,7 +372,7 @@ def log_stale(stale_ids: set[str], planned: int, retrain_stale: bool, log) -> No
 def labelled_folder(results_dir: Path, run: PlannedRun) -> Path | None:
     """The folder this run had when run ids were named by the label (before 2026-12), if it holds
     this very run and has not been renamed yet."""
-    old = records.run_dir_of(results_dir, f"{slug(run.configuration.label)}-s{run.seed}")
+    old = records.run_dir_of(results_dir, run_id_of(slug(run.configuration.name), run.seed))
     new = records.run_dir_of(results_dir, run.run_id)
     if old == new or new.exists() or not old.is_dir():
         return None
@@ -411,7 +417,7 @@ def print_plan(study, options, runs, results_dir, mine, costs, log):
         state = records.status(run_dir or records.run_dir_of(results_dir, run.run_id))
         note += " tied initial weights: --retrain-stale trains it anew" if state == "stale" else ""
         estimate = costs[run.run_id]
-        log(f"{run.run_id:{width}} {run.configuration.label:20} {run.config.model:22} {params:>12,} "
+        log(f"{run.run_id:{width}} {run.configuration.name:20} {run.config.model:22} {params:>12,} "
             f"{macs / 1e6:>9,.1f}M {cost.flops_text(estimate.flops):>11} {duration(estimate.seconds):>8} {state:8} "
             f"{note.strip()}")
     total = study_cost(runs, results_dir, costs)
@@ -436,6 +442,6 @@ def plan_json(study, options, runs, results_dir, costs) -> dict:
     """`--dry-run --json`: the plan and its cost as one object."""
     return {"study": study.name, "protocol": options.protocol, "results_dir": str(results_dir),
             **study_cost(runs, results_dir, costs),
-            "runs": [{"run_id": run.run_id, "configuration": run.configuration.label, "seed": run.seed,
+            "runs": [{"run_id": run.run_id, "configuration": run.configuration.name, "seed": run.seed,
                       "status": records.status(records.run_dir_of(results_dir, run.run_id)),
                       **costs[run.run_id].to_json()} for run in runs]}

@@ -77,12 +77,12 @@ def sweep_study(model: str, varies: list[str], *, seeds=(42,), recipe=None, base
     for values in itertools.product(*(v for _, v in axes)):
         setting = dict(zip(names, values, strict=True))
         configurations.append(Configuration(
-            label=", ".join(f"{n}={v}" for n, v in setting.items()), model=model,
+            name=", ".join(f"{n}={v}" for n, v in setting.items()), model=model,
             model_overrides={n: v for n, v in setting.items() if kinds[n] == "model"},
             recipe_overrides={n: v for n, v in setting.items() if kinds[n] == "recipe"}))
-    labels = [c.label for c in configurations]
-    if baseline is not None and baseline not in labels:  # also accepted: the label's slug, as --only takes it
-        baseline = next((label for label in labels if slug(label) == slug(baseline)), baseline)
+    names = [c.name for c in configurations]
+    if baseline is not None and baseline not in names:  # also accepted: the name's slug, as --only takes it
+        baseline = next((name for name in names if slug(name) == slug(baseline)), baseline)
     return Study(name=name or slug(f"sweep-{model}-{'-'.join(names)}"),
                  question=f"What {'does' if len(names) == 1 else 'do'} {' and '.join(names)} change in {model}?",
                  configurations=configurations,
@@ -97,6 +97,6 @@ def check_nets(study: Study, options: Options) -> None:
         try:
             build_model(run.resolved)
         except ConfigError as error:
-            raise ConfigError(f"configuration {configuration.label!r}: {error}") from None
+            raise ConfigError(f"configuration {configuration.name!r}: {error}") from None
         finally:
             keras.backend.clear_session()
