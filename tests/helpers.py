@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import json
 import pkgutil
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -46,6 +48,32 @@ def make_npz(path, *, n_train=256, n_test=64, size=32, seed=0, label_names=True)
     extra = {"label_names": np.array(CLASS_NAMES)} if label_names else {}
     np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test, **extra)
     return f"npz:{path}"
+
+
+# Graphviz's `dot` draws the diagrams (make setup installs it); without it they are DOT text, and
+# the tests of what it draws skip, saying so.
+needs_graphviz = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed: no PNG or "
+                                    "SVG diagrams to check (make setup installs it; apt-get install graphviz)")
+
+
+def diagram_drawn(stem: Path) -> bool:
+    """The diagram `stem` (a run's "architecture" or "blocks") as this machine can draw it: a PNG
+    where Graphviz is installed, else its DOT text to render later."""
+    if shutil.which("dot") is None:
+        return stem.with_suffix(".dot").read_text().startswith("digraph")
+    return stem.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def assert_test_metrics_of(run_dir: Path, metrics: dict) -> None:
+    """metrics.json's test accuracy and error are the run's per-class table over the whole test split
+    config.json names: the final net read the test split, once, and nothing else."""
+    import pandas as pd
+
+    per_class = pd.read_csv(run_dir / "per_class_accuracy.csv")
+    config = json.loads((run_dir / "config.json").read_text())
+    assert per_class["support"].sum() == config["data"]["num_test"] > 0
+    assert metrics["test_accuracy"] == pytest.approx(per_class["correct"].sum() / per_class["support"].sum())
+    assert metrics["test_error"] == pytest.approx(100 * (1 - metrics["test_accuracy"]))
 
 
 def quiet(*_):

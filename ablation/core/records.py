@@ -1,17 +1,8 @@
-"""The run-folder vocabulary: what a run or a study folder holds, and what that says about it.
+"""What a run folder's records say about the run: its state (`status()`), its history, metrics,
+resumable state and last failure, read in today's words, and its lock (`RunLock`).
 
-Every module that reads or writes a run's bookkeeping files names them through these constants,
-asks for a run's state through `status()`, and locks a run through `RunLock`.
-
-    results/NAME/study.json                   what `ablation report` rebuilds the tables from
-    results/NAME/runs/RUN_ID/config.json      the resolved config (the run's identity), how its net started
-                                              ("initialization") and environment
-                             history.csv      one row per finished epoch (training_history.json: the same)
-                             metrics.json     written last: its presence marks the run finished
-                             failure.json     why the last attempt failed, if it did
-                             state/           the last finished epoch's weights and optimizer
-                             .lock            held while a process trains the run
-    results/NAME/runs/RUN_ID.stale/           a stale run kept aside by --retrain-stale (see `stale`)
+The files' names and what each holds: `ablation.core.layout`. Every module asks for a run's state
+here, and locks a run through `locked()`.
 """
 
 from __future__ import annotations

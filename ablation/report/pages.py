@@ -34,7 +34,7 @@ from ablation.core import io, layout, records
 from ablation.core.errors import TIED_INITIAL_WEIGHTS, DamagedFile
 
 WEB = Path(__file__).parent / "web"
-# The plots of a study, as report.py writes them, in the order a reader wants them.
+# The plots of a study, as tables.write_study_report draws them, in the order a reader wants them.
 STUDY_PLOTS = [(layout.ERROR_OVER_SEEDS_PLOT, "Test error per configuration: every seed a point, the 95% CI of the mean"),
                (layout.LEARNING_CURVES_PLOT, "Learning curves, mean over seeds"),
                (layout.ERROR_VS_PARAMS_PLOT, "Test error against trainable parameters"),

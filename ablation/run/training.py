@@ -1,23 +1,15 @@
 """One training run, the way the papers did it, leaving a complete, self-describing folder.
 
-    from ablation.run.config import RunConfig
-    from ablation.run.training import train
+    from ablation.run import RunConfig, train
     metrics = train(RunConfig(model="wrn-16-2", dataset="npz:cifar10.npz", recipe_overrides={"epochs": 15}),
                     "results/wrn-16-2")
 
-The folder (all files written atomically):
-    config.json            the resolved config, how the net started (its first attempt's
-                           "initialization"), library versions, devices and strategy
-    history.csv            per epoch: train/validation cross-entropy and accuracy, lr, seconds
-    training_history.json  the same, column-wise
-    metrics.json           test accuracy and loss (final weights, test split read once, at the end),
-                           best validation accuracy and its epoch, params, MACs, timings; its
-                           presence marks the run finished
-    per_class_accuracy.csv, confusion_matrix.png, learning_curves.png
-    best.keras, final.keras, tensorboard/
-    state/                 the last finished epoch's weights and optimizer, while training
-    failure.json           why the last attempt failed, if it did
-(their names and what they say about a run: ablation.core.records)
+The folder, every file written atomically (the names: ablation.core.layout): the resolved config
+and how the net started, the history per epoch, the metrics (test accuracy and loss of the final
+weights, the test split read once, at the end; best validation accuracy and its epoch; params,
+MACs, timings; written last, marking the run finished), the per-class table and the figures,
+best.keras and final.keras, TensorBoard's logs, and while it trains, the last finished epoch's
+resumable state.
 
 Re-running the same config resumes from `state/`; re-running a finished run does nothing. A folder
 trained from tied initial weights (before 2026-12-02: `records.stale`) is refused, or with
