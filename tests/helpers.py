@@ -28,9 +28,16 @@ STUDY_ENTRY_POINTS = {m.name: importlib.import_module(f"studies.{m.name}")
                       for m in pkgutil.iter_modules(studies.__path__)}
 
 
+# Presets whose every test takes half a minute here (2 CPU cores), most of it building and tracing
+# 300+ layers: make test leaves them to make test-long (CI runs both).
+LONG_PRESETS = frozenset({"preact-resnet-164", "preact-resnet-1001", "imagenet-resnet-101", "imagenet-resnet-152"})
+
+
 def preset_params(names):
-    """Preset names as pytest parameters, the big ones marked slow."""
-    return [pytest.param(name, marks=pytest.mark.slow) if name in BIG_PRESETS else name for name in names]
+    """Preset names as pytest parameters: the big ones marked slow, the deepest long."""
+    marks = lambda name: ([pytest.mark.slow, pytest.mark.long] if name in LONG_PRESETS
+                          else [pytest.mark.slow] if name in BIG_PRESETS else [])
+    return [pytest.param(name, marks=marks(name)) for name in names]
 
 
 def make_npz(path, *, n_train=256, n_test=64, size=32, seed=0, label_names=True) -> str:

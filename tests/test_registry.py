@@ -29,7 +29,7 @@ from ablation.study import Smoke
 from ablation.study.runner import smoke_downsize
 from builders import PRESETS
 from builders.layers import MODEL_NAME
-from tests.helpers import STUDY_ENTRY_POINTS, assert_test_metrics_of, make_npz
+from tests.helpers import LONG_PRESETS, STUDY_ENTRY_POINTS, assert_test_metrics_of, make_npz, preset_params
 
 
 # Small inputs that leave the last group a 2x2 map: two stride-2 groups on 8x8; the ImageNet stem
@@ -38,8 +38,6 @@ from tests.helpers import STUDY_ENTRY_POINTS, assert_test_metrics_of, make_npz
 def tiny_input(preset) -> tuple:
     """The preset's input shrunk (from its registry entry): CIFAR's 32x32 to 8x8, ImageNet's 224x224 to 64x64."""
     return (8, 8, 3) if preset.input_shape[0] <= 32 else Smoke().imagenet_input
-# A step of these takes over 30 seconds here (2 CPU cores), most of it tracing 300+ layers.
-LONG = {"preact-resnet-164", "preact-resnet-1001", "imagenet-resnet-101", "imagenet-resnet-152"}
 # Nets a study trains as declared in its end-to-end test: not trained twice (see the docstring).
 TRAINED_BY_STUDIES = {configuration.model for module in STUDY_ENTRY_POINTS.values() if hasattr(module, "STUDY")
                       for configuration in module.STUDY.configurations
@@ -67,7 +65,7 @@ def one_step(model, dataset, out, **model_overrides) -> dict:
     assert_test_metrics_of(out, metrics)
     assert any((out / "tensorboard").rglob("*tfevents*"))
     recorded = json.loads((out / "config.json").read_text())
-    if model not in LONG:  # (a smaller net of the same builder loads back: no second minute-long build)
+    if model not in LONG_PRESETS:  # (a smaller net of the same builder loads back: no second minute-long build)
         # The checkpoint loads back (custom layers, the schedule) and computes.
         model_ = keras.saving.load_model(out / "final.keras")
         assert MODEL_NAME.fullmatch(model_.name), model_.name
@@ -77,8 +75,7 @@ def one_step(model, dataset, out, **model_overrides) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model", [pytest.param(name, marks=pytest.mark.long) if name in LONG else name
-                                   for name in PRESETS if name not in TRAINED_BY_STUDIES])
+@pytest.mark.parametrize("model", preset_params([name for name in PRESETS if name not in TRAINED_BY_STUDIES]))
 def test_every_preset_trains_a_step(model, tiny, tmp_path):
     one_step(model, tiny, tmp_path)
 

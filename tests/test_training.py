@@ -502,6 +502,17 @@ def _bad_npz(tmp_path, kind):
     return f"npz:{path}"
 
 
+def test_multi_worker_is_not_a_strategy_and_the_help_says_why(capsys):
+    # argparse refuses it (exit 2, naming the valid strategies) before anything starts.
+    with pytest.raises(SystemExit) as exit_status:
+        main(["train", "--model", "wrn-10-1", "--strategy", "multi_worker"])
+    err = capsys.readouterr().err
+    assert exit_status.value.code == 2 and "invalid choice: 'multi_worker'" in err and "mirrored" in err
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert "MultiWorkerMirroredStrategy is not offered" in " ".join(capsys.readouterr().out.split())
+
+
 @pytest.mark.parametrize("change,expected", [
     ({"--model": "resnet-50"}, "'resnet-50'"),
     ({"--dataset": "no_such_dataset_xyz"}, "'no_such_dataset_xyz'"),
@@ -525,7 +536,6 @@ def _bad_npz(tmp_path, kind):
     ({"--block-type": "B(3,x)"}, "block_type='B(3,x)'"),
     ({"--dropout-rate": "1.5"}, "dropout_rate=1.5"),
     ({"--model": "resnet-20", "--block-type": "B(3,3)"}, "block_type='B(3,3)' does not apply"),
-    ({"--strategy": "multi_worker"}, "invalid choice: 'multi_worker'"),
 ])
 def test_bad_input_exits_with_one_clear_line(easy, tmp_path, capsys, change, expected):
     args = {"--model": "wrn-10-1", "--dataset": easy, "--epochs": "1", "--batch-size": "16",

@@ -19,9 +19,10 @@ import pytest
 
 from ablation.cli import search_main
 from ablation.core import io
-from ablation.run import data
+from ablation.run import setup
 from ablation.run import training as run_module
 from ablation.run.config import RunConfig
+from ablation.run.setup import set_up
 from ablation.study import SearchDefaults, cost, tuning
 from ablation.study.tuning import Search, make_hypermodel, run_search
 from tests.helpers import ROOT, diagram_drawn, quiet
@@ -36,12 +37,11 @@ def tiny_search(dataset, **kwargs):
 
 def test_hypermodel_builds_the_net_for_the_drawn_rate(easy):
     search = tiny_search(easy)
-    pipeline = data.make_pipeline(data.open_source(easy), image_shape=(32, 32, 3), batch_size=32, seed=42)
-    hypermodel = make_hypermodel(search, pipeline, num_classes=4)
     hp = kt.HyperParameters()
     hp.Float("dropout_rate", 0.0, 0.5, step=0.05)
     hp.values["dropout_rate"] = 0.35
-    model = hypermodel.build(hp)
+    with set_up(search.run) as run:  # as run_search sets the trials up
+        model = make_hypermodel(search, run).build(hp)
     rates = [layer.rate for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
     assert rates == [0.35] * 3  # one per block of WRN-10-1, between its convs
     assert model.output.shape == (None, 4)
@@ -114,7 +114,7 @@ def test_an_interrupted_search_resumes_cleanly(easy, tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_a_failed_trial_is_recorded_and_warned_about(easy, tmp_path, monkeypatch):
-    real_compile = tuning.compile_model
+    real_compile = setup.compile_model
     builds = []
 
     def fail_first_trial(model, *args, **kwargs):
@@ -123,7 +123,7 @@ def test_a_failed_trial_is_recorded_and_warned_about(easy, tmp_path, monkeypatch
             raise RuntimeError("simulated out-of-memory")
         return real_compile(model, *args, **kwargs)
 
-    monkeypatch.setattr(tuning, "compile_model", fail_first_trial)
+    monkeypatch.setattr(setup, "compile_model", fail_first_trial)
     search = tiny_search(easy, executions_per_trial=1)
     with pytest.warns(UserWarning, match="FAILED"):
         assert run_search(search, tmp_path, log=quiet) == 1

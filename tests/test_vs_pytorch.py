@@ -38,7 +38,7 @@ def test_the_pytorch_wrn_has_our_builders_parameter_count(name):
     assert theirs == count_params(build(name))["trainable_params"]
 
 
-@pytest.mark.slow
+@pytest.mark.long  # the benchmark end to end, on both sides
 def test_times_pytorch_and_our_bench_for_each_precision():
     pytest.importorskip("torch", reason="PyTorch is optional; the benchmark needs it")
     done = vs_pytorch("--model", "wrn-10-1", "--batch-size", "8", "--timed-steps", "2", "--untimed-steps", "1",
@@ -99,7 +99,7 @@ def test_the_pytorch_cifar_resnet_is_ours_and_starts_as_fb_resnet_torch(name):
             assert (module.bias == 0).all()
 
 
-@pytest.mark.slow
+@pytest.mark.long  # the benchmark end to end, on both sides
 def test_trains_both_sides_from_the_same_split_and_reports_every_seed(tmp_path):
     pytest.importorskip("torch", reason="PyTorch is optional; the benchmark needs it")
     dataset = make_npz(tmp_path / "easy.npz", n_train=1024, n_test=128)

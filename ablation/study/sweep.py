@@ -80,9 +80,9 @@ def sweep_study(model: str, varies: list[str], *, seeds=(42,), recipe=None, base
             name=", ".join(f"{n}={v}" for n, v in setting.items()), model=model,
             model_overrides={n: v for n, v in setting.items() if kinds[n] == "model"},
             recipe_overrides={n: v for n, v in setting.items() if kinds[n] == "recipe"}))
-    names = [c.name for c in configurations]
-    if baseline is not None and baseline not in names:  # also accepted: the name's slug, as --only takes it
-        baseline = next((name for name in names if slug(name) == slug(baseline)), baseline)
+    configuration_names = [c.name for c in configurations]
+    if baseline is not None and baseline not in configuration_names:  # or the name's slug, as --only takes it
+        baseline = next((known for known in configuration_names if slug(known) == slug(baseline)), baseline)
     return Study(name=name or slug(f"sweep-{model}-{'-'.join(names)}"),
                  question=f"What {'does' if len(names) == 1 else 'do'} {' and '.join(names)} change in {model}?",
                  configurations=configurations,
