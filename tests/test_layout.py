@@ -104,3 +104,30 @@ def test_every_results_file_name_is_spelled_once_in_the_layout_module():
     assert spelled == {}
     names = [name for _, name in _spelled_file_names(LAYOUT)]
     assert len(names) == len(set(names)), sorted(name for name in names if names.count(name) > 1)
+
+
+def test_a_model_saved_before_the_move_to_subpackages_loads(tmp_path):
+    # A .keras file names each of our classes by its registered name (ablation>CoupledSGD,
+    # ablation>StepDecay, builders>FusedBatchNormalization) and by the module it was in; the
+    # registered name finds the class, so the files written when the recipes were ablation.recipes load.
+    import zipfile
+
+    import keras
+
+    from ablation.run.recipes import CoupledSGD, StepDecay, compile_model, get_recipe
+    from builders import build
+    from builders.batch_norm import FusedBatchNormalization
+
+    model = compile_model(build("wrn-10-1"), get_recipe("wrn"), steps_per_epoch=10)
+    model.save(tmp_path / "new.keras")
+    with zipfile.ZipFile(tmp_path / "new.keras") as new, zipfile.ZipFile(tmp_path / "old.keras", "w") as old:
+        for item in new.infolist():
+            data = new.read(item)
+            if item.filename == "config.json":
+                assert b'"module": "ablation.run.recipes"' in data
+                data = data.replace(b'"module": "ablation.run.recipes"', b'"module": "ablation.recipes"')
+            old.writestr(item, data)
+    loaded = keras.saving.load_model(tmp_path / "old.keras")
+    assert isinstance(loaded.optimizer, CoupledSGD)
+    assert isinstance(keras.optimizers.schedules.deserialize(loaded.optimizer.get_config()["learning_rate"]), StepDecay)
+    assert any(isinstance(layer, FusedBatchNormalization) for layer in loaded.layers)
