@@ -27,7 +27,6 @@ from ablation.core.console import (
     add_deterministic_argument,
     add_device_arguments,
     add_run_arguments,
-    duration,
     run_command,
 )
 from ablation.core.errors import TIED_INITIAL_WEIGHTS, ConfigError
@@ -40,7 +39,7 @@ from ablation.run.recipes import RECIPES
 from ablation.run.training import train
 from ablation.statistics import MAX_SEEDS
 from ablation.study import sweep as sweep_module
-from ablation.study.cost import flops_text
+from ablation.study.cost import total_text
 from ablation.study.declaration import Options, SearchDefaults, Study
 from ablation.study.parallel import run_parallel
 from ablation.study.runner import parse_shard, plan, run_study
@@ -351,10 +350,7 @@ def search_main(name: str, defaults: SearchDefaults, argv=None) -> int:
             estimate = search_cost(search)
             print(json.dumps(estimate, indent=2) if args.json else
                   f"cost: {estimate['runs_to_train']} runs of {args.model} ({search.max_trials} trials x "
-                  f"{search.executions_per_trial} executions, and the winner retrained), "
-                  f"{flops_text(estimate['training_flops'])}, about {duration(estimate['estimated_seconds'])} on this "
-                  f"machine ({estimate['machine']}), or " + ", ".join(
-                      f"{hours:.2g} {gpu} GPU-hours" for gpu, hours in estimate["gpu_hours"].items()))
+                  f"{search.executions_per_trial} executions, and the winner retrained), {total_text(estimate)}")
             return 0
         return run_search(search, args.results_dir or layout.results_folder(name, args.protocol),
                           retrain_stale=args.retrain_stale)

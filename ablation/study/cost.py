@@ -35,6 +35,7 @@ import numpy as np
 import tensorflow as tf
 
 from ablation.core import io, layout, records
+from ablation.core.console import duration
 from ablation.report import tables as report
 from ablation.report.diagrams import write_run_diagrams
 from ablation.run import data
@@ -279,6 +280,23 @@ def _report_seconds(folder: Path, npz: Path) -> float:
 def profile_file_word(text: str) -> str:
     """The machine's name as a file name's word."""
     return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")[:120]
+
+
+def total(costs: list[Cost], profile: Profile) -> dict:
+    """What runs cost together, launched as one study or search: with its process's start and its
+    tables at the end (the profile's study overhead)."""
+    return {"runs_to_train": len(costs), "training_flops": sum(c.flops for c in costs),
+            "estimated_seconds": profile.study_overhead + sum(c.seconds for c in costs),
+            "gpu_hours": {name: sum(c.gpu_hours[name] for c in costs) for name in GPU_PEAKS},
+            "machine": profile.machine}
+
+
+def total_text(total: dict) -> str:
+    """A `total` as the dry runs print it: compute, time on this machine, GPU-hours."""
+    return (f"{flops_text(total['training_flops'])} (training and evaluation), about "
+            f"{duration(total['estimated_seconds'])} on this machine "
+            f"({total['machine']}), or " + ", ".join(f"{hours:.2g} {name} GPU-hours"
+                                                     for name, hours in total["gpu_hours"].items()))
 
 
 def flops_text(flops: float) -> str:

@@ -222,10 +222,11 @@ def run_study(study: Study, options: Options, *, results_dir=None, only=None, sh
             _, frame = report.collect_results(results_dir, describe_study(study, options, runs))
             mine = [run for run in runs if run.run_id in set(frame["run_id"])]
         shown = mine if options.auto_seeds else runs
+        statuses = run_statuses(shown, results_dir)
         if as_json:
-            print(json.dumps(plan_json(study, options, shown, results_dir, costs), indent=2))
+            print(json.dumps(plan_json(study, options, shown, results_dir, costs, statuses), indent=2))
             return 0
-        print_plan(study, options, shown, results_dir, mine, costs, log)
+        print_plan(study, options, shown, results_dir, mine, costs, statuses, log)
         if options.auto_seeds and not only:
             log(f"seeds auto: these are the runs trained and those the next look needs ({len(mine)}); at most "
                 f"{len(runs)} if no comparison is decided before the last look")
@@ -244,12 +245,16 @@ def run_study(study: Study, options: Options, *, results_dir=None, only=None, sh
     if auto:
         run_rounds(runs, results_dir, (index, count), stale_ids, failed, retrain_stale, log)
     else:
+        # Read once, not before every run: a status probes each run's lock, which a trainer then waits out.
+        statuses = run_statuses(mine, results_dir)
+        unfinished = [run for run in mine if statuses[run.run_id] != "done"]
+        after = sum(costs[run.run_id].seconds for run in unfinished)  # what is left after the current run
         for n, run in enumerate(mine, start=1):
-            left = [r for r in mine[n - 1:] if records.status(records.run_dir_of(results_dir, r.run_id)) != "done"]
-            after = sum(costs[r.run_id].seconds for r in left if r is not run)
-            if run in left:
+            if run in unfinished:
+                after -= costs[run.run_id].seconds
+                left = len(unfinished) - unfinished.index(run)
                 log(f"[{n}/{len(mine)}] {run.run_id}: about {duration(costs[run.run_id].seconds)} for this run, "
-                    f"{duration(costs[run.run_id].seconds + after)} for the {len(left)} left (cost model)")
+                    f"{duration(costs[run.run_id].seconds + after)} for the {left} left (cost model)")
             train_planned(run, results_dir, f"[{n}/{len(mine)}] {run.run_id}", run.run_id in stale_ids, failed,
                           retrain_stale, log, seconds_after=after)
     if write_report:
@@ -404,7 +409,14 @@ def rename_labelled_folders(results_dir: Path, runs: list[PlannedRun], log) -> N
         log(f"{old.name}: renamed to {run.run_id} (run ids now name what a run is)")
 
 
-def print_plan(study, options, runs, results_dir, mine, costs, log):
+def run_statuses(runs: list[PlannedRun], results_dir: Path) -> dict[str, str]:
+    """Each run's status (`records.status`), from the folder it still has under an older run id
+    where one holds it."""
+    return {run.run_id: records.status(labelled_folder(results_dir, run) or records.run_dir_of(results_dir, run.run_id))
+            for run in runs}
+
+
+def print_plan(study, options, runs, results_dir, mine, costs, statuses, log):
     log(f"{study.name}: {study.question}\n{describe_protocol(study, options)}; results in {results_dir}")
     width = max([28, *(len(run.run_id) for run in runs)])
     log(f"{'run':{width}} {'configuration':20} {'model':22} {'params':>12} {'MACs':>10} {'compute':>11} "
@@ -414,34 +426,27 @@ def print_plan(study, options, runs, results_dir, mine, costs, log):
         note = ("" if run in mine else "other shard") + (f" smoke: {run.downsized}" if run.downsized else "")
         run_dir = labelled_folder(results_dir, run)
         note += f" in {run_dir.name}, renamed on the next call" if run_dir else ""
-        state = records.status(run_dir or records.run_dir_of(results_dir, run.run_id))
+        state = statuses[run.run_id]
         note += " tied initial weights: --retrain-stale trains it anew" if state == "stale" else ""
         estimate = costs[run.run_id]
         log(f"{run.run_id:{width}} {run.configuration.name:20} {run.config.model:22} {params:>12,} "
             f"{macs / 1e6:>9,.1f}M {cost.flops_text(estimate.flops):>11} {duration(estimate.seconds):>8} {state:8} "
             f"{note.strip()}")
-    total = study_cost(runs, results_dir, costs)
-    log(f"cost: {total['runs_to_train']} of {len(runs)} runs to train, {cost.flops_text(total['training_flops'])} "
-        f"(training and evaluation), about {duration(total['estimated_seconds'])} on this machine "
-        f"({total['machine']}), or " + ", ".join(f"{hours:.2g} {name} GPU-hours" for name, hours in
-                                                 total["gpu_hours"].items()) + " (docs/benchmarks.md: the assumptions)")
+    total = study_cost(runs, costs, statuses)
+    log(f"cost: {total['runs_to_train']} of {len(runs)} runs to train, {cost.total_text(total)} "
+        f"(docs/benchmarks.md: the assumptions)")
 
 
-def study_cost(runs, results_dir, costs) -> dict:
+def study_cost(runs, costs, statuses) -> dict:
     """The cost of the runs not finished yet: what launching the study now would take (with the
     process's start and the tables at the end)."""
-    todo = [run for run in runs if records.status(records.run_dir_of(results_dir, run.run_id)) != "done"]
-    return {"runs_to_train": len(todo), "training_flops": sum(costs[r.run_id].flops for r in todo),
-            "estimated_seconds": cost.machine_profile(lambda *_: None).study_overhead
-            + sum(costs[r.run_id].seconds for r in todo),
-            "gpu_hours": {name: sum(costs[r.run_id].gpu_hours[name] for r in todo) for name in cost.GPU_PEAKS},
-            "machine": cost.machine_name()}
+    todo = [costs[run.run_id] for run in runs if statuses[run.run_id] != "done"]
+    return cost.total(todo, cost.machine_profile(lambda *_: None))
 
 
-def plan_json(study, options, runs, results_dir, costs) -> dict:
+def plan_json(study, options, runs, results_dir, costs, statuses) -> dict:
     """`--dry-run --json`: the plan and its cost as one object."""
     return {"study": study.name, "protocol": options.protocol, "results_dir": str(results_dir),
-            **study_cost(runs, results_dir, costs),
+            **study_cost(runs, costs, statuses),
             "runs": [{"run_id": run.run_id, "configuration": run.configuration.name, "seed": run.seed,
-                      "status": records.status(records.run_dir_of(results_dir, run.run_id)),
-                      **costs[run.run_id].to_json()} for run in runs]}
+                      "status": statuses[run.run_id], **costs[run.run_id].to_json()} for run in runs]}

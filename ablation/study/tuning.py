@@ -281,15 +281,12 @@ def search_cost(search: Search) -> dict:
     if search.tuner == "hyperband":
         raise ConfigError("--dry-run with --tuner hyperband is not valid; hyperband sizes its trials from --epochs "
                           "as it goes: expected --tuner bayesian or random for an estimate.")
-    resolved = search.run.resolve()
+    resolved, profile = search.run.resolve(), cost.machine_profile()
     one = cost.estimate(resolved, cost.net_of(resolved), cost.dataset_splits(search.run.dataset, search.run.data_dir),
-                        cost.machine_profile())
+                        profile)
     runs = search.max_trials * search.executions_per_trial + 1
-    return {"search": search.run.model, "tuner": search.tuner, "runs_to_train": runs,
-            "training_flops": runs * one.flops,
-            "estimated_seconds": cost.machine_profile(lambda *_: None).study_overhead + runs * one.seconds,
-            "gpu_hours": {name: runs * hours for name, hours in one.gpu_hours.items()},
-            "machine": cost.machine_name(), "per_run": one.to_json()}
+    return {"search": search.run.model, "tuner": search.tuner, **cost.total([one] * runs, profile),
+            "per_run": one.to_json()}
 
 
 def run_search(search: Search, results_dir, *, log=print, retrain_stale=False) -> int:
