@@ -113,6 +113,22 @@ def test_an_interrupted_search_resumes_cleanly(easy, tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
+def test_every_trial_trains_under_the_runs_precision(easy, tmp_path, monkeypatch):
+    real_compile, policies = setup.compile_model, []
+
+    def recording(model, *args, **kwargs):
+        policies.append(model.get_layer("group1_block1_conv1").dtype_policy.name)
+        return real_compile(model, *args, **kwargs)
+
+    monkeypatch.setattr(setup, "compile_model", recording)
+    search = tiny_search(easy, max_trials=1, executions_per_trial=1)
+    search = dataclasses.replace(search, run=dataclasses.replace(search.run, precision="mixed_bfloat16"))
+    run_search(search, tmp_path / "search", log=quiet)
+    # keras-tuner's discovery build, the trial's, and the retrained winner's: all in bfloat16.
+    assert len(policies) >= 3 and set(policies) == {"mixed_bfloat16"}, policies
+
+
+@pytest.mark.slow
 def test_a_failed_trial_is_recorded_and_warned_about(easy, tmp_path, monkeypatch):
     real_compile = setup.compile_model
     builds = []

@@ -315,6 +315,9 @@ def run_search(search: Search, results_dir, *, log=print, retrain_stale=False) -
     if not is_worker():
         io.write_json(results_dir / layout.SEARCH_FILE, settings)
 
+    # Before the set-up, not inside it: clear_session resets Keras's global state, the precision
+    # policy the set-up holds for the trials included.
+    keras.backend.clear_session()
     with set_up(search.run) as run:
         # The search sees the training and validation splits only.
         run.pipeline = dataclasses.replace(run.pipeline, test=None)
@@ -322,7 +325,6 @@ def run_search(search: Search, results_dir, *, log=print, retrain_stale=False) -
         log(f"{search.tuner} search over {_describe({'dropout_rate': f'{search.min_rate:g}..{search.max_rate:g}'})} "
             f"on {search.run.model}: {len(tuner.oracle.trials) if hasattr(tuner.oracle, 'trials') else 0} trials "
             f"on record, results in {results_dir}")
-        keras.backend.clear_session()
         tuner.search()
     if is_worker():
         log(f"worker {tuner.tuner_id}: no more trials")
