@@ -34,6 +34,14 @@ SHUFFLE_BUFFER_LIMIT = 50_000
 # Epoch e of seed s shuffles with seed e + s * SEEDS_APART: a prime above any epoch count, so that no
 # epoch of one run seed shuffles as an epoch of another (seed 1's epoch 0 is not seed 0's epoch 1).
 SEEDS_APART = 100_003
+# A tensorflow-datasets set with only a train split: the last this many percent is its test split.
+HELD_OUT_PERCENT = 10
+
+
+def held_out_splits(num_train: int) -> tuple[int, int]:
+    """(training, test) images of a set with only a train split, as tfds's percent slicing cuts it."""
+    train = round((100 - HELD_OUT_PERCENT) / 100 * num_train)
+    return train, num_train - train
 
 
 @dataclasses.dataclass(frozen=True)
@@ -232,8 +240,9 @@ def _tfds_source(name, data_dir):
         raise ConfigError(f"dataset {name!r} is not an image-classification dataset (no supervised "
                           f"image and class label).")
     known_splits = set(info.splits.keys()) if info.splits else {"train", "test"}
-    # cats_vs_dogs has only a train split: its last 10% is the fixed test split.
-    train_split, test_split = ("train", "test") if "test" in known_splits else ("train[:90%]", "train[90%:]")
+    # cats_vs_dogs has only a train split: its last HELD_OUT_PERCENT is the fixed test split.
+    kept = 100 - HELD_OUT_PERCENT
+    train_split, test_split = ("train", "test") if "test" in known_splits else (f"train[:{kept}%]", f"train[{kept}%:]")
 
     def read():
         prepared = builder.is_prepared()

@@ -49,9 +49,10 @@ TRAINING_PASSES = 3  # forward, and backward at about twice the forward's cost
 # later), bfloat16 or float16 for mixed precision. NVIDIA's data sheets (SXM parts, no sparsity).
 GPU_PEAKS = {"A100": {"float32": 156e12, "mixed": 312e12}, "H100": {"float32": 495e12, "mixed": 989e12}}
 # The splits of tensorflow-datasets names a dry run may estimate before they are downloaded.
-# cats_vs_dogs: its 23,262 train images split 90/10 into train and test, as `data` does.
+# cats_vs_dogs: its 23,262 train images cut into train and test as `data` does.
 KNOWN_SPLITS = {"cifar10": (50_000, 10_000), "cifar100": (50_000, 10_000), "svhn_cropped": (73_257, 26_032),
-                "mnist": (60_000, 10_000), "fashion_mnist": (60_000, 10_000), "cats_vs_dogs": (20_936, 2_326)}
+                "mnist": (60_000, 10_000), "fashion_mnist": (60_000, 10_000),
+                "cats_vs_dogs": data.held_out_splits(23_262)}
 PROFILE_NETS = ("resnet-56", "wrn-16-2")  # deep and thin, shallow and wider: start-up and rate apart
 PROFILE_STEPS = 6  # per epoch, two epochs: the second is the steady rate
 PROFILE_VERSION = 2  # bump when the profile's measurement changes: older caches are measured again
@@ -167,9 +168,8 @@ def dataset_splits(dataset: str, data_dir=None) -> tuple[int, int]:
         splits = tfds.builder(dataset, data_dir=data_dir).info.splits
         if "train" in splits and "test" in splits:
             return splits["train"].num_examples, splits["test"].num_examples
-        if "train" in splits:  # the last 10% of the train split is the test split (data._tfds_source)
-            train = round(0.9 * splits["train"].num_examples)
-            return train, splits["train"].num_examples - train
+        if "train" in splits:  # part of the train split is the test split, as `data` cuts it
+            return data.held_out_splits(splits["train"].num_examples)
     except Exception:  # not registered, not prepared: the table below
         pass
     return KNOWN_SPLITS.get(dataset, KNOWN_SPLITS["cifar10"])
@@ -291,12 +291,12 @@ def total(costs: list[Cost], profile: Profile) -> dict:
             "machine": profile.machine}
 
 
-def total_text(total: dict) -> str:
+def total_text(summed: dict) -> str:
     """A `total` as the dry runs print it: compute, time on this machine, GPU-hours."""
-    return (f"{flops_text(total['training_flops'])} (training and evaluation), about "
-            f"{duration(total['estimated_seconds'])} on this machine "
-            f"({total['machine']}), or " + ", ".join(f"{hours:.2g} {name} GPU-hours"
-                                                     for name, hours in total["gpu_hours"].items()))
+    return (f"{flops_text(summed['training_flops'])} (training and evaluation), about "
+            f"{duration(summed['estimated_seconds'])} on this machine "
+            f"({summed['machine']}), or " + ", ".join(f"{hours:.2g} {name} GPU-hours"
+                                                      for name, hours in summed["gpu_hours"].items()))
 
 
 def flops_text(flops: float) -> str:
