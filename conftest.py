@@ -48,4 +48,4 @@ def machine_profile_stand_in(tmp_path_factory):
     machine = cost.machine_name()
     stand_in = cost.Profile(machine=machine, startup=0.2, startup_per_layer=0.15, rates=((2e6, 2e11), (6e6, 2.5e11)),
                             study_overhead=8.0)
-    io.write_json(folder / f"profile-{cost.profile_file_word(machine)}.json", dataclasses.asdict(stand_in))
+    io.write_json(cost.profile_path(machine), dataclasses.asdict(stand_in))

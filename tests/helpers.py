@@ -18,6 +18,7 @@ import studies
 ROOT = Path(__file__).resolve().parents[1]
 REAL_SUBSET = ROOT.parent / "shared" / "data" / "cifar10-subset.npz"
 CLASS_NAMES = ("red", "green", "blue", "grey")
+PNG = b"\x89PNG\r\n\x1a\n"  # the first bytes of every PNG file
 # Presets over 20M trainable params (tests/test_builders.py checks this list): building one takes seconds,
 # so a test that builds one is marked `slow`.
 BIG_PRESETS = frozenset({"wrn-22-10", "wrn-28-10", "wrn-28-10-dropout", "wrn-28-12", "wrn-40-8", "imagenet-resnet-34",
@@ -68,7 +69,7 @@ def diagram_drawn(stem: Path) -> bool:
     where Graphviz is installed, else its DOT text to render later."""
     if shutil.which("dot") is None:
         return stem.with_suffix(".dot").read_text().startswith("digraph")
-    return stem.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    return stem.with_suffix(".png").read_bytes()[:8] == PNG
 
 
 def assert_test_metrics_of(run_dir: Path, metrics: dict) -> None:

@@ -33,10 +33,9 @@ from ablation.run.recipes import get_recipe
 from ablation.study import Configuration, Options, Smoke, Study, runner
 from ablation.study.runner import parse_shard, plan, rename_labelled_folders, run_study, shard_from_environment, slug
 from builders import build, count_params
-from tests.helpers import ROOT, STUDY_ENTRY_POINTS, diagram_drawn, needs_graphviz, quiet
+from tests.helpers import PNG, ROOT, STUDY_ENTRY_POINTS, diagram_drawn, needs_graphviz, quiet
 from tests.tiny_study import STUDY as TINY
 
-PNG = b"\x89PNG\r\n\x1a\n"
 # The tiny study's configurations as their run ids name them: the net, then what departs from its recipe.
 PLAIN, DROPOUT = "wrn-10-1-batch_size=32", "wrn-10-1-dropout_rate=0.3-batch_size=32"
 ALL_MODULES = sorted(STUDY_ENTRY_POINTS)

@@ -25,7 +25,7 @@ from ablation.run.config import RunConfig
 from ablation.run.setup import set_up
 from ablation.study import SearchDefaults, cost, tuning
 from ablation.study.tuning import Search, make_hypermodel, run_search
-from tests.helpers import ROOT, diagram_drawn, quiet
+from tests.helpers import PNG, ROOT, diagram_drawn, quiet
 
 SETTINGS = dict(recipe_overrides={"epochs": 1, "batch_size": 32}, max_steps_per_epoch=2)
 
@@ -63,7 +63,7 @@ def test_search_keeps_every_execution_and_tests_the_winner_once(easy, tmp_path, 
     scores = trials[["val_accuracy_seed42", "val_accuracy_seed43"]]
     assert scores.notna().all().all()
     np.testing.assert_allclose(trials["mean_val_accuracy"], scores.mean(axis=1))
-    assert (tmp_path / "dropout_rate.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "dropout_rate.png").read_bytes()[:8] == PNG
     assert "Best rate" in (tmp_path / "summary.md").read_text()
     # A TensorBoard HParams session per trial, beside the experiment's description.
     assert sorted(p.name for p in (tmp_path / "hparams").iterdir() if p.is_dir()) == sorted(

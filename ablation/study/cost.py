@@ -203,7 +203,7 @@ def machine_name() -> str:
 def machine_profile(log=print) -> Profile:
     """This machine's profile, measured once (about a minute) and then read from the cache."""
     machine = machine_name()
-    path = cache_dir() / f"profile-{profile_file_word(machine)}.json"
+    path = profile_path(machine)
     cached = io.read_json(path)
     if cached is not None and cached.get("version") == PROFILE_VERSION and cached.get("machine") == machine:
         return Profile(**{**cached, "rates": tuple(tuple(r) for r in cached["rates"])})
@@ -211,6 +211,11 @@ def machine_profile(log=print) -> Profile:
     profile = measure_profile(machine)
     io.write_json(path, dataclasses.asdict(profile))
     return profile
+
+
+def profile_path(machine: str) -> Path:
+    """Where `machine`'s profile is cached."""
+    return cache_dir() / f"profile-{profile_file_word(machine)}.json"
 
 
 def measure_profile(machine: str) -> Profile:
