@@ -113,3 +113,17 @@ def test_the_plain_dry_run_prints_a_cost_line(easy, tmp_path, capsys, monkeypatc
     line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("cost: "))
     assert "4 of 4 runs to train" in line and "on this machine" in line
     assert "A100 GPU-hours" in line and "H100 GPU-hours" in line
+
+
+@pytest.mark.slow
+def test_a_study_counts_down_what_is_left_and_the_last_run_has_nothing_after_it(easy, tmp_path):
+    from ablation.study import Options
+    from ablation.study.runner import run_study
+
+    lines = []
+    assert run_study(TINY, Options(protocol="smoke", dataset=easy, seeds=(1,), epochs=1), results_dir=tmp_path,
+                     log=lines.append) == 0
+    lefts = [int(line.split(" for the ")[1].split()[0]) for line in lines if "left (cost model)" in line]
+    assert lefts == [2, 1]
+    epochs = [line for line in lines if ": epoch 1/1:" in line]
+    assert "left in the study" in epochs[0] and "left in the study" not in epochs[-1], epochs

@@ -248,11 +248,11 @@ def run_study(study: Study, options: Options, *, results_dir=None, only=None, sh
         # Read once, not before every run: a status probes each run's lock, which a trainer then waits out.
         statuses = run_statuses(mine, results_dir)
         unfinished = [run for run in mine if statuses[run.run_id] != "done"]
-        after = sum(costs[run.run_id].seconds for run in unfinished)  # what is left after the current run
+        after = 0.0  # the estimate of what is left after the current run
         for n, run in enumerate(mine, start=1):
             if run in unfinished:
-                after -= costs[run.run_id].seconds
-                left = len(unfinished) - unfinished.index(run)
+                later = unfinished[unfinished.index(run) + 1:]
+                after, left = sum(costs[r.run_id].seconds for r in later), len(later) + 1
                 log(f"[{n}/{len(mine)}] {run.run_id}: about {duration(costs[run.run_id].seconds)} for this run, "
                     f"{duration(costs[run.run_id].seconds + after)} for the {left} left (cost model)")
             train_planned(run, results_dir, f"[{n}/{len(mine)}] {run.run_id}", run.run_id in stale_ids, failed,
