@@ -16,6 +16,7 @@ tests/test_layout.py checks that this map names every package and module, in the
     report/                             what a study's folder shows: tables, verdicts, pages, diagrams
         tables                          results.csv, comparisons.csv, summary.md, results.tex, rebuilt from the runs
         pages | diagrams | hparams      the HTML pages and `serve` | the net's diagrams | TensorBoard's HParams
+        escaping                        what a page or results.tex may show of a folder's text
     run/                                one training run, the way the papers did it
         training | bench                `train`: a resumable run and its exports | the speed benchmark
         setup                           the one set-up of a run: net, recipe, strategy, precision, pipeline

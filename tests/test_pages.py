@@ -4,6 +4,7 @@ Chromium driven by Selenium, from file:// and over `python -m ablation serve`), 
 from __future__ import annotations
 
 import html.parser
+import json
 import os
 import shutil
 import signal
@@ -282,3 +283,121 @@ def test_chromium_loads_the_pages_over_serve(study, browser):
     finally:
         server.shutdown()
         server.server_close()
+
+
+# ----------------------------------------------------------------------------------------------
+# Folders that others can write to: nothing they put there runs in a reader's browser
+
+
+def payloads(key: str) -> str:
+    """Markup that runs script where it is not escaped: each sets window.pwned to `key`."""
+    return (f"<script>window.pwned='{key}'</script><img src=x onerror=\"window.pwned='{key}'\">"
+            f"<svg onload=\"window.pwned='{key}'\"></svg>")
+
+
+SVG_PAYLOADS = ("<script>window.pwned='svg-script'</script>"
+                "<foreignObject width='10' height='10'><img xmlns='http://www.w3.org/1999/xhtml' src='x' "
+                "onerror=\"window.pwned='svg-foreign'\"/></foreignObject>"
+                "<image href='https://example.invalid/track.png' width='1' height='1'/>"
+                "<a href=\"javascript:window.pwned='svg-link'\"><text>click</text></a>")
+
+
+@pytest.fixture(scope="module")
+def injected(study, tmp_path_factory) -> Path:
+    """A copy of the study whose study.json, summary and run files hold script, its pages rewritten."""
+    folder = tmp_path_factory.mktemp("injected") / "tiny-smoke"
+    shutil.copytree(study, folder)
+    record = json.loads((folder / "study.json").read_text())
+    record["name"], record["question"] = payloads("name"), payloads("question") + "\n\\input{/etc/passwd}"
+    old = record["baseline"]
+    record["baseline"] = new = payloads("configuration") + "\\input{/etc/passwd}"
+    for item in record["configurations"] + record["runs"]:
+        if item["configuration"] == old:
+            item["configuration"] = new
+    (folder / "study.json").write_text(json.dumps(record))
+    for run in sorted((folder / "runs").iterdir()):
+        svg = run / "architecture.svg"
+        text = svg.read_text()
+        at = text.index(">", text.index("<svg")) + 1
+        svg.write_text(text[:at].replace("<svg", "<svg onload=\"window.pwned='svg-onload'\"") + SVG_PAYLOADS
+                       + text[at:].replace('class="node"', 'class="node" onmouseover="window.pwned=\'svg-on\'"', 1))
+        blocks = json.loads((run / "blocks.json").read_text())
+        blocks["title"] = payloads("blocks-title")
+        blocks["stages"][0]["stage"] = payloads("blocks-stage")
+        (run / "blocks.json").write_text(json.dumps(blocks))
+        per_class = pd.read_csv(run / "per_class_accuracy.csv")
+        per_class.loc[0, "class"] = payloads("class")
+        per_class.to_csv(run / "per_class_accuracy.csv", index=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a page that could not be written is a failure here
+        report.write_study_report(folder)
+    return folder
+
+
+class Markup(html.parser.HTMLParser):
+    """A page's elements and attributes, as a browser's parser reads them."""
+
+    def __init__(self, page: Path):
+        super().__init__()
+        self.tags, self.attributes = [], []
+        self.feed(page.read_text())
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.attributes += [(tag, name, value or "") for name, value in attrs]
+
+
+def test_injected_text_reaches_the_pages_and_results_tex_as_text(injected):
+    pages_written = [injected / "index.html", *sorted((injected / "runs").glob("*/index.html"))]
+    assert len(pages_written) == 5
+    for page in pages_written:
+        markup = Markup(page)
+        assert markup.tags.count("script") == 1 and "foreignobject" not in markup.tags and "image" not in markup.tags
+        assert [a for a in markup.attributes if a[1].startswith("on")] == [], page
+        assert [a for a in markup.attributes if "javascript:" in a[2] or "example.invalid" in a[2]] == [], page
+    assert "&lt;script&gt;window.pwned=&#x27;name&#x27;&lt;/script&gt;" in pages_written[0].read_text()  # shown
+    tex = (injected / "results.tex").read_text()
+    # in a table cell a backslash is \textbackslash{}; a comment's line break is a space: LaTeX never reads it
+    assert "\\textbackslash{}input\\{/etc/passwd\\}" in tex
+    assert all(line.startswith("%") for line in tex.splitlines() if "\\input{" in line)
+
+
+def test_the_pages_content_security_policy_runs_the_pages_script_and_nothing_else(tmp_path, browser):
+    from selenium.webdriver.common.by import By
+
+    page = tmp_path / "index.html"  # markup that escaped nothing: the policy alone stands in its way
+    page.write_text(pages._page("policy", [payloads("raw"), "<table><thead><tr><th>a</th></tr></thead>"
+                                           "<tbody><tr><td>1</td></tr></tbody></table>"]))
+    errors, _ = open_page(browser, page.as_uri())
+    assert browser.execute_script("return window.pwned === undefined")
+    assert any("Content Security Policy" in error for error in errors)  # the browser refused it, and said so
+    assert browser.find_element(By.TAG_NAME, "th").get_attribute("data-sort") == ""  # our script ran
+
+
+@pytest.mark.slow
+@needs_graphviz  # the run pages' graph is Graphviz's SVG, sanitised
+def test_chromium_runs_no_injected_script_and_the_sanitised_graph_still_zooms_and_finds_layers(injected, browser):
+    from selenium.webdriver.common.by import By
+
+    run_pages = sorted((injected / "runs").glob("*/index.html"))
+    for page in [injected / "index.html", *run_pages]:
+        errors, broken = open_page(browser, page.as_uri())
+        # no console error: nothing injected was even tried (the policy would have said so)
+        assert errors == [] and broken == [], page
+        assert browser.execute_script("return window.pwned === undefined"), page
+        assert browser.execute_script("return document.scripts.length") == 1, page
+        handlers = browser.execute_script(
+            "return Array.from(document.querySelectorAll('*')).flatMap(e => Array.from(e.attributes))"
+            ".filter(a => a.name.startsWith('on')).map(a => a.name)")
+        assert handlers == [], page
+        if page.parent == injected:  # the study's name, shown as the text it is
+            assert payloads("name") in browser.find_element(By.TAG_NAME, "h1").text
+    graph = browser.find_element(By.CSS_SELECTOR, ".graph")
+    before = float(graph.get_attribute("data-scale"))
+    browser.find_element(By.CSS_SELECTOR, "[data-zoom=in]").click()
+    assert float(graph.get_attribute("data-scale")) == pytest.approx(before * 1.25, rel=1e-3)
+    browser.find_element(By.CSS_SELECTOR, "input[type=search]").send_keys("group2_block1_conv2")
+    assert browser.find_element(By.CSS_SELECTOR, ".toolbar output").text == "1 layer"
+    ActionChains = pytest.importorskip("selenium.webdriver").ActionChains
+    ActionChains(browser).move_to_element(browser.find_element(By.CSS_SELECTOR, "g.node")).perform()
+    assert browser.execute_script("return window.pwned === undefined")

@@ -69,6 +69,15 @@ def test_a_bad_sweep_on_the_command_line_is_one_line_and_trains_nothing(tmp_path
     assert code == 2 and "B(2,3)" in capsys.readouterr().err and not (tmp_path / "bad").exists()
 
 
+@pytest.mark.parametrize("name", ["../outside", "<script>alert(1)</script>", "a/b", ".hidden", "two\nlines"])
+def test_a_name_that_is_not_a_folder_name_is_refused_in_one_line(name, tmp_path, capsys):
+    code = main(["sweep", "--model", "wrn-10-1", "--vary", "dropout_rate=0,0.3", "--name", name, "--results-dir",
+                 str(tmp_path / "bad")])
+    err = capsys.readouterr().err
+    assert code == 2 and f"name={name!r} is not valid; expected a folder name" in err and err.count("\n") == 1
+    assert not (tmp_path / "bad").exists()
+
+
 # ----------------------------------------------------------------------------------------------
 # Run ids: what a run is, however it was declared
 

@@ -3,6 +3,8 @@
 Validators (`checked`), argparse `choices` and error messages all read them from here.
 """
 
+import re
+
 from ablation.core.errors import ConfigError
 
 # tf.distribute strategies (ablation.run.distribute). MultiWorkerMirroredStrategy is not one: with
@@ -27,4 +29,17 @@ def checked(name: str, value, valid):
     """`value`, if it is one of `valid`; else the one-line error naming it and the valid values."""
     if value not in valid:
         raise ConfigError(f"{name}={value!r} is not valid; expected one of {one_of(valid)}.")
+    return value
+
+
+# A study's or a search's name is the name of its results folder (and the heading of its pages):
+# one path component that every filesystem and shell takes as it is.
+FOLDER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
+
+
+def folder_name(name: str, value) -> str:
+    """`value`, if it is a folder name; else the one-line error naming it and what would be valid."""
+    if not isinstance(value, str) or not FOLDER_NAME.fullmatch(value):
+        raise ConfigError(f"{name}={value!r} is not valid; expected a folder name: up to 100 letters, digits and "
+                          f"'.', '_', '+', '-', starting with a letter or digit.")
     return value

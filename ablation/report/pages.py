@@ -27,11 +27,11 @@ import urllib.parse
 import warnings
 from pathlib import Path
 
-import markdown
 import pandas as pd
 
 from ablation.core import io, layout, records
 from ablation.core.errors import TIED_INITIAL_WEIGHTS, DamagedFile
+from ablation.report import escaping
 
 WEB = Path(__file__).parent / "web"
 # The plots of a study, as tables.write_study_report draws them, in the order a reader wants them.
@@ -74,7 +74,7 @@ def write_study_pages(results_dir: Path, study: dict, frame: pd.DataFrame) -> No
                       else html.escape(run_id) for run_id in runs["run_id"]]
     body = [_markdown(results_dir / layout.SUMMARY_FILE),
             _figures(results_dir, STUDY_PLOTS + _heatmaps(results_dir)),
-            "<h2>Runs</h2>", _table(runs[[c for c in _run_columns(study) if c in runs.columns]], escape=False),
+            "<h2>Runs</h2>", _table(runs[[c for c in _run_columns(study) if c in runs.columns]], markup=["run_id"]),
             _file_list(results_dir, STUDY_FILES),
             "<p class=muted>TensorBoard's HParams dashboard shows the same runs: "
             f"<code>tensorboard --logdir {html.escape(str(results_dir))}</code></p>"]
@@ -155,9 +155,8 @@ def _configuration(config: dict) -> str:
 
 def _per_class(table: pd.DataFrame) -> str:
     table = table.copy()
-    table["accuracy"] = [f"<span class=bar style=\"width:{100 * a:.0f}px\"></span> {100 * a:.1f}%"
-                         for a in table["accuracy"]]
-    return _table(table, escape=False)
+    table["accuracy"] = [f"<meter min=0 max=1 value={a:.4f}></meter> {100 * a:.1f}%" for a in table["accuracy"]]
+    return _table(table, markup=["accuracy"])
 
 
 def _architecture(run_dir: Path) -> str:
@@ -168,7 +167,8 @@ def _architecture(run_dir: Path) -> str:
     elif (run_dir / layout.BLOCKS_PNG).exists():
         parts.append(_figures(run_dir, [(layout.BLOCKS_PNG, "Stages")]))
     svg = run_dir / layout.ARCHITECTURE_SVG
-    if svg.exists():
+    graph, unsafe = _graph(svg) if svg.exists() else (None, None)
+    if graph:
         parts += ["<h3>Every layer (keras.utils.plot_model)</h3>",
                   "<div class=viewer><div class=toolbar>"
                   "<input type=search placeholder=\"find a layer, e.g. group2_block1_conv1\" aria-label=\"find a layer\">"
@@ -177,8 +177,10 @@ def _architecture(run_dir: Path) -> str:
                   "<button type=button data-zoom=in title=\"zoom in\">+</button>"
                   "<button type=button data-zoom=fit title=\"fit the width\">fit</button>"
                   "<span class=muted>wheel: zoom &middot; drag: pan &middot; Enter: next match</span></div>",
-                  f"<div class=graph>{_inline_svg(svg.read_text())}</div></div>"]
-    elif (run_dir / layout.ARCHITECTURE_PNG).exists():
+                  f"<div class=graph>{graph}</div></div>"]
+    elif unsafe:
+        parts.append(f"<blockquote>{html.escape(svg.name)} is not shown: {html.escape(unsafe)}.</blockquote>")
+    if not graph and (run_dir / layout.ARCHITECTURE_PNG).exists():
         parts.append(_figures(run_dir, [(layout.ARCHITECTURE_PNG, "Every layer")]))
     return "\n".join(parts)
 
@@ -187,29 +189,33 @@ def stage_view(blocks: dict) -> str:
     """The stages of diagrams.block_stages as the papers draw them: one box per stage, identical
     blocks counted, widths and strides (conv3x3 64/2), dropout marked."""
     items = []
-    for row in blocks["stages"]:
-        name = f"<b>{html.escape(row['stage'])}</b>"
+    for row in blocks["stages"]:  # blocks.json is read from the folder: every value is escaped
+        name = f"<b>{_text(row['stage'])}</b>"
+        shape = f"<span class=shape>{_text(row.get('size'))}, {_text(row.get('channels'))} channels</span>"
         if "blocks" in row:
-            lines = "".join(f"<div class=block><span class=count>{b['count']} &times;</span> {_marked(b['block'])}</div>"
-                            for b in row["blocks"])
-            items.append(f"<li>{name}<span class=shape>{row['size']}, {row['channels']} channels</span>{lines}</li>")
+            lines = "".join(f"<div class=block><span class=count>{_text(b['count'])} &times;</span> "
+                            f"{_marked(b['block'])}</div>" for b in row["blocks"])
+            items.append(f"<li>{name}{shape}{lines}</li>")
         elif "layers" in row:
             items.append(f"<li>{name} <span class=block>{_marked(row['layers'])}</span></li>")
         else:
-            items.append(f"<li>{name}<span class=shape>{row['size']}, {row['channels']} channels</span></li>")
-    return (f"<p class=muted>{html.escape(blocks.get('title', ''))}: conv3x3 64/2 is a 3x3 convolution with 64 "
+            items.append(f"<li>{name}{shape}</li>")
+    return (f"<p class=muted>{_text(blocks.get('title', ''))}: conv3x3 64/2 is a 3x3 convolution with 64 "
             f"filters and stride 2; [ ] is a block's branch, + identity or + shortcut what the block adds to it "
             f"(a plain block adds nothing).</p>"
             f"<ol class=stages>{''.join(items)}</ol>")
 
 
-def _marked(text: str) -> str:
-    return re.sub(r"(dropout [\d.]+)", r"<mark>\1</mark>", html.escape(text))
+def _marked(text) -> str:
+    return re.sub(r"(dropout [\d.]+)", r"<mark>\1</mark>", _text(text))
 
 
-def _inline_svg(svg: str) -> str:
-    """Graphviz's SVG file as an element of the page: without its XML prolog, DOCTYPE and comments."""
-    return re.sub(r"<!--.*?-->", "", svg[svg.index("<svg"):], flags=re.S)
+def _graph(svg: Path) -> tuple[str | None, str | None]:
+    """Graphviz's SVG file as an element of the page, sanitised; or None and why it cannot be shown."""
+    try:
+        return escaping.sanitised_svg(svg.read_text()), None
+    except (escaping.UnsafeSVG, UnicodeDecodeError) as error:
+        return None, str(error)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -259,9 +265,15 @@ def _asset(name: str) -> str:
     return (WEB / name).read_text()
 
 
+def content_security_policy() -> str:
+    """The policy of every page (and of `serve`'s responses): the pages' own script and stylesheet only."""
+    return escaping.content_security_policy(_asset("browser.js"), _asset("browser.css"))
+
+
 def _page(title: str, body: list[str]) -> str:
     return "\n".join([
         "<!doctype html>", "<html lang=en>", "<head>", "<meta charset=utf-8>",
+        f"<meta http-equiv=Content-Security-Policy content=\"{content_security_policy()}\">",
         "<meta name=viewport content=\"width=device-width, initial-scale=1\">",
         "<link rel=icon href=\"data:,\">",  # no favicon request: a 404 under `serve`
         f"<title>{html.escape(title)}</title>", f"<style>{_asset('browser.css')}</style>", "</head>",
@@ -272,7 +284,7 @@ def _page(title: str, body: list[str]) -> str:
 def _markdown(path: Path) -> str:
     if not path.exists():
         return ""
-    return f"<div class=scroll>{markdown.markdown(path.read_text(), extensions=['tables'])}</div>"
+    return f"<div class=scroll>{escaping.markdown_html(path.read_text())}</div>"
 
 
 def _figures(folder: Path, plots: list) -> str:
@@ -291,15 +303,26 @@ def _file_list(folder: Path, names: list) -> str:
     return "<h2>Files</h2><p>" + " &middot; ".join(_link(name, name) for name in present) + "</p>"
 
 
-def _table(frame: pd.DataFrame, escape: bool = True) -> str:
-    return "<div class=scroll>" + frame.to_html(index=False, escape=escape, na_rep="–", border=0,
-                                                float_format=lambda x: f"{x:,.4g}") + "</div>"
+def _table(frame: pd.DataFrame, markup: list = ()) -> str:
+    """A table whose cells and headers are escaped, but for the `markup` columns: HTML we wrote."""
+    frame = frame.copy()
+    for column in frame.columns:
+        if column not in markup:
+            frame[column] = [html.escape(value) if isinstance(value, str) else value for value in frame[column]]
+    frame.columns = [html.escape(str(column)) for column in frame.columns]
+    table = frame.to_html(index=False, escape=False, na_rep="–", border=0, float_format=lambda x: f"{x:,.4g}")
+    # pandas aligns the header with a style attribute, which the pages' policy refuses (the stylesheet aligns it)
+    return "<div class=scroll>" + re.sub(r' style="text-align: \w+;"', "", table) + "</div>"
 
 
 def _pairs(mapping: dict) -> str:
     rows = "".join(f"<tr><th>{html.escape(str(key))}</th><td>{html.escape(_plain(value))}</td></tr>"
                    for key, value in mapping.items())
     return f"<table>{rows}</table>"
+
+
+def _text(value) -> str:
+    return html.escape(str(value))
 
 
 def _plain(value) -> str:

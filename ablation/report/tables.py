@@ -24,6 +24,7 @@ from ablation.core.plots import (
     safe_plot,
 )
 from ablation.report import hparams, pages
+from ablation.report.escaping import latex_comment, latex_text
 from ablation.run.config import ResolvedRun
 from ablation.statistics import (
     ALPHA,
@@ -194,16 +195,13 @@ def published_agreement(row, smoke: bool) -> str:
     return f"ours {'above' if row.published_error < row.ci_low else 'below'}"
 
 
-_LATEX_SPECIAL = str.maketrans({c: "\\" + c for c in "&%$#_{}"} | {"~": r"\textasciitilde{}", "^": r"\^{}"})
-
-
 def results_latex(study: dict, summary: pd.DataFrame, results: list) -> str:
     """results.tex: the summary as a booktabs table for a paper (needs \\usepackage{booktabs})."""
     marks = {r.configuration: r for r in results}
-    lines = [f"% {study['name']}: {study['question']}", f"% {study['protocol_description']}",
+    lines = [latex_comment(f"{study['name']}: {study['question']}"), latex_comment(study["protocol_description"]),
              r"\begin{tabular}{lrrrrrr}", r"\toprule",
              r"Configuration & Params & Error median & Error mean $\pm$ std & Published & Difference & "
-             r"vs.\ " + study["baseline"].translate(_LATEX_SPECIAL) + r" \\", r"\midrule"]
+             r"vs.\ " + latex_text(study["baseline"]) + r" \\", r"\midrule"]
 
     def cell(value, spec="{:.2f}"):
         return _fmt(value, spec, missing="--")
@@ -218,7 +216,7 @@ def results_latex(study: dict, summary: pd.DataFrame, results: list) -> str:
         else:  # the mean paired difference, starred where a verdict stands
             star = "^{*}" if comparison.verdict in ("lower", "higher") else ""
             versus = f"${comparison.mean_difference:+.2f}{star}$"
-        lines.append(f"{row.configuration.translate(_LATEX_SPECIAL)} & {cell(row.trainable_params / 1e6, '{:.2f}M')} & "
+        lines.append(f"{latex_text(row.configuration)} & {cell(row.trainable_params / 1e6, '{:.2f}M')} & "
                      f"{cell(row.median_error)} & {mean_std} & {cell(row.published_error)} & "
                      f"{cell(row.difference, '{:+.2f}')} & {versus} \\\\")
     lines += [r"\bottomrule", r"\end{tabular}",

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 
-from ablation.core.choices import PROTOCOLS, checked, one_of
+from ablation.core.choices import PROTOCOLS, checked, folder_name, one_of
 from ablation.core.errors import ConfigError
 from ablation.statistics import MAX_SEEDS, MIN_SEEDS
 
@@ -61,6 +61,7 @@ class Study:
     baseline: str | None = None  # the configuration every other is compared with (default: the first)
 
     def __post_init__(self):
+        folder_name("name", self.name)
         names = [c.name for c in self.configurations]
         if len(set(names)) != len(names):
             raise ConfigError(f"study {self.name!r} repeats a configuration name: {names}")
