@@ -15,7 +15,8 @@ tests/test_layout.py checks that this map names every package and module, in the
         cost | declaration              the cost before launch | Study, Configuration, Options: what a study declares
     report/                             what a study's folder shows: tables, verdicts, pages, diagrams
         tables                          results.csv, comparisons.csv, summary.md, results.tex, rebuilt from the runs
-        pages | diagrams | hparams      the HTML pages and `serve` | the net's diagrams | TensorBoard's HParams
+        server | diagrams | hparams     `serve`: a folder over HTTP | the net's diagrams | TensorBoard's HParams
+        pages                           the HTML pages of a study, a search and a run
         escaping                        what a page or results.tex may show of a folder's text
     run/                                one training run, the way the papers did it
         training | bench                `train`: a resumable run and its exports | the speed benchmark

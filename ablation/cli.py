@@ -30,7 +30,7 @@ from ablation.core.console import (
     run_command,
 )
 from ablation.core.errors import TIED_INITIAL_WEIGHTS, ConfigError
-from ablation.report.pages import make_server
+from ablation.report.server import exposed, make_server
 from ablation.report.tables import write_study_report
 from ablation.run import bench as bench_module
 from ablation.run.bench import BenchConfig, format_report, run_bench
@@ -87,14 +87,13 @@ def cmd_serve(args):
         raise ConfigError(f"{args.folder!r} is not a folder; expected a results folder, e.g. results/depth_vs_width.")
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port} is not valid; expected 0..65535 (0: any free port).")
-    try:
-        server = make_server(folder, args.host, args.port)
-    except OSError as error:
-        raise ConfigError(f"cannot serve on {args.host}:{args.port} ({error.strerror}); expected a free port, "
-                          f"e.g. --port {args.port + 1}.") from None
+    server = make_server(folder, args.host, args.port)
     host, port = server.server_address[:2]
     page = "" if (folder / layout.INDEX_PAGE).exists() else f" (no {layout.INDEX_PAGE} yet: python -m ablation report FOLDER)"
     print(f"serving {folder} read-only at http://{host}:{port}/{page}; Ctrl-C stops", flush=True)
+    if exposed(server):
+        print(f"warning: {host}:{port} is reachable from other machines: anyone who can reach it reads every file of "
+              f"{folder}; --host 127.0.0.1 and ssh -L {port}:localhost:{port} keep it to you", file=sys.stderr, flush=True)
     with server:
         try:
             server.serve_forever()

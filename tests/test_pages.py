@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 
 from ablation.report import pages
+from ablation.report import server as server_module
 from ablation.report import tables as report
 from ablation.study import Options
 from ablation.study.runner import run_study
@@ -194,14 +195,92 @@ def test_serve_refuses_bad_input_in_one_line(args, message, capsys):
 def test_serve_on_a_port_in_use_says_so_in_one_line(tmp_path, capsys):
     from ablation.cli import main
 
-    taken = pages.make_server(tmp_path, "127.0.0.1", 0)
+    taken = server_module.make_server(tmp_path, "127.0.0.1", 0)
     try:
         port = taken.server_address[1]
         assert main(["serve", str(tmp_path), "--port", str(port)]) == 2
     finally:
         taken.server_close()
     err = capsys.readouterr().err
-    assert f"cannot serve on 127.0.0.1:{port}" in err and f"--port {port + 1}" in err and err.count("\n") == 1
+    assert f"cannot serve on 127.0.0.1:{port} (the port is in use)" in err and f"--port {port + 1}" in err
+    assert err.count("\n") == 1
+
+
+def test_serve_answers_only_for_visible_regular_files_inside_its_folder(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("outside")
+    folder = tmp_path / "study"
+    (folder / "runs" / "r1").mkdir(parents=True)
+    (folder / "runs" / "r2").mkdir()
+    (folder / "index.html").write_text("study")
+    (folder / "runs" / "r1" / "index.html").write_text("run")
+    (folder / "runs" / "r1" / "metrics.json").write_text("{}")
+    (folder / "runs" / "r1" / ".lock").write_text("host 1234")
+    (folder / ".hidden").mkdir()
+    (folder / ".hidden" / "file.txt").write_text("hidden")
+    (folder / "passwd").symlink_to("/etc/passwd")
+    (folder / "etc").symlink_to("/etc")
+    (folder / "secret.txt").symlink_to(outside / "secret.txt")
+    (folder / "up").symlink_to(outside)
+    (folder / "lock").symlink_to(folder / "runs" / "r1" / ".lock")
+    (folder / "metrics.json").symlink_to(folder / "runs" / "r1" / "metrics.json")  # a link inside: served
+    served = server_module.make_server(folder, "127.0.0.1", 0)
+    threading.Thread(target=served.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{served.server_address[1]}/"
+    try:
+        assert request(base + "index.html") == (200, b"study")
+        assert request(base + "runs/r1/") == (200, b"run")
+        assert request(base + "metrics.json") == (200, b"{}")
+        for path in ["passwd", "etc/", "etc/passwd", "secret.txt", "up/secret.txt", "up/", "lock",
+                     "runs/r1/.lock", ".hidden/file.txt", ".hidden/", "%2e%2e/outside/secret.txt",
+                     "runs/", "runs/r2/", "runs/r1/%00"]:
+            assert request(base + path)[0] == 404, path  # no listing of a folder without index.html either
+        with urllib.request.urlopen(base + "runs/r1", timeout=10) as response:  # redirected to runs/r1/
+            assert response.url.endswith("/runs/r1/") and response.read() == b"run"
+        for path in ["index.html", "passwd"]:
+            try:
+                response = urllib.request.urlopen(base + path, timeout=10)
+            except urllib.error.HTTPError as error:
+                response = error
+            headers = response.headers
+            assert "default-src 'none'" in headers["Content-Security-Policy"], path
+            assert headers["X-Content-Type-Options"] == "nosniff"
+            assert headers["Server"] == "ablation-serve", path  # no Python or library version
+    finally:
+        served.shutdown()
+        served.server_close()
+
+
+@pytest.mark.parametrize("host,message", [
+    ("192.0.2.1", "cannot serve on 192.0.2.1:0 (Cannot assign requested address); expected an address of this "
+                  "machine"),  # TEST-NET-1: documentation only, never this machine's
+    ("no-such-host.invalid", "--host 'no-such-host.invalid' is not an address of this machine"),
+])
+def test_serve_on_an_address_that_cannot_be_had_says_why_in_one_line(host, message, tmp_path, capsys):
+    from ablation.cli import main
+
+    assert main(["serve", str(tmp_path), "--host", host, "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_serve_on_every_interface_warns_in_one_line(tmp_path):
+    server = serve(tmp_path, "--host", "0.0.0.0", "--port", "0")
+    try:
+        assert server.stdout.readline().startswith(f"serving {tmp_path} read-only at http://0.0.0.0:")
+        warning = server.stderr.readline()
+        assert warning.startswith("warning: 0.0.0.0:") and "reachable from other machines" in warning
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.communicate(timeout=30)
+    server = serve(tmp_path, "--port", "0")  # the default, this machine only: no warning
+    try:
+        server.stdout.readline()
+    finally:
+        server.send_signal(signal.SIGINT)
+        _, err = server.communicate(timeout=30)
+    assert "warning" not in err
 
 
 # ----------------------------------------------------------------------------------------------
@@ -270,7 +349,7 @@ def test_chromium_renders_the_index_and_every_run_page_without_errors(study, bro
 
 @pytest.mark.slow
 def test_chromium_loads_the_pages_over_serve(study, browser):
-    server = pages.make_server(study, "127.0.0.1", 0)
+    server = server_module.make_server(study, "127.0.0.1", 0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

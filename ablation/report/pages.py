@@ -11,16 +11,16 @@ written from the files they leave (so `python -m ablation report` rebuilds them 
 
 The pages are self-contained: they work from file:// and offline, with no CDN and no web fonts;
 the stylesheet and the script (ablation/web/) are small and inlined, and so is the SVG graph
-(a browser lets no script into an SVG loaded from file://). `python -m ablation serve` serves a
-folder over HTTP, read-only, for a machine reached over SSH. A page that cannot be written is one
-warning: it never fails a run.
+(a browser lets no script into an SVG loaded from file://). Whatever they show of a folder is
+escaped or sanitised (ablation.report.escaping), and a Content-Security-Policy runs no script but
+the pages' own. `python -m ablation serve` (ablation.report.server) serves a folder over HTTP.
+A page that cannot be written is one warning: it never fails a run.
 """
 
 from __future__ import annotations
 
 import functools
 import html
-import http.server
 import json
 import re
 import urllib.parse
@@ -240,23 +240,6 @@ def write_search_page(results_dir: Path, title: str) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-# Serving a folder
-
-
-class ReadOnlyHandler(http.server.SimpleHTTPRequestHandler):
-    """GET and HEAD of the folder's files, nothing else (any other method is 501)."""
-
-    def log_message(self, format, *args):  # noqa: A002 - the base class's name
-        pass  # a page pulls a dozen files: no line each
-
-
-def make_server(folder: Path, host: str, port: int) -> http.server.ThreadingHTTPServer:
-    """The server of `serve`, bound but not yet serving (tests drive it; port 0 picks a free one)."""
-    handler = functools.partial(ReadOnlyHandler, directory=str(folder))
-    return http.server.ThreadingHTTPServer((host, port), handler)
-
-
-# ----------------------------------------------------------------------------------------------
 # HTML
 
 
@@ -265,6 +248,7 @@ def _asset(name: str) -> str:
     return (WEB / name).read_text()
 
 
+@functools.cache
 def content_security_policy() -> str:
     """The policy of every page (and of `serve`'s responses): the pages' own script and stylesheet only."""
     return escaping.content_security_policy(_asset("browser.js"), _asset("browser.css"))
