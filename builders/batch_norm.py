@@ -36,6 +36,12 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
                 and not self.renorm and len(inputs.shape) == 4 and self.axis in (-1, 3)
                 and keras.backend.standardize_dtype(inputs.dtype) in _FUSED_DTYPES)
 
+    def keras_equivalent(self) -> keras.layers.BatchNormalization:
+        """Keras's own layer with this one's config: what a saved net holds (builders.portable). It
+        computes the same function from the same variables; trained on, it would update the moving
+        variance with the batch's biased variance (the n / (n - 1) above)."""
+        return keras.layers.BatchNormalization.from_config(self.get_config())
+
     def call(self, inputs, training=None, mask=None):
         if not self._fusable(inputs, mask):
             return super().call(inputs, training=training, mask=mask)

@@ -59,6 +59,20 @@ class ZeroPadShortcut(layers.Layer):
         extra = self.filters - x.shape[-1]
         return keras.ops.pad(x, [[0, 0], [0, 0], [0, 0], [0, extra]])
 
+    def keras_equivalent(self) -> keras.Model:
+        """The same function in Keras's own layers, for a saved net (builders.portable): a 1x1 max pool
+        with the stride keeps every `strides`-th pixel; the channels, made a third spatial axis, get
+        their zeros from a 3-D zero padding. Needs the layer called (its input's static shape)."""
+        _, h, w, channels = self.input.shape
+        extra = self.filters - channels
+        inputs = keras.Input((h, w, channels), dtype=self.compute_dtype, name=f"{self.name}_input")
+        x = layers.MaxPooling2D(1, self.strides, dtype=self.dtype_policy, name=f"{self.name}_subsample")(inputs)
+        _, h, w, _ = x.shape
+        x = layers.Reshape((h, w, channels, 1), dtype=self.dtype_policy, name=f"{self.name}_channels_as_axis")(x)
+        x = layers.ZeroPadding3D(((0, 0), (0, 0), (0, extra)), dtype=self.dtype_policy, name=f"{self.name}_pad")(x)
+        x = layers.Reshape((h, w, self.filters), dtype=self.dtype_policy, name=f"{self.name}_channels")(x)
+        return keras.Model(inputs, x, name=self.name)
+
     def compute_output_shape(self, input_shape):
         n, h, w, _ = input_shape
         side = lambda s: None if s is None else -(-s // self.strides)

@@ -480,3 +480,41 @@ def test_chromium_runs_no_injected_script_and_the_sanitised_graph_still_zooms_an
     ActionChains = pytest.importorskip("selenium.webdriver").ActionChains
     ActionChains(browser).move_to_element(browser.find_element(By.CSS_SELECTOR, "g.node")).perform()
     assert browser.execute_script("return window.pwned === undefined")
+
+
+# ----------------------------------------------------------------------------------------------
+# Damaged records of finished runs: named by the report and by a rerun
+
+
+def test_a_damaged_model_of_a_finished_run_is_named_by_the_report_and_a_rerun(study, tmp_path):
+    folder = tmp_path / "tiny-smoke"
+    shutil.copytree(study, folder)
+    cut, changed, *intact = sorted((folder / "runs").iterdir())
+    (cut / "final.keras").write_bytes((cut / "final.keras").read_bytes()[:1000])
+    data = bytearray((changed / "best.keras").read_bytes())
+    data[len(data) // 2:len(data) // 2 + 64] = bytes(64)  # the same size, another time and content
+    (changed / "best.keras").write_bytes(bytes(data))
+    untouched = {run.name: (run / "history.csv").read_text() for run in (folder / "runs").iterdir()}
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        frame = report.write_study_report(folder)
+    said = [str(w.message) for w in caught]
+    assert any(f"{cut}: final.keras is damaged (1,000 bytes;" in line for line in said)
+    assert any(f"{changed}: best.keras is damaged (its SHA-256" in line for line in said)
+    assert len([line for line in said if "damaged" in line]) == 2  # intact runs: nothing to say
+    assert set(frame.loc[frame["damaged"].fillna("") != "", "run_id"]) == {cut.name, changed.name}
+    assert (frame["status"] == "done").all()  # their results stand
+    summary = (folder / "summary.md").read_text()
+    assert "**Damaged files.**" in summary and f"`{cut.name}`: final.keras is damaged" in summary
+    assert "final.keras is damaged" in (cut / "index.html").read_text()
+    assert "is damaged" not in (intact[0] / "index.html").read_text()
+
+    lines = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert run_study(TINY, Options(protocol="smoke", dataset=json.loads((folder / "study.json").read_text())
+                                       ["runs"][0]["run"]["dataset"]), results_dir=folder, log=lines.append) == 0
+    assert any(cut.name in line and "warning:" in line and "final.keras is damaged" in line for line in lines)
+    assert any(changed.name in line and "warning:" in line and "best.keras is damaged" in line for line in lines)
+    assert {run.name: (run / "history.csv").read_text() for run in (folder / "runs").iterdir()} == untouched

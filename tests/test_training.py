@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-import warnings
 
 import keras
 import numpy as np
@@ -21,9 +20,10 @@ from ablation.cli import main
 from ablation.core.errors import EXIT_LOCKED, RunFailed
 from ablation.core.records import RunLock
 from ablation.core.records import status as run_status
-from ablation.run import callbacks, data, distribute
+from ablation.run import callbacks, data
 from ablation.run.config import RunConfig
 from ablation.run.recipes import RECIPES, StepDecay, get_recipe
+from ablation.run.setup import set_up
 from ablation.run.training import train
 from builders import build, get_preset
 from tests.helpers import CLASS_NAMES, ROOT, assert_test_metrics_of, quiet, real_subset, run_cli
@@ -343,26 +343,26 @@ def test_one_process_trains_mirrored_runs_of_different_nets_one_after_the_other(
 
 @pytest.mark.slow
 def test_mixed_precision_keeps_float32_logits_and_scales_the_loss(easy, tmp_path):
-    train(RunConfig(dataset=easy, precision="mixed_float16", model="wrn-10-1",
-                    recipe_overrides={"epochs": 1, "batch_size": 32}, max_steps_per_epoch=2), tmp_path, log=quiet)
-    model = keras.saving.load_model(tmp_path / "final.keras", compile=False)
+    config = RunConfig(dataset=easy, precision="mixed_float16", model="wrn-10-1",
+                       recipe_overrides={"epochs": 1, "batch_size": 32}, max_steps_per_epoch=2)
+    train(config, tmp_path, log=quiet)
+    model = keras.saving.load_model(tmp_path / "final.keras")
     assert model.get_layer("group1_block1_conv1").dtype_policy.name == "mixed_float16"
     assert model.output.dtype == "float32"
-    # Keras wrapped the recipe's optimizer in dynamic loss scaling: the saved optimizer holds a loss
-    # scale (2**15 at the start, halved at each overflow) by which the loss is multiplied before the
-    # gradients are taken. Compiled again under the run's policy, the model takes it back: every
-    # saved optimizer variable finds its place (an unscaled run's would leave the scale's out, and
-    # Keras warns that it skips them).
-    with distribute.precision_policy("mixed_float16"), warnings.catch_warnings():
-        warnings.simplefilter("error")
-        compiled = keras.saving.load_model(tmp_path / "final.keras")
-    optimizer = compiled.optimizer
-    assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
-    assert isinstance(optimizer.inner_optimizer, type(get_recipe("wrn").make_optimizer(1)))
-    assert float(optimizer.scale_loss(1.0)) == float(optimizer.dynamic_scale.numpy()) >= 2.0
     assert keras.mixed_precision.global_policy().name == "float32"  # restored after the run
-    config = json.loads((tmp_path / "config.json").read_text())
-    assert config["environment"]["dtype_policy"] == "mixed_float16"
+    config_json = json.loads((tmp_path / "config.json").read_text())
+    assert config_json["environment"]["dtype_policy"] == "mixed_float16"
+    # The saved nets hold no optimizer (issue 24: they load with Keras alone); the run's optimizer is
+    # the one its set-up compiles, as train's does: Keras wraps the recipe's optimizer in dynamic loss
+    # scaling, the loss multiplied by a scale (2**15 at the start, halved at each overflow) before the
+    # gradients are taken.
+    with set_up(config) as run:
+        model = run.compile(run.build())
+        model.fit(run.pipeline.train_batches(0, 1), epochs=1, steps_per_epoch=2, shuffle=False, verbose=0)
+        optimizer = model.optimizer
+        assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+        assert isinstance(optimizer.inner_optimizer, type(get_recipe("wrn").make_optimizer(1)))
+        assert float(optimizer.scale_loss(1.0)) == float(optimizer.dynamic_scale.numpy()) >= 2.0
 
 
 @pytest.mark.slow
@@ -618,3 +618,52 @@ def test_seed_zero_trains(easy, tmp_path):
                               max_steps_per_epoch=2), tmp_path, log=quiet)
     assert_test_metrics_of(tmp_path, metrics)
     assert run_status(tmp_path) == "done"
+
+
+# ----------------------------------------------------------------------------------------------
+# A finished run's records, checked rather than trusted by name
+
+
+def damage(path, *, truncate: bool):
+    """A saved net cut short, or with bytes changed in its middle at the same size (a later time)."""
+    data = bytearray(path.read_bytes())
+    if truncate:
+        path.write_bytes(bytes(data[: len(data) // 2]))
+    else:
+        middle = len(data) // 2
+        data[middle:middle + 64] = bytes(64)
+        path.write_bytes(bytes(data))
+
+
+@pytest.mark.slow
+def test_a_finished_run_without_metrics_json_is_rebuilt_from_final_keras_not_retrained(easy, tmp_path):
+    config = RunConfig(dataset=easy, model="wrn-10-1", recipe_overrides={"epochs": 2, "batch_size": 32},
+                       max_steps_per_epoch=3)
+    first = train(config, tmp_path, log=quiet)
+    history = (tmp_path / "history.csv").read_text()
+    (tmp_path / "metrics.json").unlink()
+    lines = []
+    rebuilt = train(config, tmp_path, log=lines.append)
+    assert any("metrics.json is missing; rebuilding the results from final.keras" in line for line in lines)
+    assert not any("resuming" in line or "epoch 1/2" in line for line in lines)  # nothing trained again
+    assert (tmp_path / "history.csv").read_text() == history
+    for key in ("test_accuracy", "test_error", "best_val_accuracy", "best_epoch", "epochs", "trainable_params",
+                "total_params", "macs", "total_epoch_seconds", "seconds_per_epoch", "images_per_second"):
+        assert rebuilt[key] == first[key], key
+    assert rebuilt["test_loss"] == pytest.approx(first["test_loss"], rel=1e-5)
+    assert_test_metrics_of(tmp_path, rebuilt)
+
+    # A damaged final.keras of a finished run: named at every call, the results kept.
+    damage(tmp_path / "final.keras", truncate=False)
+    lines = []
+    assert train(config, tmp_path, log=lines.append) == rebuilt
+    warning = next(line for line in lines if line.startswith("warning:"))
+    assert "final.keras is damaged (its SHA-256 is not the one recorded" in warning
+    assert "results stand" in warning and "cannot be recovered but by training the run again" in warning
+
+    # Without metrics.json, a damaged final.keras cannot give the results: the run fails saying so,
+    # and keeps every file it has (nothing retrained, nothing discarded).
+    (tmp_path / "metrics.json").unlink()
+    with pytest.raises(RunFailed, match="final.keras is damaged .*so the results cannot be rebuilt; delete"):
+        train(config, tmp_path, log=quiet)
+    assert (tmp_path / "history.csv").read_text() == history and (tmp_path / "best.keras").exists()

@@ -15,6 +15,7 @@ names are part of their format: change one and the folders already written no lo
             config.json                 the resolved config (the run's identity), how its net started
             history.csv                 one row per finished epoch (training_history.json: the same)
             metrics.json                written last: its presence marks the run finished
+            checksums.json              the saved nets' sizes and SHA-256, written just before metrics.json
             failure.json                why the last attempt failed, if it did
             state/epoch-N.weights.h5    the last finished epoch's weights and optimizer, while training
             .lock                       held while a process trains the run
@@ -77,6 +78,8 @@ STATE_DIR = "state"
 STATE_FILES = re.compile(r"epoch-(\d+)\.weights\.h5")  # state/epoch-N.weights.h5: Keras wants the suffix
 BEST_MODEL_FILE = "best.keras"
 FINAL_MODEL_FILE = "final.keras"
+CHECKSUMS_FILE = "checksums.json"
+CHECKED_FILES = (BEST_MODEL_FILE, FINAL_MODEL_FILE)  # what a finished run's checksums cover
 PER_CLASS_FILE = "per_class_accuracy.csv"
 CONFUSION_PLOT = "confusion_matrix.png"
 TENSORBOARD_DIR = "tensorboard"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import itertools
 import os
 import time
@@ -155,6 +156,73 @@ def read_metrics(run_dir: Path) -> dict | None:
         if metrics is not None and old in metrics:
             metrics[new] = metrics.pop(old)
     return metrics
+
+
+# ----------------------------------------------------------------------------------------------
+# A finished run's files, checked rather than trusted by name
+
+
+def record_checksums(run_dir: Path) -> None:
+    """checksums.json: each saved net's size, SHA-256 and modification time, as it is written."""
+    run_dir = Path(run_dir)
+    io.write_json(run_dir / layout.CHECKSUMS_FILE, {
+        name: {"bytes": (path := run_dir / name).stat().st_size, "sha256": _sha256(path),
+               "mtime_ns": path.stat().st_mtime_ns}
+        for name in layout.CHECKED_FILES if (run_dir / name).exists()})
+
+
+def damaged_files(run_dir: Path) -> list[str]:
+    """What is wrong with a finished run's saved nets, one line each ([] if nothing, or if the run
+    predates checksums.json). Bounded cost: a file whose size and modification time are as
+    recorded is trusted; only one whose time changed (a copy, a touch) is read and hashed."""
+    run_dir = Path(run_dir)
+    try:
+        recorded = io.read_json(run_dir / layout.CHECKSUMS_FILE) or {}
+    except DamagedFile as error:
+        return [str(error)]
+    problems = []
+    for name, expected in recorded.items():
+        path = run_dir / name
+        if not path.is_file():
+            problems.append(f"{name} is missing")
+            continue
+        found = path.stat()
+        if found.st_size != expected["bytes"]:
+            problems.append(f"{name} is damaged ({found.st_size:,} bytes; {expected['bytes']:,} when written)")
+        elif found.st_mtime_ns != expected["mtime_ns"] and _sha256(path) != expected["sha256"]:
+            problems.append(f"{name} is damaged (its SHA-256 is not the one recorded when it was written)")
+    return problems
+
+
+def damage_report(run_dir: Path, problems: list[str]) -> str:
+    """One line: what is damaged, what stands and what cannot be recovered."""
+    return (f"{run_dir}: {'; '.join(problems)}. The run's results stand ({layout.METRICS_FILE}, "
+            f"{layout.HISTORY_FILE}: its test results were computed before); the damaged weights cannot be "
+            f"recovered but by training the run again (delete {run_dir} and run the same command)")
+
+
+def finished_without_metrics(run_dir: Path) -> bool:
+    """Whether a run trained every epoch and saved final.keras, but its metrics.json is gone (deleted,
+    or a kill between the two): its results can be rebuilt from final.keras, not retrained."""
+    run_dir = Path(run_dir)
+    if (run_dir / layout.METRICS_FILE).exists() or not (run_dir / layout.FINAL_MODEL_FILE).is_file():
+        return False
+    if latest_state(run_dir)[1] is not None:  # the state of a later epoch: resuming finishes it
+        return False
+    try:
+        epochs = (io.read_json(run_dir / layout.CONFIG_FILE) or {})["run"]["recipe_fields"]["epochs"]
+        history = read_history(run_dir)
+    except (DamagedFile, KeyError, TypeError):
+        return False
+    return len(history) > 0 and int(history["epoch"].max()) == epochs
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for chunk in iter(lambda: file.read(2**20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def run_differences(out: Path, run: dict, identity) -> list[str] | None:

@@ -113,6 +113,8 @@ def write_run_page(run_dir: Path, *, title: str, configuration: str = "", up: tu
         body.append(f"<blockquote>Stale: this run {html.escape(TIED_INITIAL_WEIGHTS)}. It is another experiment than "
                     f"today's net and is left out of the study's tables; <code>--retrain-stale</code> trains it "
                     f"anew.</blockquote>")
+    if state == "done" and (problems := records.damaged_files(run_dir)):
+        damaged.append(records.damage_report(run_dir, problems))
     body += [f"<blockquote>{html.escape(str(error))}</blockquote>" for error in damaged]
     if metrics:
         body += ["<h2 id=metrics>Metrics</h2>", _pairs({k: metrics[k] for k in METRICS if k in metrics})]

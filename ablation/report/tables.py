@@ -36,7 +36,7 @@ from ablation.statistics import (
 
 RESULT_COLUMNS = ["run_id", "configuration", "model", "seed", "trainable_params", "macs", "test_accuracy",
                   "test_error", "test_loss", "best_val_accuracy", "epochs", "seconds_per_epoch", "images_per_second",
-                  "status", "protocol", "downsized"]
+                  "status", "protocol", "downsized", "damaged"]
 COMPARISON_COLUMNS = ["configuration", "baseline", "seeds", "mean_difference", "std_difference", "interval",
                       "confidence", "ci_low", "ci_high", "p_value", "adjusted_p_value", "better_fraction", "verdict",
                       "unresolved_reason", "minimum_detectable_difference", "seeds_needed"]
@@ -77,10 +77,14 @@ def collect_results(results_dir: Path, study: dict | None = None) -> tuple[dict,
             metrics, run_status = {}, "failed"
         if run_status == "stale":  # another experiment's numbers: not in any table (its run page has them)
             metrics = {}
+        damaged = records.damaged_files(run_dir) if run_status == "done" else []
+        if damaged:  # its results stand; say what is lost, once per report
+            warnings.warn(records.damage_report(run_dir, damaged), stacklevel=2)
         run = ResolvedRun.from_json(planned["run"])
         row = {"run_id": planned["run_id"], "configuration": planned["configuration"], "model": run.model,
                "seed": planned["seed"], "status": run_status, "protocol": study["protocol"],
-               "downsized": planned["downsized"], **{key: _cell(run.setting(key)) for key in study["varies"]}}
+               "downsized": planned["downsized"], "damaged": "; ".join(damaged),
+               **{key: _cell(run.setting(key)) for key in study["varies"]}}
         row.update({k: metrics.get(k) for k in RESULT_COLUMNS if k in metrics})
         rows.append(row)
     columns = RESULT_COLUMNS[:3] + list(study["varies"]) + RESULT_COLUMNS[3:]
@@ -286,6 +290,11 @@ def summary_markdown(study: dict, summary: pd.DataFrame, frame: pd.DataFrame, re
                      f"{100 * best['median_best_val_accuracy']:.2f}%; its test error {_fmt(best['median_error'])}%).")
     counts = frame["status"].value_counts().to_dict()
     lines += ["", "**Runs.** " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + ".", ""]
+    damaged = frame[frame["damaged"].fillna("") != ""]
+    if len(damaged):
+        lines += ["**Damaged files.** " + "; ".join(f"`{row.run_id}`: {row.damaged}" for row in damaged.itertuples())
+                  + ". These runs' results stand (their test results were computed before); the damaged weights "
+                    "come back only by training the run again (delete its folder and run the same command).", ""]
     if counts.get("stale"):
         lines += [f"**Stale runs are left out of every table and plot.** They {TIED_INITIAL_WEIGHTS}, another "
                   f"experiment than today's net. `--retrain-stale` trains them anew and keeps the old folders as "

@@ -21,6 +21,7 @@ import pandas as pd
 
 from ablation.core import io, layout, records
 from ablation.core.console import duration
+from builders.portable import copy_weights, portable
 
 
 class TrainingDiverged(RuntimeError):
@@ -36,6 +37,24 @@ class NotEnoughSpace(RuntimeError):
 # weights) in the state file, the model again in best.keras, and room for the small records.
 CHECKPOINT_COPIES = 3
 SPARE_BYTES = 32 * 2**20
+
+
+class PortableExport:
+    """best.keras and final.keras hold the net in Keras's own layers (builders.portable), so that
+    `keras.saving.load_model` opens them where this project is not installed; no optimizer or
+    schedule (the run's resume state, its own file, keeps those). The copy is built at the first
+    save and its weights refreshed at each later one."""
+
+    def __init__(self, model: keras.Model):
+        self.model, self.copy = model, None
+
+    def save(self, path: Path) -> None:
+        if self.copy is None:
+            self.copy = portable(self.model)
+        else:
+            copy_weights(self.model, self.copy)
+        with io.atomic_path(path) as tmp:
+            self.copy.save(tmp)
 
 
 class RunRecorder(keras.callbacks.Callback):
@@ -55,6 +74,7 @@ class RunRecorder(keras.callbacks.Callback):
         self.show_bar = sys.stdout.isatty()
 
     def on_train_begin(self, logs=None):
+        self.export = PortableExport(self.model)
         self._first_epoch = len(self.rows)  # epochs before this attempt: resumed, not timed here
         self._checkpoint_bytes = CHECKPOINT_COPIES * 4 * self.model.count_params() + SPARE_BYTES  # float32
 
@@ -98,8 +118,7 @@ class RunRecorder(keras.callbacks.Callback):
             "images_per_second": self.steps * self.batch_size / train_seconds,
         }
         if row["val_accuracy"] is not None and row["val_accuracy"] > self.best:
-            with io.atomic_path(self.run_dir / layout.BEST_MODEL_FILE) as tmp:
-                self.model.save(tmp)
+            self.export.save(self.run_dir / layout.BEST_MODEL_FILE)
             self.best = row["val_accuracy"]
             self.best_saved_epoch = epoch + 1
         self.rows.append(row)

@@ -8,8 +8,9 @@ The folder, every file written atomically (the names: ablation.core.layout): the
 and how the net started, the history per epoch, the metrics (test accuracy and loss of the final
 weights, the test split read once, at the end; best validation accuracy and its epoch; params,
 MACs, timings; written last, marking the run finished), the per-class table and the figures,
-best.keras and final.keras, TensorBoard's logs, and while it trains, the last finished epoch's
-resumable state.
+best.keras and final.keras (the net in Keras's own layers, no optimizer: `keras.saving.load_model`
+opens them with Keras alone; callbacks.PortableExport), TensorBoard's logs, and while it trains,
+the last finished epoch's resumable state (weights and optimizer, ours).
 
 Re-running the same config resumes from `state/`; re-running a finished run does nothing. A folder
 trained from tied initial weights (before 2026-12-02: `records.stale`) is refused, or with
@@ -60,10 +61,14 @@ def train(config: RunConfig, out, *, log=print, on_built=None, retrain_stale=Fal
         metrics = records.read_metrics(out)
         if metrics is not None:
             log(f"{out}: already finished (test accuracy {metrics['test_accuracy']:.4f}); nothing to do.")
+            if problems := records.damaged_files(out):
+                log(f"warning: {records.damage_report(out, problems)}")
             return metrics
         records.remove_stale_temporaries(out)
         try:
             with set_up(config) as run:
+                if records.finished_without_metrics(out):
+                    return _rebuild_results(run, out, log)
                 return _train(run, out, log, on_built, seconds_after)
         except (KeyboardInterrupt, ConfigError):
             raise  # an interrupted run resumes; bad input is the caller's to report
@@ -122,29 +127,53 @@ def _train(run: RunSetup, out: Path, log, on_built, seconds_after=None) -> dict:
     model.fit(pipeline.train_batches(initial_epoch, recipe.epochs), epochs=recipe.epochs, initial_epoch=initial_epoch,
               steps_per_epoch=steps, validation_data=pipeline.validation if pipeline.num_validation else None,
               callbacks=callbacks, shuffle=False, verbose=0)
-    with io.atomic_path(out / layout.FINAL_MODEL_FILE) as tmp:
-        if recorder.best_saved_epoch == recipe.epochs:
+    if recorder.best_saved_epoch == recipe.epochs:
+        with io.atomic_path(out / layout.FINAL_MODEL_FILE) as tmp:
             shutil.copyfile(out / layout.BEST_MODEL_FILE, tmp)  # the final epoch was the best: the same model
-        else:
-            model.save(tmp)
+    else:
+        recorder.export.save(out / layout.FINAL_MODEL_FILE)
 
-    # The test split, read once: final weights, as the papers report (not the best epoch).
+    return _record_results(run, out, model, trained_after=initial_epoch, log=log)
+
+
+def _rebuild_results(run: RunSetup, out: Path, log) -> dict:
+    """A run that trained every epoch and saved final.keras but has no metrics.json (deleted, or a
+    kill before it was written): its results again from final.keras, nothing trained or discarded."""
+    log(f"{out}: every epoch is trained and {layout.FINAL_MODEL_FILE} saved, but {layout.METRICS_FILE} is missing; "
+        f"rebuilding the results from {layout.FINAL_MODEL_FILE} (the test split read again, by the same final weights)")
+    if problems := [p for p in records.damaged_files(out) if p.startswith(layout.FINAL_MODEL_FILE)]:
+        raise RuntimeError(f"{problems[0]}, so the results cannot be rebuilt; delete {out} to train the run again")
+    try:
+        with run.strategy.scope():
+            model = keras.saving.load_model(out / layout.FINAL_MODEL_FILE)
+    except Exception as error:
+        raise RuntimeError(f"{layout.FINAL_MODEL_FILE} cannot be read ({type(error).__name__}: {error}), so the results "
+                           f"cannot be rebuilt; delete {out} to train the run again") from error
+    return _record_results(run, out, model, trained_after=0, log=log)
+
+
+def _record_results(run: RunSetup, out: Path, model: keras.Model, *, trained_after: int, log) -> dict:
+    """The test split, read once, by the final weights (as the papers report, not the best epoch's);
+    metrics.json written last. `trained_after`: the epochs before this attempt (their speed is
+    another process's)."""
+    config, source, pipeline = run.config, run.source, run.pipeline
     logits, labels = predict(model, pipeline.test)
     test = classification_metrics(logits, labels, source.class_names)
     history = records.read_history(out)
-    trained = history["epoch"] > initial_epoch
+    trained = history["epoch"] > trained_after
     best = history.loc[history["val_accuracy"].idxmax()] if history["val_accuracy"].notna().any() else None
     metrics = {
         "test_accuracy": test["accuracy"], "test_loss": test["loss"], "test_error": 100 * (1 - test["accuracy"]),
         "best_val_accuracy": None if best is None else float(best["val_accuracy"]),
         "best_epoch": None if best is None else int(best["epoch"]),
         "final_val_accuracy": None if best is None else float(history["val_accuracy"].iloc[-1]),
-        "epochs": int(len(history)), **params, "macs": count_macs(model),
+        "epochs": int(len(history)), **count_params(model), "macs": count_macs(model),
         "total_epoch_seconds": float(history["epoch_seconds"].sum()),
         "seconds_per_epoch": float(history["epoch_seconds"].median()) if len(history) else None,
         "images_per_second": _steady(history.loc[trained, "images_per_second"]) if trained.any() else None,
     }
     write_run_exports(out, history, test, source.class_names, title=f"{config.title()} on {source.name}")
+    records.record_checksums(out)
     io.write_json(out / layout.METRICS_FILE, metrics)
     shutil.rmtree(out / layout.STATE_DIR, ignore_errors=True)
     log(f"{out}: test accuracy {metrics['test_accuracy']:.4f}, test loss {metrics['test_loss']:.4f}, "
