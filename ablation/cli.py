@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ablation.core import layout
-from ablation.core.choices import PROTOCOLS
+from ablation.core.choices import MAX_SEED, PROTOCOLS, seed_is_valid
 from ablation.core.console import (
     add_alias,
     add_deterministic_argument,
@@ -290,9 +290,9 @@ def parse_seeds(text):
         seeds = tuple(int(s) for s in text.split(","))
     except ValueError:
         seeds = ()
-    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
-        raise ConfigError(f"--seeds {text!r} is not valid; expected distinct comma-separated non-negative "
-                          f"integers, e.g. 42,43,44, or auto.")
+    if not seeds or not all(seed_is_valid(s) for s in seeds) or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds {text!r} is not valid; expected distinct comma-separated integers in "
+                          f"0..{MAX_SEED}, e.g. 42,43,44, or auto.")
     return seeds
 
 

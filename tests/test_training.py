@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import keras
 import numpy as np
@@ -26,7 +27,7 @@ from ablation.run.recipes import RECIPES, StepDecay, get_recipe
 from ablation.run.setup import set_up
 from ablation.run.training import train
 from builders import build, get_preset
-from tests.helpers import CLASS_NAMES, ROOT, assert_test_metrics_of, quiet, real_subset, run_cli
+from tests.helpers import CLASS_NAMES, ROOT, assert_test_metrics_of, make_npz, quiet, real_subset, run_cli
 
 TINY = dict(model="wrn-10-1", recipe_overrides={"epochs": 2, "batch_size": 32})
 
@@ -497,8 +498,15 @@ def _bad_npz(tmp_path, kind):
             y_train[3] = -1
         elif kind == "empty":
             x_train, y_train = x_train[:0], y_train[:0]
+        elif kind == "int16-pixels":
+            x_train = np.full((8, 32, 32, 3), -3, np.int16)
+        elif kind == "normalised-pixels":
+            x_train = np.linspace(-2.0, 2.0, x_train.size, dtype=np.float32).reshape(x_train.shape)
+        elif kind == "label-beyond-names":
+            y_train[3] = 2
+        names = {"label_names": np.array(["cat", "dog"])} if kind == "label-beyond-names" else {}
         np.savez(path, x_train=x_train, y_train=y_train, x_test=np.zeros((4, 32, 32, 3), np.uint8),
-                 y_test=np.array([0, 1, 0, 1]))
+                 y_test=np.array([0, 1, 0, 1]), **names)
     return f"npz:{path}"
 
 
@@ -525,6 +533,12 @@ def test_multi_worker_is_not_a_strategy_and_the_help_says_why(capsys):
     ({"--dataset": "nan-pixels"}, "x_train holds non-finite pixels"),
     ({"--dataset": "negative-label"}, "y_train holds the label -1; expected labels >= 0"),
     ({"--dataset": "empty"}, "x_train holds no images"),
+    ({"--dataset": "int16-pixels"}, "x_train has dtype int16; expected uint8 pixels, floats in [0, 1] or [0, 255], "
+                                     "or uint16/uint32 (scaled by their range)"),
+    ({"--dataset": "normalised-pixels"}, "x_train holds pixel values from -2 to 2; expected raw pixels in [0, 255]"),
+    ({"--dataset": "label-beyond-names"}, "label_names has 2 names but labels go up to 2"),
+    ({"--seed": "4294967296"}, "seed=4294967296 is not valid; expected an integer in 0..4294967295"),
+    ({"--seed": "-1"}, "seed=-1 is not valid"),
     ({"--epochs": "0"}, "epochs=0 is not valid; expected a positive integer"),
     ({"--learning-rate": "inf"}, "learning_rate=inf is not valid"),
     ({"--learning-rate": "nan"}, "learning_rate=nan is not valid"),
@@ -552,6 +566,31 @@ def test_bad_input_exits_with_one_clear_line(easy, tmp_path, capsys, change, exp
     assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
     assert expected in err
     assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_wide_integer_images_are_scaled_by_their_range_and_a_stray_label_is_reported(tmp_path):
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (40, 8, 8, 3)).astype(np.uint8)
+    labels = np.arange(40) % 4
+    labels[7] = 4  # one stray label 4 in a 4-class set, without label_names
+    path = tmp_path / "wide.npz"
+    np.savez(path, x_train=pixels.astype(np.uint16) * 257, y_train=labels, x_test=pixels[:8].astype(np.uint32) * 16843009,
+             y_test=np.arange(8) % 4)
+    with pytest.warns(UserWarning) as said:
+        source = data.open_source(f"npz:{path}")
+    train_split, test_split = source.read()
+    images = np.stack([image for image, _ in train_split.as_numpy_iterator()])
+    np.testing.assert_array_equal(images, pixels)  # 0..65535 back to 0..255, not clipped to 255
+    np.testing.assert_array_equal(np.stack([image for image, _ in test_split.as_numpy_iterator()]), pixels[:8])
+    lines = [str(w.message) for w in said]
+    assert any("x_train is uint16: its pixels are scaled from 0..65535 to 0..255" in line for line in lines)
+    assert any("x_test is uint32: its pixels are scaled from 0..4294967295 to 0..255" in line for line in lines)
+    stray = next(line for line in lines if "stray label" in line)
+    assert "the labels make 5 classes (0..4)" in stray and "class 4: 1 training and 0 test images" in stray
+    assert "\n" not in stray and len(source.class_names) == 5
+    with warnings.catch_warnings():  # the shared real subset and the tests' data: nothing to say
+        warnings.simplefilter("error")
+        data.open_source(f"npz:{make_npz(tmp_path / 'easy.npz', label_names=False).removeprefix('npz:')}")
 
 
 def test_the_papers_block_notation_with_spaces_is_the_same_block_type():

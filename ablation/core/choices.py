@@ -21,6 +21,14 @@ JIT_MODES = {"auto": "auto", "on": True, "off": False}
 PROTOCOLS = ("paper", "smoke")
 
 
+# A seed seeds NumPy, Python and TensorFlow (keras.utils.set_random_seed): NumPy takes 32 bits.
+MAX_SEED = 2**32 - 1
+
+
+def seed_is_valid(seed) -> bool:
+    return isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed <= MAX_SEED
+
+
 def one_of(values) -> str:
     return ", ".join(values)
 

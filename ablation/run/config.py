@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping
 
 from ablation.core import io
-from ablation.core.choices import JIT_MODES, PRECISIONS, STRATEGIES, checked
+from ablation.core.choices import JIT_MODES, MAX_SEED, PRECISIONS, STRATEGIES, checked, seed_is_valid
 from ablation.core.errors import ConfigError
 from ablation.run.recipes import Recipe, get_recipe
 from builders import INITIALIZATIONS, PRESETS, format_block_type, get_preset, parse_block_type
@@ -54,8 +54,8 @@ class RunConfig:
         if recipe_name == preset.recipe:
             recipe = recipe.replace(**preset.recipe_overrides)
         recipe = recipe.replace(**self.recipe_overrides)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"seed={self.seed!r} is not valid; expected a non-negative integer.")
+        if not seed_is_valid(self.seed):
+            raise ConfigError(f"seed={self.seed!r} is not valid; expected an integer in 0..{MAX_SEED} (2**32 - 1).")
         if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:
             raise ConfigError(f"max_steps_per_epoch={self.max_steps_per_epoch!r} is not valid; expected >= 1.")
         checked("strategy", self.strategy, STRATEGIES)

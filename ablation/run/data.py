@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import functools
 import os
+import warnings
 import zipfile
 from collections.abc import Callable
 
@@ -189,14 +190,7 @@ def _npz_source(dataset):
             raise ConfigError(f"dataset {dataset!r}: y_{split} has dtype {y.dtype}; expected integer labels.")
         if y.min() < 0:
             raise ConfigError(f"dataset {dataset!r}: y_{split} holds the label {y.min()}; expected labels >= 0.")
-        if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
-            raise ConfigError(f"dataset {dataset!r}: x_{split} holds non-finite pixels (NaN or inf); expected "
-                              f"finite values in [0, 255] (or [0, 1]).")
-        if x.dtype != np.uint8:
-            if np.issubdtype(x.dtype, np.floating) and x.size and x.max() <= 1.0:
-                x = x * 255.0
-            x = np.clip(x, 0, 255).astype(np.uint8)
-        splits[split] = (x, y.astype(np.int64))
+        splits[split] = (_pixels(dataset, f"x_{split}", x), y.astype(np.int64))
     num_classes = int(max(splits["train"][1].max(initial=0), splits["test"][1].max(initial=0))) + 1
     names = arrays.get("label_names")
     class_names = tuple(str(n) for n in names) if names is not None else tuple(str(i) for i in range(num_classes))
@@ -207,8 +201,55 @@ def _npz_source(dataset):
     if len(class_names) < num_classes:
         raise ConfigError(f"dataset {dataset!r}: label_names has {len(class_names)} names but labels go up to "
                           f"{num_classes - 1}.")
+    if names is None:
+        _check_classes(dataset, splits, num_classes)
     train, test = (tf.data.Dataset.from_tensor_slices(splits[s]) for s in ("train", "test"))
     return Source(dataset, class_names, "test", read=lambda: (train, test))
+
+
+# Unsigned integer images wider than 8 bits are scaled by their dtype's range (a 16-bit PNG's 0..65535).
+SCALED_DTYPES = (np.uint16, np.uint32)
+RARE_CLASS_FRACTION = 0.1  # a class with fewer training images than this fraction of the median class's
+
+
+def _pixels(dataset: str, name: str, x: np.ndarray) -> np.ndarray:
+    """Images as 8-bit pixels: uint8 as they are; floats in [0, 1] or [0, 255]; uint16 and uint32 scaled
+    by their range, saying so; anything else (signed integers, normalised floats) refused in one line."""
+    if x.dtype == np.uint8:
+        return x
+    if np.issubdtype(x.dtype, np.floating):
+        if not np.isfinite(x).all():
+            raise ConfigError(f"dataset {dataset!r}: {name} holds non-finite pixels (NaN or inf); expected "
+                              f"finite values in [0, 255] (or [0, 1]).")
+        low, high = (float(x.min()), float(x.max())) if x.size else (0.0, 0.0)
+        if low < 0 or high > 255:
+            raise ConfigError(f"dataset {dataset!r}: {name} holds pixel values from {low:g} to {high:g}; expected "
+                              f"raw pixels in [0, 255] or [0, 1] (not normalised ones: runs normalise by the "
+                              f"training split's statistics).")
+        return np.clip(x * 255.0 if high <= 1.0 else x, 0, 255).astype(np.uint8)
+    if x.dtype in SCALED_DTYPES:
+        top = np.iinfo(x.dtype).max
+        warnings.warn(f"dataset {dataset!r}: {name} is {x.dtype}: its pixels are scaled from 0..{top} to 0..255",
+                      stacklevel=3)
+        return ((x.astype(np.uint64) * 255 + top // 2) // top).astype(np.uint8)
+    raise ConfigError(f"dataset {dataset!r}: {name} has dtype {x.dtype}; expected uint8 pixels, floats in [0, 1] "
+                      f"or [0, 255], or {'/'.join(np.dtype(t).name for t in SCALED_DTYPES)} (scaled by their range).")
+
+
+def _check_classes(dataset: str, splits: dict, num_classes: int) -> None:
+    """Without label_names the classes are 0..max label: one line about any class that looks like a
+    stray label (far fewer training images than the others) or that the test split cannot measure."""
+    train = np.bincount(splits["train"][1], minlength=num_classes)
+    test = np.bincount(splits["test"][1], minlength=num_classes)
+    typical = float(np.median(train))
+    flagged = [c for c in range(num_classes) if train[c] < RARE_CLASS_FRACTION * typical or test[c] == 0]
+    if not flagged:
+        return
+    said = "; ".join(f"class {c}: {train[c]} training and {test[c]} test images" for c in flagged)
+    warnings.warn(f"dataset {dataset!r}: without label_names the labels make {num_classes} classes (0..{num_classes - 1}), "
+                  f"and some have far fewer training images than the median class's {typical:g} or no test images "
+                  f"({said}): a stray label? The net gets {num_classes} outputs; give label_names, or fix the labels, if "
+                  f"that is not what you meant.", stacklevel=3)
 
 
 @contextlib.contextmanager
