@@ -518,3 +518,18 @@ def test_a_damaged_model_of_a_finished_run_is_named_by_the_report_and_a_rerun(st
     assert any(cut.name in line and "warning:" in line and "final.keras is damaged" in line for line in lines)
     assert any(changed.name in line and "warning:" in line and "best.keras is damaged" in line for line in lines)
     assert {run.name: (run / "history.csv").read_text() for run in (folder / "runs").iterdir()} == untouched
+
+
+def test_a_run_id_that_leaves_the_folder_is_refused_and_nothing_is_written_outside(study, tmp_path, capsys):
+    from ablation.cli import main
+
+    folder = tmp_path / "study" / "tiny-smoke"
+    shutil.copytree(study, folder)
+    (tmp_path / "outside").mkdir()
+    record = json.loads((folder / "study.json").read_text())
+    record["runs"][0]["run_id"] = "../../../outside"  # runs/../../../outside: tmp_path/outside
+    (folder / "study.json").write_text(json.dumps(record))
+    assert main(["report", str(folder)]) != 0
+    err = capsys.readouterr().err
+    assert "the run id '../../../outside' is not a folder name" in err and err.count("\n") == 1
+    assert list((tmp_path / "outside").iterdir()) == []

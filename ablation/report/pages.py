@@ -10,7 +10,7 @@ written from the files they leave (so `python -m ablation report` rebuilds them 
     results/tune_dropout/index.html    the search: summary.md, the plot, the retrained winner's page
 
 The pages are self-contained: they work from file:// and offline, with no CDN and no web fonts;
-the stylesheet and the script (ablation/web/) are small and inlined, and so is the SVG graph
+the stylesheet and the script (ablation/report/web/) are small and inlined, and so is the SVG graph
 (a browser lets no script into an SVG loaded from file://). Whatever they show of a folder is
 escaped or sanitised (ablation.report.escaping), and a Content-Security-Policy runs no script but
 the pages' own. `python -m ablation serve` (ablation.report.server) serves a folder over HTTP.

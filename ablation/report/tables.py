@@ -58,6 +58,10 @@ def read_study(results_dir: Path) -> dict:
         if "label" in entry:
             entry["configuration"] = entry.pop("label")
     study.pop("metric", None)  # always test error: the key named it without choosing it
+    # A run id names a folder under runs/, which the report writes a page into: never a path out of it.
+    for run_id in (entry["run_id"] for entry in study["runs"]):
+        if not isinstance(run_id, str) or run_id in ("", ".", "..") or "/" in run_id or "\0" in run_id:
+            raise DamagedFile(Path(results_dir) / layout.STUDY_FILE, f"the run id {run_id!r} is not a folder name")
     study.setdefault("baseline", study["configurations"][0]["configuration"])  # written before baselines were declared
     return study
 
