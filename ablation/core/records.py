@@ -180,6 +180,9 @@ def damaged_files(run_dir: Path) -> list[str]:
         recorded = io.read_json(run_dir / layout.CHECKSUMS_FILE) or {}
     except DamagedFile as error:
         return [str(error)]
+    if not isinstance(recorded, dict) or not all(isinstance(entry, dict) and {"bytes", "sha256", "mtime_ns"} <= set(entry)
+                                                 for entry in recorded.values()):
+        return [f"{layout.CHECKSUMS_FILE} is damaged (not a size, SHA-256 and time per file)"]
     problems = []
     for name, expected in recorded.items():
         path = run_dir / name
@@ -197,7 +200,7 @@ def damaged_files(run_dir: Path) -> list[str]:
 def damage_report(run_dir: Path, problems: list[str]) -> str:
     """One line: what is damaged, what stands and what cannot be recovered."""
     return (f"{run_dir}: {'; '.join(problems)}. The run's results stand ({layout.METRICS_FILE}, "
-            f"{layout.HISTORY_FILE}: its test results were computed before); the damaged weights cannot be "
+            f"{layout.HISTORY_FILE}: its test results were computed before); a damaged net's weights cannot be "
             f"recovered but by training the run again (delete {run_dir} and run the same command)")
 
 
