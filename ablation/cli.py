@@ -105,7 +105,7 @@ def cmd_sweep(args):
     seeds = None if args.seeds == AUTO_SEEDS else parse_seeds(args.seeds)
     study = sweep_study(args.model, args.vary, seeds=seeds or (42,), recipe=args.recipe,
                         baseline=args.baseline, name=args.name)
-    if not args.dry_run and args.report:  # a --parallel shard (--no-report): its parent checked the nets
+    if not args.dry_run and args.report:  # a --parallel worker (--no-report): its parent checked the nets
         check_nets(study, study_options(args))
     return run_study_command(study, args, args.argv, relaunch=[sys.executable, "-m", "ablation"])
 
@@ -195,7 +195,7 @@ def build_parser():
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
-    args.argv = argv  # what `sweep --parallel` starts again in each shard process
+    args.argv = argv  # what `sweep --parallel` starts again in each worker process
     return run_command(lambda: args.func(args),
                        kept="finished runs and epochs" if args.command == "sweep" else "finished epochs")
 
@@ -225,10 +225,12 @@ def add_study_arguments(parser, *, seeds: str, results_dir: str):
     parser.add_argument("--json", action="store_true", help="with --dry-run: the plan and its cost as one JSON "
                                                             "object")
     parser.add_argument("--only", help="one run id or configuration name (as in --dry-run)")
-    parser.add_argument("--shard", help="I/N: run every N-th run starting at I (default: from SLURM_ARRAY_TASK_ID"
-                                        "/SLURM_ARRAY_TASK_COUNT or JOB_COMPLETION_INDEX/JOB_COMPLETIONS)")
+    parser.add_argument("--shard", help="I/N: a fixed share, every N-th run (most expensive first) starting at I "
+                                        "(default: none; every copy of the command on the same results folder, "
+                                        "a SLURM array task or an Indexed Job pod alike, claims the next run that "
+                                        "is neither done nor held, most expensive first)")
     parser.add_argument("--parallel", type=int, default=1, metavar="N",
-                        help="run as N shard processes on this machine, each with its own GPU (round-robin) or "
+                        help="run as N worker processes on this machine, each with its own GPU (round-robin) or "
                              "its share of the CPU cores; tables once at the end (default: 1)")
     add_retrain_stale_argument(parser, "each stale run")
     parser.add_argument("--no-report", dest="report", action="store_false", help=argparse.SUPPRESS)
@@ -249,19 +251,19 @@ def study_options(args) -> Options:
 
 
 def run_study_command(study: Study, args, argv: Sequence[str], relaunch: Sequence[str] | None) -> int:
-    """A study from its parsed options: at once, or as `--parallel` shard processes of `relaunch + argv`."""
+    """A study from its parsed options: at once, or as `--parallel` worker processes of `relaunch + argv`."""
     options = study_options(args)
     if args.parallel < 1:
         raise ConfigError(f"--parallel {args.parallel} is not valid; expected a positive number of processes.")
     if args.parallel > 1 and not args.dry_run:
         if args.shard:
             raise ConfigError(f"--parallel {args.parallel} with --shard {args.shard} is not valid; --parallel "
-                              f"makes the shards itself: pass one or the other.")
+                              f"starts workers that claim runs: pass one or the other.")
         if relaunch is None:
-            raise ConfigError("--parallel needs the study's command (python -m studies.NAME) to start its shards.")
+            raise ConfigError("--parallel needs the study's command (python -m studies.NAME) to start its workers.")
         runs = plan(study, options)  # every run is checked here, before any process starts
         results_dir = Path(args.results_dir or layout.results_folder(study.name, options.protocol))
-        # argparse keeps an option's last value: the children run one shard each, without tables.
+        # argparse keeps an option's last value: the children are single workers, without tables.
         return run_parallel([*relaunch, *argv, "--parallel", "1", "--no-report"], args.parallel, results_dir,
                             [run.run_id for run in runs])
     return run_study(study, options, results_dir=args.results_dir, only=args.only,
@@ -271,7 +273,7 @@ def run_study_command(study: Study, args, argv: Sequence[str], relaunch: Sequenc
 
 def study_main(study: Study, argv=None, relaunch: Sequence[str] | None = None) -> int:
     """The command line of every study module: `python -m studies.NAME --help`. `relaunch` is the
-    command that starts this study again (for `--parallel`'s shard processes)."""
+    command that starts this study again (for `--parallel`'s worker processes)."""
     parser = argparse.ArgumentParser(prog=f"python -m studies.{study.name}", description=study.question)
     add_study_arguments(parser, seeds=",".join(map(str, study.seeds)),
                         results_dir=layout.results_folders_text(study.name))

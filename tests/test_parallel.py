@@ -1,4 +1,4 @@
-"""`--parallel N`: N shard processes of a study on one machine, each with its share, one view, the
+"""`--parallel N`: N worker processes of a study on one machine, each with its share, one view, the
 tables once, the worst exit status, and no child left behind."""
 
 from __future__ import annotations
@@ -46,10 +46,10 @@ def tiny_command(easy, results, *extra):
             "--results-dir", str(results), *extra]
 
 
-def shard_of_each_run(output):
-    """run id -> the shards that trained it, from the children's prefixed epoch lines."""
+def worker_of_each_run(output):
+    """run id -> the workers that trained it, from the children's prefixed epoch lines."""
     trained = {}
-    for match in re.finditer(r"^\[shard (\d)/2\] \[\d+/\d+\] (\S+): epoch", output, re.MULTILINE):
+    for match in re.finditer(r"^\[worker (\d)/2\] \[\d+/\d+\] (\S+): epoch", output, re.MULTILINE):
         trained.setdefault(match.group(2), set()).add(match.group(1))
     return trained
 
@@ -61,18 +61,18 @@ def test_two_processes_train_every_run_once_and_build_the_tables_once(easy, tmp_
                           timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     run_ids = [run.run_id for run in plan(TINY, Options(protocol="smoke", dataset=easy))]
-    trained = shard_of_each_run(done.stdout)
-    assert set(trained) == set(run_ids) and all(len(shards) == 1 for shards in trained.values())
-    assert {shard for shards in trained.values() for shard in shards} == {"0", "1"}
+    trained = worker_of_each_run(done.stdout)
+    assert set(trained) == set(run_ids) and all(len(workers) == 1 for workers in trained.values())
+    assert {worker for workers in trained.values() for worker in workers} == {"0", "1"}
     for run_id in run_ids:  # exactly once: one history row per epoch
         assert status(results / "runs" / run_id) == "done"
         assert list(pd.read_csv(results / "runs" / run_id / "history.csv")["epoch"]) == [1, 2]
-    # The tables: written by the parent alone, once, after both shards ended.
+    # The tables: written by the parent alone, once, after both workers ended.
     assert done.stdout.count("tables and plots in") == 1
-    assert done.stdout.strip().splitlines()[-1].startswith("all 2 shards ended (exit 0, 0)")
+    assert done.stdout.strip().splitlines()[-1].startswith("all 2 workers ended (exit 0, 0)")
     assert set(pd.read_csv(results / "results.csv")["run_id"]) == set(run_ids)
-    assert f"[all shards] {len(run_ids)} runs: {len(run_ids)} done" in done.stdout
-    shares = re.findall(r"^\[shard \d/2\] pid \d+ on CPU (\S+)$", done.stdout, re.MULTILINE)
+    assert f"[all workers] {len(run_ids)} runs: {len(run_ids)} done" in done.stdout
+    shares = re.findall(r"^\[worker \d/2\] pid \d+ on CPU (\S+)$", done.stdout, re.MULTILINE)
     if len(os.sched_getaffinity(0)) >= 2:  # each its own cores
         assert len(shares) == 2 and not set(shares[0].split(",")) & set(shares[1].split(","))
 
@@ -98,12 +98,12 @@ def test_stopping_the_parent_stops_its_children_and_a_rerun_finishes(easy, tmp_p
         line = parent.stdout.readline()
         assert line and time.time() < deadline, "".join(lines)
         lines.append(line)
-        pids += [int(p) for p in re.findall(r"^\[shard \d/2\] pid (\d+) ", line)]
+        pids += [int(p) for p in re.findall(r"^\[worker \d/2\] pid (\d+) ", line)]
     assert len(pids) == 2
     parent.send_signal(signal.SIGTERM)
     rest = parent.communicate(timeout=120)[0]
     assert parent.returncode == 130, "".join(lines) + rest
-    assert "stopping 2 shard process(es)" in rest or "stopping 1 shard process(es)" in rest
+    assert "stopping 2 worker process(es)" in rest or "stopping 1 worker process(es)" in rest
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)  # gone (the parent reaped them)

@@ -330,23 +330,33 @@ def test_a_damaged_record_fails_its_run_alone_and_names_the_file(easy, tmp_path)
 
 
 @pytest.mark.slow
-def test_two_shards_share_one_results_directory(easy, tmp_path):
-    # Two processes at once, as two SLURM array tasks on a shared file system.
+@pytest.mark.parametrize("shares", ["claimed", "fixed"])
+def test_two_workers_share_one_results_directory(shares, easy, tmp_path):
+    # Two processes at once, as two SLURM array tasks on a shared file system: by default each claims
+    # the next run that is neither done nor held; with --shard I/N each takes its fixed share.
     results = tmp_path / "shared"
     command = [sys.executable, "-m", "tests.tiny_study", "--protocol", "smoke", "--dataset", easy,
                "--results-dir", str(results)]
-    shards = [subprocess.Popen(command + ["--shard", f"{i}/2"], cwd=ROOT, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True) for i in range(2)]
-    outputs = [p.communicate(timeout=600)[0] for p in shards]
-    assert [p.returncode for p in shards] == [0, 0], outputs
-    assert "2 of 4 runs in this shard (0/2)" in outputs[0] and "(1/2)" in outputs[1]
-    frame = pd.read_csv(results / "results.csv") if (results / "results.csv").exists() else None
+    workers = [subprocess.Popen(command + (["--shard", f"{i}/2"] if shares == "fixed" else []), cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
+    outputs = [p.communicate(timeout=600)[0] for p in workers]
+    assert [p.returncode for p in workers] == [0, 0], outputs
+    trained = [output.count("for this run") for output in outputs]  # said once a worker has a run's lock
+    if shares == "fixed":
+        assert "2 of 4 runs in shard 0/2" in outputs[0] and "2 of 4 runs in shard 1/2" in outputs[1]
+        assert trained == [2, 2]
+    else:
+        assert all("4 runs, each claimed by the next free worker, most expensive first" in o for o in outputs)
+        assert sum(trained) == 4 and min(trained) >= 1, outputs  # both trained; no run twice
     statuses = {run.name: status(run) for run in (results / "runs").iterdir()}
     assert statuses == dict.fromkeys([f"{PLAIN}-s1", f"{PLAIN}-s2", f"{DROPOUT}-s1", f"{DROPOUT}-s2"],
                                      "done")
     for run in (results / "runs").iterdir():  # every run trained exactly once: one history row per epoch
         assert list(pd.read_csv(run / "history.csv")["epoch"]) == [1, 2]
-    assert frame is not None and len(frame) == 4
+    # The worker that ended last (no other holding a run) wrote the tables of all four.
+    frame = pd.read_csv(results / "results.csv")
+    assert len(frame) == 4 and (frame["status"] == "done").all()
+    assert sum("rebuilds the tables" in o for o in outputs) <= 1
 
 
 @pytest.mark.slow
@@ -368,6 +378,9 @@ def test_a_run_locked_by_another_process_is_left_alone(easy, tmp_path):
                       log=lines.append)
         assert any("being trained by another process" in line for line in lines)
         assert not (results / "runs" / runs[0].run_id / "metrics.json").exists()
+        # Another worker holds a run: the last worker to end writes the tables, not this one.
+        assert any("1 run(s) still trained by other workers" in line for line in lines)
+        assert not (results / "results.csv").exists()
     finally:
         held.release()
 

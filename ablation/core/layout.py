@@ -7,6 +7,7 @@ names are part of their format: change one and the folders already written no lo
     results/NAME/                       a study (python -m studies.NAME, ablation sweep)
         study.json                      the plan: what `ablation report` rebuilds everything from
         results.csv                     a row per run            comparisons.csv  the verdicts
+        .report.lock                    held while a worker rebuilds the tables and pages
         summary.md                      the answer               results.tex      the table for a paper
         test_results_summary.json       the summary as data      index.html       the page
         error_over_seeds.png, error_vs_params.png, error_vs_time.png, learning_curves.png,
@@ -61,6 +62,7 @@ PER_CLASS_PLOT = "per_class_accuracy.png"
 LEARNING_CURVES_PLOT = "learning_curves.png"  # a study's (mean over seeds) and a run's
 HEATMAP_SUFFIX = "_heatmap.png"  # ROWS_COLUMNS_heatmap.png, one per pair of varied hyperparameters
 HPARAMS_DIR = "hparams"
+REPORT_LOCK_FILE = ".report.lock"
 
 
 def heatmap_plot(rows: str, columns: str) -> str:

@@ -284,6 +284,19 @@ def locked(run_dir: Path):
         lock.release()
 
 
+@contextlib.contextmanager
+def report_lock(results_dir: Path):
+    """Hold the study folder's report lock while the block runs, waiting for it: two workers that end
+    together rebuild the tables one after the other, not into each other's files."""
+    Path(results_dir).mkdir(parents=True, exist_ok=True)
+    fd = os.open(Path(results_dir) / layout.REPORT_LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
 def remove_stale_temporaries(run_dir: Path) -> None:
     """Temporary files of atomic writes (io.atomic_path) that a killed process left behind; only
     called under the run's lock, when no writer can be at work."""

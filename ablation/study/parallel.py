@@ -1,9 +1,10 @@
-"""`--parallel N`: a study as N shard processes of itself, filling this machine.
+"""`--parallel N`: a study as N worker processes of itself, filling this machine.
 
 Thin nets do not fill a GPU or a many-core CPU from one process. The parent starts N copies of
-the study's own command with `--shard I/N` (the runner's shards: every run trained exactly once,
-each run locked while it trains), gives each its share of the machine, prints their lines as
-one view, and rebuilds the tables and plots once when all have ended. Its exit status is the
+the study's own command (workers: each claims the next run that is neither done nor held, most
+expensive first, and locks it while it trains: every run trained exactly once), gives each its
+share of the machine, prints their lines as one view, and rebuilds the tables and plots once
+when all have ended. Its exit status is the
 worst of theirs. Killed or interrupted, it stops its children first; killed outright (SIGKILL),
 the kernel stops them (PR_SET_PDEATHSIG). A stopped run resumes from its last epoch next time.
 
@@ -79,7 +80,7 @@ def exit_status(returncode: int) -> int:
 
 def run_parallel(command: Sequence[str], count: int, results_dir: Path, run_ids: Sequence[str],
                  log: Callable[[str], None] = print) -> int:
-    """Run `command + ["--shard", "I/N"]` for I < N at once and wait; the worst exit status."""
+    """Run `count` copies of `command` at once (workers that claim runs) and wait; the worst exit status."""
     gpus, cpus = visible_gpus(), machine_cpus()
     children = []
 
@@ -90,9 +91,9 @@ def run_parallel(command: Sequence[str], count: int, results_dir: Path, run_ids:
     try:
         for index in range(count):
             env, mine = child_environment(index, count, gpus=gpus, cpus=cpus, base=os.environ)
-            children.append(_start([*command, "--shard", f"{index}/{count}"], env, mine))
+            children.append(_start(list(command), env, mine))
             share = f"GPU {env['CUDA_VISIBLE_DEVICES']}" if gpus else f"CPU {','.join(map(str, mine))}"
-            log(f"[shard {index}/{count}] pid {children[-1].pid} on {share}")
+            log(f"[worker {index}/{count}] pid {children[-1].pid} on {share}")
         _follow(children, count, results_dir, run_ids, log)
     finally:
         _stop(children, log)
@@ -100,13 +101,13 @@ def run_parallel(command: Sequence[str], count: int, results_dir: Path, run_ids:
             signal.signal(s, handler)
     statuses = [exit_status(child.returncode) for child in children]
     report.write_study_report(results_dir)
-    log(f"all {count} shards ended (exit {', '.join(map(str, statuses))}); tables and plots in {results_dir}, "
+    log(f"all {count} workers ended (exit {', '.join(map(str, statuses))}); tables and plots in {results_dir}, "
         f"to browse: {results_dir / layout.INDEX_PAGE}")
     return max(statuses)
 
 
 def _follow(children, count, results_dir, run_ids, log):
-    """Print every child's lines as they come, each with its shard, and a tally after a run ends."""
+    """Print every child's lines as they come, each with its worker, and a tally after a run ends."""
     selector = selectors.DefaultSelector()
     for index, child in enumerate(children):
         selector.register(child.stdout, selectors.EVENT_READ, [index, b""])
@@ -122,14 +123,14 @@ def _follow(children, count, results_dir, run_ids, log):
             else:
                 *lines, key.data[1] = (pending + chunk).split(b"\n")
             for line in lines:
-                log(f"[shard {index}/{count}] {line.decode(errors='replace').rstrip()}")
+                log(f"[worker {index}/{count}] {line.decode(errors='replace').rstrip()}")
             # A run's status changes only around the runner's own lines ("[2/6] run-id: ..."): the run
             # folders are read then, not after every warning a child prints.
             if any(RUNNER_LINE.match(line) for line in lines):
                 now = _tally(results_dir, run_ids)
                 if now != tally:
                     tally = now
-                    log(f"[all shards] {now}")
+                    log(f"[all workers] {now}")
     for child in children:
         child.wait()
 
@@ -144,7 +145,7 @@ def _stop(children, log):
     running = [c for c in children if c.poll() is None]
     if not running:
         return
-    log(f"stopping {len(running)} shard process(es); their finished epochs are kept")
+    log(f"stopping {len(running)} worker process(es); their finished epochs are kept")
     for child in running:
         child.terminate()
     for child in running:

@@ -1,12 +1,14 @@
-"""Running a study: its plan (every run, validated before any trains), shards, and execution.
+"""Running a study: its plan (every run, validated before any trains), its workers, and execution.
 
     run_study(STUDY, Options(protocol="smoke"))   # what `python -m studies.NAME --protocol smoke` calls
 
-Runs are trained resumably one after the other through `ablation.run.train`; each is locked while
-it trains, so shards (processes, machines on a shared file system) never train the same run; a
+Runs are trained resumably one after the other through `ablation.run.train`. Every copy of the
+command on one results folder (a `--parallel` child, a SLURM array task, an Indexed Job pod, a
+second terminal) is a worker that claims the next run that is neither done nor held, most
+expensive first, by taking its lock (`train_runs`); `--shard I/N` deals fixed shares instead. A
 run that fails is recorded and retried by the next call while the study goes on; a run trained
 from tied initial weights (`records.stale`) is left out, or with `retrain_stale` kept aside and
-trained anew; the tables and plots are rebuilt from the run folders at the end.
+trained anew; the last worker to end rebuilds the tables and plots from the run folders.
 """
 
 from __future__ import annotations
@@ -121,7 +123,16 @@ def smoke_downsize(model: str, overrides: dict, smoke: Smoke):
 
 
 # ----------------------------------------------------------------------------------------------
-# Shards (each run is locked while it trains: records.RunLock)
+# Workers (each run is locked while it trains: records.RunLock)
+
+
+def worker_name(environ=os.environ) -> str:
+    """" (SLURM array task 2 of 8)", or an Indexed Job's pod, for the log lines; "" elsewhere. Every
+    worker claims runs (train_runs): the index deals no share, unless --shard asks for one."""
+    index, count = shard_from_environment(environ)
+    if count == 1:
+        return ""
+    return f" ({'SLURM array task' if 'SLURM_ARRAY_TASK_ID' in environ else 'Indexed Job pod'} {index} of {count})"
 
 
 def shard_from_environment(environ=os.environ):
@@ -196,8 +207,9 @@ def describe_protocol(study: Study, options: Options) -> str:
 
 def run_study(study: Study, options: Options, *, results_dir=None, only=None, shard=None, dry_run=False,
               as_json=False, write_report=True, retrain_stale=False, log=print) -> int:
-    """Train every pending run of this shard, most expensive first, then rebuild the tables and
-    plots (unless a parent of several shards will: `write_report=False`); 0 if none failed. Stale
+    """Train every run that is neither done nor held by another worker, most expensive first (or, with
+    `shard=(I, N)`, this fixed share's), then rebuild the tables and plots if no other worker holds
+    a run (unless a `--parallel` parent will: `write_report=False`); 0 if none failed. Stale
     runs are skipped, or with `retrain_stale` kept aside and trained anew. `dry_run` lists the
     runs and their cost (`as_json`: one JSON object)."""
     results_dir = Path(results_dir or layout.results_folder(study.name, options.protocol))
@@ -211,11 +223,12 @@ def run_study(study: Study, options: Options, *, results_dir=None, only=None, sh
         runs_to_do = selected
     else:
         runs_to_do = runs
-    index, count = shard or shard_from_environment()
+    worker = worker_name()  # checks a job array's variables even where they no longer deal shares
+    claiming = shard is None
+    index, count = shard or (0, 1)
     costs = run_costs(runs, log=(lambda *_: None) if as_json else log)
-    # Most expensive first: the long runs start early and the shards' shares even out.
-    runs_to_do = sorted(runs_to_do, key=lambda run: -costs[run.run_id].seconds)
-    mine = [r for i, r in enumerate(runs_to_do) if i % count == index]
+    runs_to_do = claim_order(runs_to_do, costs)
+    mine = runs_to_do if claiming else [r for i, r in enumerate(runs_to_do) if i % count == index]
 
     if dry_run:
         if options.auto_seeds and not only:  # the runs of the look to come: what the folders hold decides
@@ -234,9 +247,13 @@ def run_study(study: Study, options: Options, *, results_dir=None, only=None, sh
         return 0
     io.write_json(results_dir / layout.STUDY_FILE, describe_study(study, options, runs))
     log(f"{study.name}: {study.question}")
-    share = ("runs added look by look" if options.auto_seeds and not only
-             else f"{len(mine)} of {len(runs)} runs")
-    log(f"{describe_protocol(study, options)}; {share} in this shard ({index}/{count}), results in {results_dir}")
+    if options.auto_seeds and not only:
+        share = "runs added look by look"
+    elif claiming:
+        share = f"{len(mine)} runs, each claimed by the next free worker, most expensive first"
+    else:
+        share = f"{len(mine)} of {len(runs)} runs in shard {index}/{count}"
+    log(f"{describe_protocol(study, options)}; {share}{worker}, results in {results_dir}")
     rename_labelled_folders(results_dir, runs, log)
     auto = options.auto_seeds and not only
     stale_ids = stale_runs(results_dir, runs if auto else mine)
@@ -245,24 +262,64 @@ def run_study(study: Study, options: Options, *, results_dir=None, only=None, sh
     if auto:
         run_rounds(runs, results_dir, (index, count), stale_ids, failed, retrain_stale, log)
     else:
-        # Read once, not before every run: a status probes each run's lock, which a trainer then waits out.
-        statuses = run_statuses(mine, results_dir)
-        unfinished = [run for run in mine if statuses[run.run_id] != "done"]
-        after = 0.0  # the estimate of what is left after the current run
-        for n, run in enumerate(mine, start=1):
-            if run in unfinished:
-                later = unfinished[unfinished.index(run) + 1:]
-                after, left = sum(costs[r.run_id].seconds for r in later), len(later) + 1
-                log(f"[{n}/{len(mine)}] {run.run_id}: about {duration(costs[run.run_id].seconds)} for this run, "
-                    f"{duration(costs[run.run_id].seconds + after)} for the {left} left (cost model)")
-            train_planned(run, results_dir, f"[{n}/{len(mine)}] {run.run_id}", run.run_id in stale_ids, failed,
-                          retrain_stale, log, seconds_after=after)
-    if write_report:
-        report.write_study_report(results_dir)
-    where = (f"tables and plots in {results_dir}, to browse: {results_dir / layout.INDEX_PAGE}" if write_report
+        train_runs(mine, results_dir, costs, stale_ids, failed, retrain_stale, log, claiming=claiming)
+    wrote = write_report and write_report_if_last(results_dir, runs, log)
+    where = (f"tables and plots in {results_dir}, to browse: {results_dir / layout.INDEX_PAGE}" if wrote
              else f"runs in {results_dir}")
     log(f"{study.name}: {where}" + (f"; {len(failed)} failed: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0
+
+
+def claim_order(runs: list[PlannedRun], costs: dict[str, cost.Cost]) -> list[PlannedRun]:
+    """The order in which workers take runs: most expensive first (the cost model's seconds: MACs x
+    images x epochs on this machine's profile), so that the long runs start early and the last
+    ones to end are short (benchmarks/scheduling.py measures the makespan it gives)."""
+    return sorted(runs, key=lambda run: -costs[run.run_id].seconds)
+
+
+def train_runs(order: list[PlannedRun], results_dir: Path, costs, stale_ids: set[str], failed: list,
+               retrain_stale: bool, log, *, claiming: bool) -> None:
+    """Train the runs of `order` (claim_order) that are neither done nor held by another worker.
+
+    Claiming (every worker's default): a worker takes the first run in the order whose lock it can
+    acquire (train() locks the run: an flock, released when its process dies, so a dead worker's
+    run is claimable again and resumes from its last epoch); after each run it trains, it starts
+    again from the top, so a run that another worker dropped is taken up; it ends when a whole
+    pass claims nothing. A run that fails is retried once per call, not in a loop. With fixed
+    shares (`--shard I/N`), one pass over this shard's runs."""
+    settled, seen_held = set(), set()
+    while True:
+        for n, run in enumerate(order, start=1):
+            if run.run_id in settled:
+                continue
+            later = [r for r in order[n:] if r.run_id not in settled]
+            after = sum(costs[r.run_id].seconds for r in later)  # the work left after this run, all workers'
+            announce = (f"about {duration(costs[run.run_id].seconds)} for this run, "
+                        f"{duration(costs[run.run_id].seconds + after)} for the {len(later) + 1} left (cost model)")
+            outcome = train_planned(run, results_dir, f"[{n}/{len(order)}] {run.run_id}", run.run_id in stale_ids,
+                                    failed, retrain_stale, log, seconds_after=after, announce=announce,
+                                    quiet_if_held=run.run_id in seen_held)
+            if outcome == HELD:
+                seen_held.add(run.run_id)
+                continue
+            settled.add(run.run_id)
+            if claiming and outcome in (TRAINED, FAILED):
+                break  # claim again from the most expensive run
+        else:
+            return
+
+
+def write_report_if_last(results_dir: Path, runs: list[PlannedRun], log) -> bool:
+    """Rebuild the tables and pages if no other worker holds a run of the study (the last worker to
+    end does it; under SLURM there is no parent). Two workers that end together both rebuild, one
+    after the other (the report's lock), each file written whole: the same tables either way."""
+    held = [run.run_id for run in runs if records.status(records.run_dir_of(results_dir, run.run_id)) == "running"]
+    if held:
+        log(f"{len(held)} run(s) still trained by other workers; the last of them rebuilds the tables")
+        return False
+    with records.report_lock(results_dir):
+        report.write_study_report(results_dir)
+    return True
 
 
 def run_costs(runs: list[PlannedRun], log=print) -> dict[str, cost.Cost]:
@@ -280,14 +337,20 @@ def run_costs(runs: list[PlannedRun], log=print) -> dict[str, cost.Cost]:
     return out
 
 
+# What train_planned did with a run.
+SKIPPED, TRAINED, FAILED, HELD = "skipped", "trained", "failed", "held"  # held: another process has its lock
+
+
 def train_planned(run: PlannedRun, results_dir: Path, prefix: str, stale: bool, failed: list, retrain_stale: bool,
-                  log, seconds_after: float | None = None) -> None:
+                  log, seconds_after: float | None = None, announce: str | None = None,
+                  quiet_if_held: bool = False) -> str:
     """One planned run: skipped if done or stale, else trained (resumed); a failure is appended to
-    `failed` and logged, and the study goes on."""
+    `failed` and logged, and the study goes on. `announce` is logged once the run is this
+    process's (locked and its net built). Returns SKIPPED, TRAINED, FAILED or HELD."""
     run_dir = records.run_dir_of(results_dir, run.run_id)
     if stale and not retrain_stale:
         log(f"{prefix}: stale (started from tied initial weights), skipped")
-        return
+        return SKIPPED
     try:
         if not stale and records.read_metrics(run_dir) is not None:
             records.check_same_run(run_dir, run.resolved.to_json(), run_identity)
@@ -295,30 +358,39 @@ def train_planned(run: PlannedRun, results_dir: Path, prefix: str, stale: bool, 
             log(f"{prefix}: done, skipped")
             if problems := records.damaged_files(run_dir):
                 log(f"{prefix}: warning: {records.damage_report(run_dir, problems)}")
-            return
+            return SKIPPED
     except DamagedFile as error:  # one damaged run does not stop the others
         failed.append(run.run_id)
         log(f"{prefix}: FAILED ({error})")
-        return
+        return FAILED
     failure = records.last_failure(run_dir)
     if failure is not None:
         log(f"{prefix}: failed last time ({failure}); retrying")
+
+    def built(model):  # the run is this process's now: say what it costs, draw its net
+        if announce:
+            log(f"{prefix}: {announce}")
+        write_run_diagrams(run.config, run_dir, title=run.configuration.name, model=model)
+
     try:
         # train() names the run folder at the start of its lines; the prefix names the run.
         train(run.config, run_dir, log=lambda line: log(f"{prefix}: {line.removeprefix(f'{run_dir}: ')}"),
-              on_built=lambda model: write_run_diagrams(run.config, run_dir, title=run.configuration.name,
-                                                        model=model), retrain_stale=retrain_stale,
-              seconds_after=seconds_after)
-    except RunLocked:  # train() locks the run: another shard or process has it
-        log(f"{prefix}: being trained by another process, skipped")
+              on_built=built, retrain_stale=retrain_stale, seconds_after=seconds_after)
+    except RunLocked:  # train() locks the run: another worker has it
+        if not quiet_if_held:
+            log(f"{prefix}: being trained by another process, skipped")
+        return HELD
     except StaleRun:  # an older version's process finished it from tied weights meanwhile
         log(f"{prefix}: stale (started from tied initial weights), skipped")
+        return SKIPPED
     except ConfigError:
         raise
     except Exception as error:  # recorded in failure.json by train(); the study goes on
         failed.append(run.run_id)
         cause = error if isinstance(error, RunFailed) else f"{type(error).__name__}: {error}"
         log(f"{prefix}: FAILED ({cause}); it will be retried on the next call")
+        return FAILED
+    return TRAINED
 
 
 WAIT_SECONDS = 10  # between two looks at runs of the round that other processes train
