@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 TEST_WORKERS ?= 2
 PYTEST = $(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal
 
-.PHONY: setup graphviz chromium study lint test test-fast test-long clean
+.PHONY: setup graphviz chromium slurm study lint test test-fast test-long clean
 
 setup: $(VENV)/.installed graphviz
 
@@ -45,6 +45,19 @@ chromium:
 			"'sudo apt-get install chromium chromium-driver'."; \
 	fi
 
+# The scale-out test runs the README's job-array script under a real single-node SLURM cluster on
+# localhost (tests/slurm.py starts it); elsewhere that test skips, saying why.
+slurm:
+	@if command -v sbatch >/dev/null 2>&1 && command -v slurmctld >/dev/null 2>&1 && command -v munged >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "Installing SLURM (slurm-wlm) and munge for the scale-out test"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			slurm-wlm munge >/dev/null; } || echo "Could not install them: the SLURM test will skip."; \
+	else \
+		echo "SLURM or munge not found: the SLURM test will skip. Install them with" \
+			"'sudo apt-get install slurm-wlm munge'."; \
+	fi
+
 study: setup
 	$(PY) -m studies.depth_vs_width --protocol smoke --dataset $(DATASET)
 
@@ -62,7 +75,7 @@ test: lint $(VENV)/.reference chromium
 test-fast: lint
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
-test-long: setup $(VENV)/.reference
+test-long: setup $(VENV)/.reference slurm
 	$(PYTEST) -m long $(PYTEST_ARGS)
 
 # PyTorch is the reference two tests compare against. It is not a requirement: it is installed
