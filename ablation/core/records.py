@@ -165,57 +165,63 @@ def read_metrics(run_dir: Path) -> dict | None:
 def record_checksums(run_dir: Path) -> None:
     """checksums.json: each saved net's size, SHA-256 and modification time, as it is written."""
     run_dir = Path(run_dir)
-    io.write_json(run_dir / layout.CHECKSUMS_FILE, {
-        name: {"bytes": (path := run_dir / name).stat().st_size, "sha256": _sha256(path),
-               "mtime_ns": path.stat().st_mtime_ns}
-        for name in layout.CHECKED_FILES if (run_dir / name).exists()})
+    recorded = {}
+    for name in layout.CHECKED_FILES:
+        if (path := run_dir / name).exists():
+            found = path.stat()
+            recorded[name] = {"bytes": found.st_size, "sha256": _sha256(path), "mtime_ns": found.st_mtime_ns}
+    io.write_json(run_dir / layout.CHECKSUMS_FILE, recorded)
 
 
-def damaged_files(run_dir: Path) -> list[str]:
-    """What is wrong with a finished run's saved nets, one line each ([] if nothing, or if the run
-    predates checksums.json). Bounded cost: a file whose size and modification time are as
+def damaged_files(run_dir: Path) -> dict[str, str]:
+    """What is wrong with a finished run's saved nets: file name -> one line ({} if nothing, or if
+    the run predates checksums.json). Bounded cost: a file whose size and modification time are as
     recorded is trusted; only one whose time changed (a copy, a touch) is read and hashed."""
     run_dir = Path(run_dir)
     try:
         recorded = io.read_json(run_dir / layout.CHECKSUMS_FILE) or {}
     except DamagedFile as error:
-        return [str(error)]
+        return {layout.CHECKSUMS_FILE: str(error)}
     if not isinstance(recorded, dict) or not all(isinstance(entry, dict) and {"bytes", "sha256", "mtime_ns"} <= set(entry)
                                                  for entry in recorded.values()):
-        return [f"{layout.CHECKSUMS_FILE} is damaged (not a size, SHA-256 and time per file)"]
-    problems = []
+        return {layout.CHECKSUMS_FILE: f"{layout.CHECKSUMS_FILE} is damaged (not a size, SHA-256 and time per file)"}
+    problems = {}
     for name, expected in recorded.items():
         path = run_dir / name
         if not path.is_file():
-            problems.append(f"{name} is missing")
+            problems[name] = f"{name} is missing"
             continue
         found = path.stat()
         if found.st_size != expected["bytes"]:
-            problems.append(f"{name} is damaged ({found.st_size:,} bytes; {expected['bytes']:,} when written)")
+            problems[name] = f"{name} is damaged ({found.st_size:,} bytes; {expected['bytes']:,} when written)"
         elif found.st_mtime_ns != expected["mtime_ns"] and _sha256(path) != expected["sha256"]:
-            problems.append(f"{name} is damaged (its SHA-256 is not the one recorded when it was written)")
+            problems[name] = f"{name} is damaged (its SHA-256 is not the one recorded when it was written)"
     return problems
 
 
-def damage_report(run_dir: Path, problems: list[str]) -> str:
-    """One line: what is damaged, what stands and what cannot be recovered."""
-    return (f"{run_dir}: {'; '.join(problems)}. The run's results stand ({layout.METRICS_FILE}, "
+def damaged_text(problems: dict[str, str]) -> str:
+    """damaged_files' problems as one text ("" if none): results.csv's `damaged` column."""
+    return "; ".join(problems.values())
+
+
+def damage_report(run_dir: Path, damaged: str) -> str:
+    """One line: what is damaged (damaged_text), what stands and what cannot be recovered."""
+    return (f"{run_dir}: {damaged}. The run's results stand ({layout.METRICS_FILE}, "
             f"{layout.HISTORY_FILE}: its test results were computed before); a damaged net's weights cannot be "
             f"recovered but by training the run again (delete {run_dir} and run the same command)")
 
 
-def finished_without_metrics(run_dir: Path) -> bool:
-    """Whether a run trained every epoch and saved final.keras, but its metrics.json is gone (deleted,
-    or a kill between the two): its results can be rebuilt from final.keras, not retrained."""
+def finished_without_metrics(run_dir: Path, epochs: int) -> bool:
+    """Whether a run of `epochs` trained every one and saved final.keras, but its metrics.json is gone
+    (deleted, or a kill between the two): its results can be rebuilt from final.keras, not retrained."""
     run_dir = Path(run_dir)
     if (run_dir / layout.METRICS_FILE).exists() or not (run_dir / layout.FINAL_MODEL_FILE).is_file():
         return False
     if latest_state(run_dir)[1] is not None:  # the state of a later epoch: resuming finishes it
         return False
     try:
-        epochs = (io.read_json(run_dir / layout.CONFIG_FILE) or {})["run"]["recipe_fields"]["epochs"]
         history = read_history(run_dir)
-    except (DamagedFile, KeyError, TypeError):
+    except DamagedFile:
         return False
     return len(history) > 0 and int(history["epoch"].max()) == epochs
 

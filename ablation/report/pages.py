@@ -69,7 +69,8 @@ def write_study_pages(results_dir: Path, study: dict, frame: pd.DataFrame) -> No
     for row in runs.itertuples():
         if row.run_id in present:  # one run's damaged record costs its page, not the others'
             safe_pages(write_run_page, records.run_dir_of(results_dir, row.run_id), title=row.run_id,
-                       configuration=row.configuration, up=(f"../../{layout.INDEX_PAGE}", study["name"]))
+                       configuration=row.configuration, up=(f"../../{layout.INDEX_PAGE}", study["name"]),
+                       damaged=row.damaged if isinstance(row.damaged, str) else "")
     runs["run_id"] = [_link(f"{layout.RUNS_DIR}/{run_id}/{layout.INDEX_PAGE}", run_id) if run_id in present
                       else html.escape(run_id) for run_id in runs["run_id"]]
     body = [_markdown(results_dir / layout.SUMMARY_FILE),
@@ -95,13 +96,15 @@ def _heatmaps(results_dir: Path) -> list:
 # A run
 
 
-def write_run_page(run_dir: Path, *, title: str, configuration: str = "", up: tuple | None = None) -> None:
-    """runs/ID/index.html (or best/index.html): everything the run folder holds, on one page."""
+def write_run_page(run_dir: Path, *, title: str, configuration: str = "", up: tuple | None = None,
+                   damaged: str | None = None) -> None:
+    """runs/ID/index.html (or best/index.html): everything the run folder holds, on one page.
+    `damaged`: what the study's report found wrong with its saved nets (None: checked here)."""
     run_dir = Path(run_dir)
-    damaged = []
-    config = _record(io.read_json, run_dir / layout.CONFIG_FILE, damaged)
-    metrics = _record(records.read_metrics, run_dir, damaged)
-    failure = _record(io.read_json, run_dir / layout.FAILURE_FILE, damaged)
+    unreadable = []
+    config = _record(io.read_json, run_dir / layout.CONFIG_FILE, unreadable)
+    metrics = _record(records.read_metrics, run_dir, unreadable)
+    failure = _record(io.read_json, run_dir / layout.FAILURE_FILE, unreadable)
     state = records.status(run_dir)
     body = [f"<nav><a href=\"{html.escape(up[0])}\">&larr; {html.escape(up[1])}</a></nav>" if up else "",
             f"<h1>{html.escape(title)}</h1>",
@@ -113,9 +116,11 @@ def write_run_page(run_dir: Path, *, title: str, configuration: str = "", up: tu
         body.append(f"<blockquote>Stale: this run {html.escape(TIED_INITIAL_WEIGHTS)}. It is another experiment than "
                     f"today's net and is left out of the study's tables; <code>--retrain-stale</code> trains it "
                     f"anew.</blockquote>")
-    if state == "done" and (problems := records.damaged_files(run_dir)):
-        damaged.append(records.damage_report(run_dir, problems))
-    body += [f"<blockquote>{html.escape(str(error))}</blockquote>" for error in damaged]
+    if damaged is None and state == "done":
+        damaged = records.damaged_text(records.damaged_files(run_dir))
+    if damaged:
+        unreadable.append(records.damage_report(run_dir, damaged))
+    body += [f"<blockquote>{html.escape(str(error))}</blockquote>" for error in unreadable]
     if metrics:
         body += ["<h2 id=metrics>Metrics</h2>", _pairs({k: metrics[k] for k in METRICS if k in metrics})]
     body.append(_figures(run_dir, [(layout.LEARNING_CURVES_PLOT, "Learning curves"),
@@ -134,12 +139,12 @@ def write_run_page(run_dir: Path, *, title: str, configuration: str = "", up: tu
     io.write_text(run_dir / layout.INDEX_PAGE, _page(title, body))
 
 
-def _record(read, path: Path, damaged: list) -> dict:
+def _record(read, path: Path, unreadable: list) -> dict:
     """A JSON record of the run folder, {} if absent; a damaged one is shown on the page, not fatal."""
     try:
         return read(path) or {}
     except DamagedFile as error:
-        damaged.append(error)
+        unreadable.append(error)
         return {}
 
 

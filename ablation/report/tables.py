@@ -81,13 +81,13 @@ def collect_results(results_dir: Path, study: dict | None = None) -> tuple[dict,
             metrics, run_status = {}, "failed"
         if run_status == "stale":  # another experiment's numbers: not in any table (its run page has them)
             metrics = {}
-        damaged = records.damaged_files(run_dir) if run_status == "done" else []
-        if damaged:  # its results stand; say what is lost, once per report
+        damaged = records.damaged_text(records.damaged_files(run_dir)) if run_status == "done" else ""
+        if damaged:  # its results stand; say what is lost, once per report (the run's page shows this text)
             warnings.warn(records.damage_report(run_dir, damaged), stacklevel=2)
         run = ResolvedRun.from_json(planned["run"])
         row = {"run_id": planned["run_id"], "configuration": planned["configuration"], "model": run.model,
                "seed": planned["seed"], "status": run_status, "protocol": study["protocol"],
-               "downsized": planned["downsized"], "damaged": "; ".join(damaged),
+               "downsized": planned["downsized"], "damaged": damaged,
                **{key: _cell(run.setting(key)) for key in study["varies"]}}
         row.update({k: metrics.get(k) for k in RESULT_COLUMNS if k in metrics})
         rows.append(row)

@@ -61,13 +61,13 @@ def train(config: RunConfig, out, *, log=print, on_built=None, retrain_stale=Fal
         metrics = records.read_metrics(out)
         if metrics is not None:
             log(f"{out}: already finished (test accuracy {metrics['test_accuracy']:.4f}); nothing to do.")
-            if problems := records.damaged_files(out):
-                log(f"warning: {records.damage_report(out, problems)}")
+            if damaged := records.damaged_text(records.damaged_files(out)):
+                log(f"warning: {records.damage_report(out, damaged)}")
             return metrics
         records.remove_stale_temporaries(out)
         try:
             with set_up(config) as run:
-                if records.finished_without_metrics(out):
+                if records.finished_without_metrics(out, resolved.recipe_fields.epochs):
                     return _rebuild_results(run, out, log)
                 return _train(run, out, log, on_built, seconds_after)
         except (KeyboardInterrupt, ConfigError):
@@ -141,8 +141,8 @@ def _rebuild_results(run: RunSetup, out: Path, log) -> dict:
     kill before it was written): its results again from final.keras, nothing trained or discarded."""
     log(f"{out}: every epoch is trained and {layout.FINAL_MODEL_FILE} saved, but {layout.METRICS_FILE} is missing; "
         f"rebuilding the results from {layout.FINAL_MODEL_FILE} (the test split read again, by the same final weights)")
-    if problems := [p for p in records.damaged_files(out) if p.startswith(layout.FINAL_MODEL_FILE)]:
-        raise RuntimeError(f"{problems[0]}, so the results cannot be rebuilt; delete {out} to train the run again")
+    if problem := records.damaged_files(out).get(layout.FINAL_MODEL_FILE):
+        raise RuntimeError(f"{problem}, so the results cannot be rebuilt; delete {out} to train the run again")
     try:
         with run.strategy.scope():
             model = keras.saving.load_model(out / layout.FINAL_MODEL_FILE)

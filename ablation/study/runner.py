@@ -356,8 +356,8 @@ def train_planned(run: PlannedRun, results_dir: Path, prefix: str, stale: bool, 
             records.check_same_run(run_dir, run.resolved.to_json(), run_identity)
             write_run_diagrams(run.config, run_dir, title=run.configuration.name)  # if a kill cut them short
             log(f"{prefix}: done, skipped")
-            if problems := records.damaged_files(run_dir):
-                log(f"{prefix}: warning: {records.damage_report(run_dir, problems)}")
+            if damaged := records.damaged_text(records.damaged_files(run_dir)):
+                log(f"{prefix}: warning: {records.damage_report(run_dir, damaged)}")
             return SKIPPED
     except DamagedFile as error:  # one damaged run does not stop the others
         failed.append(run.run_id)
