@@ -1,4 +1,4 @@
-"""Every command line: `python -m ablation {train,report,serve,sweep,models,bench}`, `python -m studies.NAME`
+"""Every command line: `python -m ablation {train,report,serve,sweep,models,axes,bench}`, `python -m studies.NAME`
 and the search modules. The top layer: it parses, calls the library, and turns errors into exits.
 
 Bad input ends with one line on stderr naming the bad value and exit status 2, no traceback
@@ -32,9 +32,11 @@ from ablation.core.console import (
 from ablation.core.errors import TIED_INITIAL_WEIGHTS, ConfigError
 from ablation.report.server import exposed, make_server
 from ablation.report.tables import write_study_report
+from ablation.run import axes as axes_module
 from ablation.run import bench as bench_module
+from ablation.run.axes import AXES, axis, parse_setting
 from ablation.run.bench import BenchConfig, format_report, run_bench
-from ablation.run.config import RunConfig, preset_of
+from ablation.run.config import RunConfig, axis_listing, preset_of
 from ablation.run.recipes import RECIPES
 from ablation.run.training import train
 from ablation.statistics import MAX_SEEDS
@@ -54,9 +56,18 @@ from builders import PRESETS, count_macs, count_params
 def cmd_train(args):
     if not args.out.strip():
         raise ConfigError(f"--out {args.out!r} is not valid; expected the run's folder, e.g. runs/wrn-16-2.")
-    recipe = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size),
-                                ("learning_rate", args.learning_rate)) if v is not None}
-    model = {k: v for k, v in (("dropout_rate", args.dropout_rate), ("block_type", args.block_type)) if v is not None}
+    flags = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size),
+                               ("learning_rate", args.learning_rate), ("dropout_rate", args.dropout_rate),
+                               ("block_type", args.block_type)) if v is not None}
+    settings = dict(flags)
+    for text in args.set:
+        name, value = parse_setting(text, "--set")
+        if name in settings:
+            given = f"--{name.replace('_', '-')} {flags[name]}" if name in flags else f"--set {name}=..."
+            raise ConfigError(f"--set {text!r} is not valid: {given} already sets {name}; expected each axis once.")
+        settings[name] = axis(name).parse(value)
+    model = {k: v for k, v in settings.items() if AXES[k].acts_on == "model"}
+    recipe = {k: v for k, v in settings.items() if AXES[k].acts_on != "model"}
     config = RunConfig(model=args.model, dataset=args.dataset, recipe=args.recipe, recipe_overrides=recipe,
                        model_overrides=model, seed=args.seed, validation_fraction=args.validation_fraction,
                        augment=not args.no_augment, max_steps_per_epoch=args.max_steps_per_epoch,
@@ -110,6 +121,19 @@ def cmd_sweep(args):
     return run_study_command(study, args, args.argv, relaunch=[sys.executable, "-m", "ablation"])
 
 
+def cmd_axes(args):
+    rows = axis_listing()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    width = max(len(row["name"]) for row in rows)
+    for acts_on in dict.fromkeys(row["acts_on"] for row in rows):
+        print(f"{acts_on} axes:")
+        for row in (row for row in rows if row["acts_on"] == acts_on):
+            print(f"  {row['name']:{width}}  default {row['default_text']}; in a run id: {row['in_run_id']}\n"
+                  f"  {'':{width}}  {row['values']}: {row['summary']}\n  {'':{width}}  {row['reference']}")
+
+
 def cmd_models(args):
     print(f"{'model':24} {'builder':16} {'input':12} {'recipe':6} {'params':>12} {'MACs/image':>12}")
     for name, preset in PRESETS.items():
@@ -122,7 +146,7 @@ def cmd_models(args):
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m ablation", description="one training run, reports, "
-                                     "the model table and the benchmark")
+                                     "the model and axis tables and the benchmark")
     commands = parser.add_subparsers(dest="command", required=True)
 
     train_parser = commands.add_parser("train", help="one training run into a self-describing folder",
@@ -136,6 +160,9 @@ def build_parser():
     train_parser.add_argument("--learning-rate", type=float, help="initial learning rate (default: the recipe's)")
     train_parser.add_argument("--dropout-rate", type=float, help="dropout between the convs of a block (Wide ResNets)")
     train_parser.add_argument("--block-type", help='the paper\'s block type, e.g. "B(3,1,3)" (Wide ResNets)')
+    train_parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                              help="an axis at a value, any of python -m ablation axes (model, recipe or data); "
+                                   "repeat for more, e.g. --set label_smoothing=0.1 --set lr_schedule=cosine")
     train_parser.add_argument("--seed", type=int, default=42, help="weights, split, data order (default: %(default)s)")
     train_parser.add_argument("--validation-fraction", type=float, default=0.1,
                               help="of the training split, for model selection (default: %(default)s)")
@@ -179,7 +206,8 @@ def build_parser():
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sweep.add_argument("--model", required=True, help="a preset name (python -m ablation models lists them)")
     sweep.add_argument("--vary", action="append", required=True, metavar="NAME=V1,V2,...",
-                       help="a model argument or recipe field and its values; repeat for a product")
+                       help="an axis (python -m ablation axes: a model argument, recipe field or data augmentation) "
+                            "and its values; repeat for a product")
     sweep.add_argument("--baseline", help="the configuration the others are compared with, as its name in "
                                           "--dry-run (default: the first)")
     sweep.add_argument("--name", help="the study's name (default: sweep-MODEL-NAMES)")
@@ -189,6 +217,13 @@ def build_parser():
 
     models = commands.add_parser("models", help="list the model presets with params and multiply-accumulates")
     models.set_defaults(func=cmd_models)
+
+    axes = commands.add_parser("axes", help="list every axis a run, --vary and --set can turn, with its default and "
+                                            "reference", description=axes_module.__doc__,
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+    axes.add_argument("--json", action="store_true", help="a list of objects: name, acts_on, default, default_text, "
+                                                          "values, choices, reference, summary, in_run_id")
+    axes.set_defaults(func=cmd_axes)
     return parser
 
 

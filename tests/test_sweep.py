@@ -4,6 +4,7 @@ sweep end to end through the study runner."""
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -47,19 +48,23 @@ def test_the_sweep_is_the_cartesian_product_of_model_arguments_and_recipe_fields
 
 
 @pytest.mark.parametrize("model,varies,message", [
-    ("wrn-16-4", ["dropout=0,0.3"], "--vary dropout=... is not valid for 'wrn-16-4'; expected a model argument"),
-    ("resnet-20", ["block_type=B(3,3),B(1,3,1)"], "--vary block_type=... is not valid for 'resnet-20'"),
+    ("wrn-16-4", ["dropout=0,0.3"], "--vary 'dropout=0,0.3': 'dropout' is not an axis; expected one of depth, "),
+    ("resnet-20", ["block_type=B(3,3),B(1,3,1)"], "--vary block_type=... is not valid for 'resnet-20'; its builder "
+                                                  "(cifar_resnet) takes the model axes depth, bn_momentum"),
+    ("wrn-16-4", ["dropout_rate=0,1.5"], "--vary 'dropout_rate=0,1.5': dropout_rate=1.5 is not valid; expected a number "
+                                         "in [0, 1)"),
+    ("wrn-16-4", ["lr_schedule=step,linear"], "lr_schedule='linear' is not valid; expected one of step, cosine"),
     ("wrn-16-4", ["depth=16,22", "depth=28"], "repeat one"),
     ("wrn-99-9", ["depth=16,22"], "wrn-99-9"),
 ])
 def test_unknown_names_are_refused_before_anything_trains(model, varies, message):
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         sweep_study(model, varies)
 
 
 def test_a_value_the_builder_refuses_fails_before_training_naming_its_configuration():
-    study = sweep_study("wrn-10-1", ["dropout_rate=0,1.5"])
-    with pytest.raises(ConfigError, match=r"configuration 'dropout_rate=1.5': dropout_rate=1.5 is not valid"):
+    study = sweep_study("wrn-10-1", ["depth=10,11"])  # a positive integer (the axis), not 6N+4 (the builder)
+    with pytest.raises(ConfigError, match=r"configuration 'depth=11': depth=11 is not valid for a Wide ResNet"):
         check_nets(study, Options())
 
 

@@ -32,6 +32,7 @@ import pandas as pd
 from ablation.core import io, layout, records
 from ablation.core.errors import TIED_INITIAL_WEIGHTS, DamagedFile
 from ablation.report import escaping
+from ablation.run.axes import AXES
 
 WEB = Path(__file__).parent / "web"
 # The plots of a study, as tables.write_study_report draws them, in the order a reader wants them.
@@ -152,9 +153,14 @@ def _configuration(config: dict) -> str:
     run = dict(config["run"])
     recipe = run.pop("recipe_fields", {})
     kwargs = run.pop("model_kwargs", {})
+    # The recipe's fields as their axes group them: how the net is trained, and what it sees.
+    data = {key: value for key, value in recipe.items() if key in AXES and AXES[key].acts_on == "data"}
     parts = ["<div class=figures>",
              f"<div><h3>Run</h3>{_pairs(run)}</div>", f"<div><h3>Builder arguments</h3>{_pairs(kwargs)}</div>",
-             f"<div><h3>Recipe ({html.escape(str(run.get('recipe', '')))})</h3>{_pairs(recipe)}</div>"]
+             f"<div><h3>Recipe ({html.escape(str(run.get('recipe', '')))})</h3>"
+             f"{_pairs({k: v for k, v in recipe.items() if k not in data})}</div>"]
+    if data:
+        parts.append(f"<div><h3>Data augmentation</h3>{_pairs(data)}</div>")
     if config.get("environment"):
         parts.append(f"<div><h3>Environment</h3>{_pairs(config['environment'])}</div>")
     return "\n".join(parts + ["</div>"])

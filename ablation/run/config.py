@@ -12,18 +12,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import inspect
-import re
 from collections.abc import Mapping
 
 from ablation.core import io
 from ablation.core.choices import JIT_MODES, MAX_SEED, PRECISIONS, STRATEGIES, checked, seed_is_valid
 from ablation.core.errors import ConfigError
-from ablation.run.recipes import Recipe, get_recipe
-from builders import INITIALIZATIONS, PRESETS, format_block_type, get_preset, parse_block_type
-
-# Model arguments a run may override, and the dataset decides (num_classes).
-MODEL_OVERRIDES = ("dropout_rate", "block_type", "depth", "widen_factor", "blocks_per_group", "dropout_position",
-                   "bn_momentum", "bn_epsilon", "bn_gamma", "padding", "shortcut", "residual", "input_shape")
+from ablation.run.axes import AXES, MODEL_AXES, RECIPE_AXES, axis, folder_word, plain
+from ablation.run.recipes import RECIPES, Recipe, get_recipe
+from builders import INITIALIZATIONS, PRESETS, get_preset
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,19 +71,17 @@ class RunConfig:
             precision=self.precision, jit_compile=self.jit_compile)
 
     def checked_model_overrides(self) -> dict:
-        """The model overrides, each one a builder argument of this model's preset, and the block
-        type in the paper's notation ("B(1, 3,1)" is "B(1,3,1)"): validated before any run trains."""
-        preset = preset_of(self.model)
-        accepted = inspect.signature(preset.builder).parameters
+        """The model overrides, each a model axis of this model's builder, checked by its axis and in
+        one spelling ("B(1, 3,1)" is "B(1,3,1)"): validated before any run trains (the builder checks
+        its family's rules, e.g. a WRN's depth, when the net is built)."""
+        valid = model_axes_of(self.model)
+        overrides = {}
         for key, value in self.model_overrides.items():
-            if key not in MODEL_OVERRIDES or key not in accepted:
-                valid = [k for k in MODEL_OVERRIDES if k in accepted]
+            if key not in valid:
+                preset = preset_of(self.model)
                 raise ConfigError(f"{key}={value!r} does not apply to model {self.model!r} "
                                   f"({preset.family}); it accepts {', '.join(valid)}.")
-        overrides = dict(self.model_overrides)
-        if "block_type" in overrides:
-            with builder_arguments():
-                overrides["block_type"] = format_block_type(parse_block_type(overrides["block_type"]))
+            overrides[key] = axis(key).canonical(axis(key).check(value))
         return overrides
 
     def jit_mode(self):
@@ -96,7 +90,7 @@ class RunConfig:
 
     def title(self) -> str:
         """The net in the papers' words, for plot titles: "wrn-40-2, block_type B(1,3,1)"."""
-        return ", ".join([self.model, *(f"{key} {_plain(value)}" for key, value in
+        return ", ".join([self.model, *(f"{key} {plain(value)}" for key, value in
                                         self.checked_model_overrides().items())])
 
 
@@ -152,15 +146,14 @@ class ResolvedRun:
                    if all(kwargs.get(k, defaults.get(k)) == v for k, v in preset.kwargs.items())]
         preset_name, preset = max(matches, key=lambda item: len(item[1].kwargs),
                                   default=(self.builder.replace("_", "-"), None))
-        words = [preset_name, *(f"{key}={folder_word(value)}" for key, value in kwargs.items()
+        words = [preset_name, *(_word(key, value) for key, value in kwargs.items()
                                 if preset is None or key not in preset.kwargs)]
         own = preset or family[0][1]  # a net no preset names: its family's first preset's recipe
         if self.recipe == own.recipe:
             recipe = get_recipe(own.recipe).replace(**own.recipe_overrides)
         else:
             recipe, words = get_recipe(self.recipe), [*words, f"recipe={self.recipe}"]
-        words += [f"{field.name}={folder_word(getattr(self.recipe_fields, field.name))}"
-                  for field in dataclasses.fields(recipe)
+        words += [AXES[field.name].word(getattr(self.recipe_fields, field.name)) for field in dataclasses.fields(recipe)
                   if getattr(self.recipe_fields, field.name) != getattr(recipe, field.name)]
         return "-".join(words)
 
@@ -178,12 +171,27 @@ class ResolvedRun:
 
 def run_identity(run: Mapping) -> dict:
     """What makes two runs the same experiment, from config.json's "run": everything but the preset's
-    name, and a builder argument at its default whether spelled out or not (a folder trained as
-    wrn-28-2-dropout is resumed by a sweep's wrn-28-2 with dropout_rate 0.3)."""
+    name, a builder argument at its default whether spelled out or not (a folder trained as
+    wrn-28-2-dropout is resumed by a sweep's wrn-28-2 with dropout_rate 0.3), and a recipe field a
+    run written before its axis existed does not record, at the axis's default (the run it trained)."""
     identity = {key: value for key, value in run.items() if key != "model"}
     if isinstance(run.get("model_kwargs"), Mapping):
         identity["model_kwargs"] = _without_defaults(run.get("builder"), run["model_kwargs"])
+    if isinstance(run.get("recipe_fields"), Mapping):
+        identity["recipe_fields"] = {**io.json_roundtrip({a.name: a.default for a in RECIPE_AXES}),
+                                     **run["recipe_fields"]}
     return identity
+
+
+def model_axes_of(model: str) -> list[str]:
+    """The model axes the builder of preset `model` takes, in the table's order."""
+    accepted = inspect.signature(preset_of(model).builder).parameters
+    return [a.name for a in MODEL_AXES if a.name in accepted]
+
+
+def _word(key: str, value) -> str:
+    """A builder argument in a run id: its axis's word (an argument no axis declares: name=value)."""
+    return AXES[key].word(value) if key in AXES else f"{key}={folder_word(value)}"
 
 
 def _defaults(family: str) -> dict:
@@ -201,15 +209,6 @@ def _without_defaults(family: str, kwargs: Mapping) -> dict:
     kept = {key: value for key, value in kwargs.items()
             if key not in defaults or io.json_roundtrip(value) != io.json_roundtrip(defaults[key])}
     return dict(sorted(kept.items(), key=lambda item: order.get(item[0], len(order))))
-
-
-def folder_word(value) -> str:
-    """A value as a folder name takes it: B(3,1,3) -> B313, (64, 64, 3) -> 64x64x3, False -> false."""
-    return re.sub(r"[^A-Za-z0-9._+-]", "", _plain(value).lower() if isinstance(value, bool) else _plain(value))
-
-
-def _plain(value) -> str:
-    return "x".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
 
 
 @contextlib.contextmanager
@@ -236,3 +235,35 @@ def build_model(run: ResolvedRun, **overrides):
     with builder_arguments():
         return preset_of(run.model).build(**{**run.model_kwargs, "input_shape": run.input_shape, **overrides})
 
+
+
+def axis_listing() -> list[dict]:
+    """Every axis as `python -m ablation axes` shows it: name, what it acts on, its default (the
+    value; None where each preset or recipe sets its own, said in `default_text`), what it takes,
+    the reference it follows, and an example as a run id spells it."""
+    recipes = {name: get_recipe(name) for name in RECIPES}
+    rows = []
+    for a in AXES.values():
+        if a.acts_on == "model":
+            default, text = None, "the preset's"
+        else:
+            own = {name: getattr(recipe, a.name) for name, recipe in recipes.items()}
+            presets = {getattr(get_recipe(p.recipe).replace(**p.recipe_overrides), a.name) for p in PRESETS.values()}
+            if set(own.values()) | presets == {a.default}:
+                default, text = a.default, _shown(a.default) + ("" if a.default else " (off)")
+            else:
+                default = None
+                text = "the recipe's: " + ", ".join(f"{name} {_shown(value)}" for name, value in own.items())
+                if presets - set(own.values()):
+                    text += " (some presets' own: " + ", ".join(sorted(map(_shown, presets - set(own.values())))) + ")"
+        rows.append({"name": a.name, "acts_on": a.acts_on, "default": io.json_roundtrip(default), "default_text": text,
+                     "values": a.values.describe(), "choices": list(getattr(a.values, "options", ())) or None,
+                     "reference": a.reference, "summary": a.summary, "in_run_id": a.word(a.example)})
+    return rows
+
+
+def _shown(value) -> str:
+    """A value as typed on a command line: (0.5, 0.75) -> (0.5,0.75), True -> true."""
+    if isinstance(value, tuple):
+        return "(" + ",".join(map(str, value)) + ")"
+    return str(value).lower() if isinstance(value, bool) else str(value)

@@ -27,6 +27,7 @@ from ablation.core.console import duration
 from ablation.core.errors import TIED_INITIAL_WEIGHTS, ConfigError, DamagedFile, RunFailed, RunLocked, StaleRun
 from ablation.report import tables as report
 from ablation.report.diagrams import write_run_diagrams
+from ablation.run.axes import axis
 from ablation.run.config import ResolvedRun, RunConfig, builder_arguments, preset_of, run_identity
 from ablation.run.training import train
 from ablation.statistics import auto_looks, seed_sequence
@@ -67,6 +68,8 @@ def plan(study: Study, options: Options) -> list[PlannedRun]:
     """Every run of the study under these options, in a fixed order (configuration, then seed)."""
     smoke = options.protocol == "smoke"
     seeds = study_seeds(study, options)
+    for name in study.varies:  # each a results column: an axis, named as `python -m ablation axes` names it
+        axis(name)
     runs, names = [], {}  # configuration id -> the configuration's name
     for configuration in study.configurations:
         identity = configuration_id(study, configuration)
@@ -523,4 +526,5 @@ def plan_json(study, options, runs, results_dir, costs, statuses) -> dict:
     return {"study": study.name, "protocol": options.protocol, "results_dir": str(results_dir),
             **study_cost(runs, costs, statuses),
             "runs": [{"run_id": run.run_id, "configuration": run.configuration.name, "seed": run.seed,
+                      **{name: io.json_roundtrip(run.resolved.setting(name)) for name in study.varies},
                       "status": statuses[run.run_id], **costs[run.run_id].to_json()} for run in runs]}

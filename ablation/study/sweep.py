@@ -2,27 +2,27 @@
 
     python -m ablation sweep --model wrn-16-4 --vary dropout_rate=0,0.3 \
         --vary block_type="B(3,3)","B(3,1,3)" --seeds 42,43,44
+    python -m ablation sweep --model wrn-16-4 --vary label_smoothing=0,0.1 --vary lr_schedule=step,cosine
 
-Each `--vary NAME=V1,V2,...` names a model argument of the preset's builder or a field of the
-recipe; the sweep is the cartesian product of the values, in the order given, and becomes a
-`Study` that the same runner plans, trains, resumes, shards and reports. Commas inside the
-paper's block notation, B(3,1,3), are not value separators. Every name and every value is checked
-before anything trains: names against the builder and the recipe, values by resolving every run
-and building each configuration's net once.
+Each `--vary NAME=V1,V2,...` names an axis (`python -m ablation axes` lists them): a model argument
+of the preset's builder, a recipe field or a data augmentation; the sweep is the cartesian product
+of the values, in the order given, and becomes a `Study` that the same runner plans, trains,
+resumes, shards and reports. Commas inside parentheses, the paper's block notation B(3,1,3) or a
+tuple (0.5,0.75), are not value separators. Every name and every value is checked before anything
+trains: names and values by their axes, then by resolving every run and building each
+configuration's net once.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
 import itertools
 import re
 
 import keras
 
 from ablation.core.errors import ConfigError
-from ablation.run.config import MODEL_OVERRIDES, build_model, preset_of
-from ablation.run.recipes import Recipe
+from ablation.run.axes import AXES, axis
+from ablation.run.config import build_model, model_axes_of, preset_of
 from ablation.study.declaration import Configuration, Options, Study
 from ablation.study.runner import plan, slug
 
@@ -30,39 +30,31 @@ from ablation.study.runner import plan, slug
 _TOP_LEVEL_COMMA = re.compile(r",(?![^()]*\))")
 
 
-def parse_value(text: str):
-    """A value as typed: an integer, a number, true/false, or else the text itself."""
-    for convert in (int, float):
-        try:
-            return convert(text)
-        except ValueError:
-            pass
-    return {"true": True, "false": False}.get(text.lower(), text)
-
-
 def parse_vary(text: str) -> tuple[str, list]:
-    """`NAME=V1,V2,...` -> (NAME, [values])."""
+    """`NAME=V1,V2,...` -> (NAME, [values]), each value as its axis takes it."""
     name, sep, values = text.partition("=")
     parts = [v.strip() for v in _TOP_LEVEL_COMMA.split(values)] if sep else []
     if not name.strip() or not parts or not all(parts):
         raise ConfigError(f"--vary {text!r} is not valid; expected NAME=VALUE,VALUE,..., e.g. dropout_rate=0,0.3 "
                           f"or block_type=B(3,3),B(3,1,3).")
-    values = [parse_value(v) for v in parts]
+    try:
+        varied = axis(name.strip())
+        values = [varied.parse(v) for v in parts]
+    except ConfigError as error:
+        raise ConfigError(f"--vary {text!r}: {error}") from None
     if len(set(map(repr, values))) != len(values):
         raise ConfigError(f"--vary {text!r} repeats a value; expected distinct values.")
-    return name.strip(), values
+    return varied.name, values
 
 
 def _kind(model: str, name: str) -> str:
-    """'model' or 'recipe': where a varied name goes; a one-line error naming what would be valid."""
-    accepted = inspect.signature(preset_of(model).builder).parameters
-    if name in MODEL_OVERRIDES and name in accepted:
+    """'model' or 'recipe': where a varied axis goes; a one-line error naming what would be valid."""
+    if AXES[name].acts_on != "model":
+        return "recipe"  # the recipe's and the data's axes are the Recipe's fields
+    if name in model_axes_of(model):
         return "model"
-    if name in {f.name for f in dataclasses.fields(Recipe)}:
-        return "recipe"
-    model_names = [k for k in MODEL_OVERRIDES if k in accepted]
-    raise ConfigError(f"--vary {name}=... is not valid for {model!r}; expected a model argument "
-                      f"({', '.join(model_names)}) or a recipe field ({', '.join(f.name for f in dataclasses.fields(Recipe))}).")
+    raise ConfigError(f"--vary {name}=... is not valid for {model!r}; its builder ({preset_of(model).family}) takes "
+                      f"the model axes {', '.join(model_axes_of(model))}, and every recipe and data axis.")
 
 
 def sweep_study(model: str, varies: list[str], *, seeds=(42,), recipe=None, baseline=None, name=None) -> Study:
@@ -77,7 +69,7 @@ def sweep_study(model: str, varies: list[str], *, seeds=(42,), recipe=None, base
     for values in itertools.product(*(v for _, v in axes)):
         setting = dict(zip(names, values, strict=True))
         configurations.append(Configuration(
-            name=", ".join(f"{n}={v}" for n, v in setting.items()), model=model,
+            name=", ".join(f"{n}={_typed(v)}" for n, v in setting.items()), model=model,
             model_overrides={n: v for n, v in setting.items() if kinds[n] == "model"},
             recipe_overrides={n: v for n, v in setting.items() if kinds[n] == "recipe"}))
     configuration_names = [c.name for c in configurations]
@@ -87,6 +79,11 @@ def sweep_study(model: str, varies: list[str], *, seeds=(42,), recipe=None, base
                  question=f"What {'does' if len(names) == 1 else 'do'} {' and '.join(names)} change in {model}?",
                  configurations=configurations,
                  varies=tuple(names), recipe=recipe, seeds=tuple(seeds), baseline=baseline)
+
+
+def _typed(value) -> str:
+    """A value in a configuration's name, as typed: (0.5, 0.75) -> (0.5,0.75)."""
+    return "(" + ",".join(map(str, value)) + ")" if isinstance(value, tuple) else str(value)
 
 
 def check_nets(study: Study, options: Options) -> None:
