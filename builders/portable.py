@@ -18,19 +18,20 @@ import keras
 
 def portable(model: keras.Model) -> keras.Model:
     """The same net and weights in Keras's own layers (see the module)."""
-    clone = keras.models.clone_model(model, clone_function=_keras_layer)
-    # clone_model compiles the clone as the model was; the file should hold no optimizer or schedule
-    # of ours, so the copy is the graph alone
-    copy = keras.Model(clone.input, clone.output, name=model.name)
+    # Cloned from a plain view of the graph: clone_model compiles a clone as its model was, and
+    # the file should hold no optimizer, loss or schedule of ours, nor a training model's class.
+    graph = keras.Model(model.input, model.output, name=model.name)
+    copy = keras.models.clone_model(graph, clone_function=_keras_layer)
     copy_weights(model, copy)
     return copy
 
 
-def copy_weights(source: keras.Model, target: keras.Model) -> None:
-    """`source`'s weights into its portable copy, layer by layer (the copy keeps every layer's name)."""
+def copy_weights(source: keras.Model, target: keras.Model, weights_of=None) -> None:
+    """`source`'s weights into its portable copy, layer by layer (the copy keeps every layer's name);
+    `weights_of(layer)`, if given, says which values a layer's weights take (e.g. their averages)."""
     for layer in source.layers:
         if layer.weights:
-            target.get_layer(layer.name).set_weights(layer.get_weights())
+            target.get_layer(layer.name).set_weights(weights_of(layer) if weights_of else layer.get_weights())
 
 
 def _keras_layer(layer):

@@ -114,11 +114,15 @@ def test_a_model_saved_before_the_move_to_subpackages_loads(tmp_path):
 
     import keras
 
-    from ablation.run.recipes import CoupledSGD, StepDecay, compile_model, get_recipe
+    from ablation.run.recipes import CoupledSGD, StepDecay, get_recipe
     from builders import build
     from builders.batch_norm import FusedBatchNormalization
 
-    model = compile_model(build("wrn-10-1"), get_recipe("wrn"), steps_per_epoch=10)
+    # Compiled as those versions compiled the net itself (runs now save it without an optimizer).
+    model = build("wrn-10-1")
+    model.compile(optimizer=get_recipe("wrn").make_optimizer(steps_per_epoch=10),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.optimizer.build(model.trainable_variables)
     model.save(tmp_path / "new.keras")
     with zipfile.ZipFile(tmp_path / "new.keras") as new, zipfile.ZipFile(tmp_path / "old.keras", "w") as old:
         for item in new.infolist():

@@ -21,6 +21,7 @@ import pandas as pd
 
 from ablation.core import io, layout, records
 from ablation.core.console import duration
+from ablation.run.recipe_model import RecipeModel
 from builders.portable import copy_weights, portable
 
 
@@ -42,8 +43,9 @@ SPARE_BYTES = 32 * 2**20
 class PortableExport:
     """best.keras and final.keras hold the net in Keras's own layers (builders.portable), so that
     `keras.saving.load_model` opens them where this project is not installed; no optimizer or
-    schedule (the run's resume state, its own file, keeps those). The copy is built at the first
-    save and its weights refreshed at each later one."""
+    schedule (the run's resume state, its own file, keeps those). The weights are those inference
+    uses: with an EMA, the averages (RecipeModel.inference_weights). The copy is built at the first
+    save and its weights refreshed at each."""
 
     def __init__(self, model: keras.Model):
         self.model, self.copy = model, None
@@ -51,8 +53,8 @@ class PortableExport:
     def save(self, path: Path) -> None:
         if self.copy is None:
             self.copy = portable(self.model)
-        else:
-            copy_weights(self.model, self.copy)
+        weights_of = self.model.inference_weights if isinstance(self.model, RecipeModel) else None
+        copy_weights(self.model, self.copy, weights_of)
         with io.atomic_path(path) as tmp:
             self.copy.save(tmp)
 

@@ -84,12 +84,12 @@ def train(config: RunConfig, out, *, log=print, on_built=None, retrain_stale=Fal
 def _train(run: RunSetup, out: Path, log, on_built, seconds_after=None) -> dict:
     config, resolved, source = run.config, run.resolved, run.source
     recipe = resolved.recipe_fields
-    model = run.build()  # before the data passes the pipeline, so that bad model arguments fail at once
+    net = run.build()  # before the data passes the pipeline, so that bad model arguments fail at once
     if on_built is not None:
-        on_built(model)
+        on_built(net)
     pipeline = run.pipeline
     steps = pipeline.steps_per_epoch
-    run.compile(model)
+    model = run.compile(net)  # the net as its recipe trains it: the same layers and weights
     with run.strategy.scope():
         initial_epoch, state = records.latest_state(out)
         history, damage = _readable_history(out)
@@ -104,7 +104,7 @@ def _train(run: RunSetup, out: Path, log, on_built, seconds_after=None) -> dict:
             log(f"{out}: resuming after epoch {initial_epoch} of {recipe.epochs}")
     history = history[history["epoch"] <= initial_epoch]
 
-    params = count_params(model)
+    params = count_params(net)
     # How the net started belongs to the run's first attempt: a resumed one keeps it.
     initialization = (initial_epoch and records.recorded_initialization(out)) or resolved.initialization()
     io.write_json(out / layout.CONFIG_FILE, {
@@ -133,7 +133,7 @@ def _train(run: RunSetup, out: Path, log, on_built, seconds_after=None) -> dict:
     else:
         recorder.export.save(out / layout.FINAL_MODEL_FILE)
 
-    return _record_results(run, out, model, trained_after=initial_epoch, log=log)
+    return _record_results(run, out, model, trained_after=initial_epoch, log=log, net=net)
 
 
 def _rebuild_results(run: RunSetup, out: Path, log) -> dict:
@@ -152,10 +152,12 @@ def _rebuild_results(run: RunSetup, out: Path, log) -> dict:
     return _record_results(run, out, model, trained_after=0, log=log)
 
 
-def _record_results(run: RunSetup, out: Path, model: keras.Model, *, trained_after: int, log) -> dict:
-    """The test split, read once, by the final weights (as the papers report, not the best epoch's);
-    metrics.json written last. `trained_after`: the epochs before this attempt (their speed is
-    another process's)."""
+def _record_results(run: RunSetup, out: Path, model: keras.Model, *, trained_after: int, log,
+                    net: keras.Model | None = None) -> dict:
+    """The test split, read once, by the final weights (as the papers report, not the best epoch's;
+    with an EMA, the final averages); metrics.json written last. `trained_after`: the epochs before
+    this attempt (their speed is another process's). `net`: what to count (the model's own layers)."""
+    net = net or model
     config, source, pipeline = run.config, run.source, run.pipeline
     logits, labels = predict(model, pipeline.test)
     test = classification_metrics(logits, labels, source.class_names)
@@ -167,7 +169,7 @@ def _record_results(run: RunSetup, out: Path, model: keras.Model, *, trained_aft
         "best_val_accuracy": None if best is None else float(best["val_accuracy"]),
         "best_epoch": None if best is None else int(best["epoch"]),
         "final_val_accuracy": None if best is None else float(history["val_accuracy"].iloc[-1]),
-        "epochs": int(len(history)), **count_params(model), "macs": count_macs(model),
+        "epochs": int(len(history)), **count_params(net), "macs": count_macs(net),
         "total_epoch_seconds": float(history["epoch_seconds"].sum()),
         "seconds_per_epoch": float(history["epoch_seconds"].median()) if len(history) else None,
         "images_per_second": _steady(history.loc[trained, "images_per_second"]) if trained.any() else None,
