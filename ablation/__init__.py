@@ -1,6 +1,6 @@
 """The ablation framework: from a study's declaration to its runs, verdicts and pages.
 
-Command line: `python -m ablation --help` (train, report, models, bench, sweep, serve); studies:
+Command line: `python -m ablation --help` (train, report, models, axes, bench, sweep, serve); studies:
 `python -m studies.NAME --help`.
 
 The map below is the one description of the framework's architecture (the README and the modules
@@ -23,6 +23,8 @@ tests/test_layout.py checks that this map names every package and module, in the
         setup                           the one set-up of a run: net, recipe, strategy, precision, pipeline
         config | callbacks              RunConfig -> ResolvedRun, build_model | the per-epoch records
         recipes | distribute | data     the papers' recipes | tf.distribute and precision | tfds and npz data
+        recipe_model | augment          the net as its recipe trains it (EMA, targets) | augmentation of whole batches
+        randaugment | axes              RandAugment's 14 ops | every knob of a run, declared once
     statistics                          verdicts over seeds: paired t, Holm, the sequential design (no TensorFlow)
     core/                               the shared basics
         records | plots                 a run's bookkeeping and lock | the figures (matplotlib)

@@ -21,7 +21,7 @@ from ablation.cli import main
 from ablation.core.errors import EXIT_LOCKED, RunFailed
 from ablation.core.records import RunLock
 from ablation.core.records import status as run_status
-from ablation.run import callbacks, data
+from ablation.run import augment, callbacks, data
 from ablation.run.config import RunConfig
 from ablation.run.recipes import RECIPES, StepDecay, get_recipe
 from ablation.run.setup import set_up
@@ -171,7 +171,7 @@ def test_same_seed_same_order_and_resume_sees_the_same_batches(easy):
 def test_augmentation_is_reflect_pad_crop_and_flip_per_image_of_a_batch():
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (400, 32, 32, 3), dtype=np.uint8)
-    out = data.augment(tf.constant(images), tf.constant([7, 0], tf.int64)).numpy()
+    out = augment.pad_crop_flip(tf.constant(images), tf.constant([7, 0], tf.int64)).numpy()
     assert out.shape == images.shape and out.dtype == np.uint8
     # Each output is a 32x32 window of its own reflect-padded image, maybe mirrored: which one
     # tells its offsets and flip, whose distribution must be the papers' (uniform over the 9 x 9
@@ -189,8 +189,8 @@ def test_augmentation_is_reflect_pad_crop_and_flip_per_image_of_a_batch():
     assert abs(np.mean(rows) - 4) < 0.5 and abs(np.mean(columns) - 4) < 0.5
     assert 0.4 < np.mean(flips) < 0.6
     # The same seeds give the same batch; others another.
-    np.testing.assert_array_equal(data.augment(tf.constant(images), tf.constant([7, 0], tf.int64)).numpy(), out)
-    assert not np.array_equal(data.augment(tf.constant(images), tf.constant([7, 1], tf.int64)).numpy(), out)
+    np.testing.assert_array_equal(augment.pad_crop_flip(tf.constant(images), tf.constant([7, 0], tf.int64)).numpy(), out)
+    assert not np.array_equal(augment.pad_crop_flip(tf.constant(images), tf.constant([7, 1], tf.int64)).numpy(), out)
 
 
 @pytest.mark.slow

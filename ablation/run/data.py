@@ -7,6 +7,10 @@ the keys of `keras.datasets` (`x_train`, `y_train`, `x_test`, `y_test`, optional
 Determinism: the validation split is a seeded permutation; every epoch's order and every image's
 crop and flip come from stateless random ops seeded by (seed, epoch, batch), so a run resumed
 at epoch e sees exactly the batches the uninterrupted run would have seen.
+
+With a data axis on (mixup, CutMix, Cutout, RandAugment), the training batches leave the pipeline
+as they were read (uint8, shuffled, batched): the whole augmentation runs on the training device,
+in the training step (ablation.run.augment).
 """
 
 from __future__ import annotations
@@ -25,10 +29,9 @@ import tensorflow_datasets as tfds
 from tensorflow_datasets.core.download import downloader as _tfds_downloader
 
 from ablation.core.errors import ConfigError
+from ablation.run.augment import normalise, pad_crop_flip
 
 AUTOTUNE = tf.data.AUTOTUNE
-# 4 pixels of the 32 of CIFAR (He et al.; Zagoruyko & Komodakis); other sizes pad in proportion.
-PAD_FRACTION = 4 / 32
 # Keep in memory what fits easily; a larger split streams from tfds's own files every epoch.
 CACHE_LIMIT_BYTES = 4 * 2**30
 SHUFFLE_BUFFER_LIMIT = 50_000
@@ -87,6 +90,7 @@ class Pipeline:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     max_steps_per_epoch: int | None = None  # smoke runs cut every epoch short
+    augment_on_device: bool = False  # a data axis is on: training batches leave as read (ablation.run.augment)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -121,32 +125,11 @@ class Pipeline:
 
     def _train_batch(self, seeds, batch):
         images, labels = batch
+        if self.augment_on_device:
+            return images, labels
         if self.augment:
-            images = augment(images, seeds)
+            images = pad_crop_flip(images, seeds)
         return normalise(images, self.mean, self.std), labels
-
-
-def augment(images, seeds):
-    """Each image of a batch reflect-padded by 1/8 of the side (4 px at 32), cropped back at a
-    random offset (uniform over the 2 x pad + 1 positions of each axis) and flipped left-right with
-    probability 1/2, drawn from the stateless `seeds` (the batch's epoch and position).
-
-    A whole batch at once, as two gathers: per image, tf.data's per-element overhead, not the
-    arithmetic, capped the pipeline at about 17,000 images/s however many cores it had."""
-    _, h, w, _ = images.shape
-    pad = max(1, round(h * PAD_FRACTION))
-    padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
-    count = tf.shape(images)[0]
-    offset_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seeds, 2))
-    offsets = tf.random.stateless_uniform((count, 2), offset_seed, maxval=2 * pad + 1, dtype=tf.int32)
-    flips = tf.random.stateless_uniform((count, 1), flip_seed, maxval=2, dtype=tf.int32) == 1
-    rows = offsets[:, :1] + tf.range(h)[tf.newaxis]
-    columns = offsets[:, 1:] + tf.where(flips, tf.range(w - 1, -1, -1)[tf.newaxis], tf.range(w)[tf.newaxis])
-    return tf.gather(tf.gather(padded, rows, axis=1, batch_dims=1), columns, axis=2, batch_dims=1)
-
-
-def normalise(image, mean, std):
-    return (tf.cast(image, tf.float32) / 255.0 - mean) / std
 
 
 # --------------------------------------------------------------------------------------------
@@ -309,7 +292,7 @@ def _tfds_source(name, data_dir):
 
 
 def make_pipeline(source: Source, *, image_shape, batch_size, seed, validation_fraction=0.1,
-                  augment=True, max_steps_per_epoch=None, eval_batch_size=None) -> Pipeline:
+                  augment=True, max_steps_per_epoch=None, eval_batch_size=None, augment_on_device=False) -> Pipeline:
     """Carve the validation split, compute normalisation from the training images, batch."""
     if not 0.0 <= validation_fraction < 1.0:
         raise ConfigError(f"validation_fraction={validation_fraction!r} is not valid; expected a number in [0, 1).")
@@ -350,7 +333,7 @@ def make_pipeline(source: Source, *, image_shape, batch_size, seed, validation_f
                     augment=augment, train_images=train, validation=evaluate(validation, num_validation),
                     test=evaluate(test, num_test),
                     num_train=num_train, num_validation=num_validation, num_test=num_test, mean=mean, std=std,
-                    max_steps_per_epoch=max_steps_per_epoch)
+                    max_steps_per_epoch=max_steps_per_epoch, augment_on_device=augment_on_device)
 
 
 def _fit_size(image, h, w):

@@ -14,12 +14,15 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import random
 from collections.abc import Iterator
 
 import keras
 
 from ablation.run import data, distribute
+from ablation.run.augment import BatchAugmentation
 from ablation.run.config import ResolvedRun, RunConfig, build_model
+from ablation.run.recipe_model import RecipeModel
 from ablation.run.recipes import Recipe, compile_model
 
 
@@ -44,7 +47,8 @@ class RunSetup:
         run = self.resolved
         return data.make_pipeline(self.source, image_shape=run.input_shape, batch_size=run.recipe_fields.batch_size,
                                   seed=run.seed, validation_fraction=run.validation_fraction, augment=run.augment,
-                                  max_steps_per_epoch=run.max_steps_per_epoch)
+                                  max_steps_per_epoch=run.max_steps_per_epoch,
+                                  augment_on_device=run.recipe_fields.augments_on_device)
 
     def build(self, **overrides) -> keras.Model:
         """The run's net, sized by the data, built in the strategy's scope; `overrides` are builder
@@ -52,12 +56,22 @@ class RunSetup:
         with self.strategy.scope():
             return build_model(self.resolved, num_classes=self.num_classes, **overrides)
 
-    def compile(self, model: keras.Model, recipe: Recipe | None = None, steps_per_epoch: int | None = None):
-        """`model` with the run's recipe (or `recipe`), compiled in the strategy's scope, its schedule
-        counted in steps of the run's epochs (or `steps_per_epoch`)."""
+    def compile(self, model: keras.Model, recipe: Recipe | None = None, steps_per_epoch: int | None = None) -> RecipeModel:
+        """`model` trained with the run's recipe (or `recipe`): a RecipeModel over its layers, compiled
+        in the strategy's scope, its schedule counted in steps of the run's epochs (or
+        `steps_per_epoch`), and the recipe's data axes on the device when it has any."""
+        recipe = recipe or self.resolved.recipe_fields
+        augmentation = None
+        if recipe.augments_on_device:
+            pipeline = self.pipeline
+            # Drawn from Python's generator, which the run's seed seeds (as the layers' initial draws
+            # are): the same run draws the same augmentation, a tuner's executions each their own.
+            augmentation = BatchAugmentation.of(recipe, num_classes=self.num_classes, mean=pipeline.mean,
+                                                std=pipeline.std, seed=random.randrange(2**31),
+                                                pad_crop_flip=self.resolved.augment)
         with self.strategy.scope():
-            return compile_model(model, recipe or self.resolved.recipe_fields,
-                                 steps_per_epoch or self.pipeline.steps_per_epoch, jit_compile=self.config.jit_mode())
+            return compile_model(model, recipe, steps_per_epoch or self.pipeline.steps_per_epoch,
+                                 jit_compile=self.config.jit_mode(), augmentation=augmentation)
 
 
 @contextlib.contextmanager

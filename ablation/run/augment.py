@@ -1,0 +1,197 @@
+"""Augmentation on whole batches: the papers' pad-crop-flip, and the data axes, each as its reference code does it.
+
+    pad_crop_flip   4-pixel reflect padding, a random crop and a horizontal flip, per image (He et al.;
+                    Zagoruyko & Komodakis): in the input pipeline, or on the device with a data axis on
+    randaugment     N of RandAugment's 14 ops per image at magnitude M of 30 (Cubuk et al. 2020), as
+                    torchvision.transforms.RandAugment (ablation.run.randaugment)
+    cutout          one L x L square per image, centre anywhere, clipped at the borders, zeros in the
+                    normalised image, every image (DeVries & Taylor 2017; uoguelph-mlrg/Cutout)
+    mixup           one lambda ~ Beta(a, a) per batch and a permuted partner (Zhang et al. 2018;
+                    facebookresearch/mixup-cifar10 train.py)
+    cutmix          per batch with probability p: lambda ~ Beta(a, a), the box of `rand_bbox`, lambda
+                    reset to the pixels kept (Yun et al. 2019; clovaai/CutMix-PyTorch train.py)
+
+With a data axis on, `BatchAugmentation` runs the whole chain in the reference codes' order
+(RandAugment, crop and flip, normalisation, Cutout, then mixup or CutMix on the batch) inside the
+training step, on the device that trains: a GPU does it, and the CPU's input pipeline only reads,
+shuffles and batches (the data axes' reference codes run per image in data-loader processes, or
+mixup and CutMix on the GPU). Mixing returns soft targets lam y_a + (1 - lam) y_b, whose
+cross-entropy is the references' lam CE(y_a) + (1 - lam) CE(y_b).
+
+Keras's own layers are not these methods (field guide, section 7): `keras.layers.MixUp` draws a
+lambda per sample with alpha 0.2; `keras.layers.CutMix` draws per sample, keeps the box inside the
+image, always applies and mixes labels by the box's continuous area; `keras.layers.RandAugment`
+has 11 ops drawn once for the whole batch; `keras.layers.RandomErasing` is not Cutout (random
+aspect, noise fill, about half the images).
+
+Randomness: stateless draws from a seed per step, (run's augmentation seed, optimizer step), and
+under tf.distribute each replica folds in its id; a replica mixes within its share of the batch
+(as timm does per process). A resumed run draws what the uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import tensorflow as tf
+
+from ablation.run.randaugment import randaugment
+
+# 4 pixels of the 32 of CIFAR (He et al.; Zagoruyko & Komodakis); other sizes pad in proportion.
+PAD_FRACTION = 4 / 32
+
+
+def pad_crop_flip(images, seeds):
+    """Each image of a batch reflect-padded by 1/8 of the side (4 px at 32), cropped back at a
+    random offset (uniform over the 2 x pad + 1 positions of each axis) and flipped left-right with
+    probability 1/2, drawn from the stateless `seeds` (the batch's epoch and position).
+
+    A whole batch at once, as two gathers: per image, tf.data's per-element overhead, not the
+    arithmetic, capped the pipeline at about 17,000 images/s however many cores it had."""
+    _, h, w, _ = images.shape
+    pad = max(1, round(h * PAD_FRACTION))
+    padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
+    count = tf.shape(images)[0]
+    offset_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seeds, 2))
+    offsets = tf.random.stateless_uniform((count, 2), offset_seed, maxval=2 * pad + 1, dtype=tf.int32)
+    flips = tf.random.stateless_uniform((count, 1), flip_seed, maxval=2, dtype=tf.int32) == 1
+    rows = offsets[:, :1] + tf.range(h)[tf.newaxis]
+    columns = offsets[:, 1:] + tf.where(flips, tf.range(w - 1, -1, -1)[tf.newaxis], tf.range(w)[tf.newaxis])
+    return tf.gather(tf.gather(padded, rows, axis=1, batch_dims=1), columns, axis=2, batch_dims=1)
+
+
+def normalise(image, mean, std):
+    return (tf.cast(image, tf.float32) / 255.0 - mean) / std
+
+
+# ----------------------------------------------------------------------------------------------
+# Each method with its draws given (what the tests compare with the reference codes), and its draws
+
+
+def mixup(images, targets, lam, partner):
+    """mixup-cifar10's `mixup_data` for a drawn lam and permutation: lam x + (1 - lam) x[partner];
+    the targets (one-hot) alike."""
+    lam = tf.cast(lam, images.dtype)
+    mixed = lam * images + (1.0 - lam) * tf.gather(images, partner)
+    return mixed, lam * targets + (1.0 - lam) * tf.gather(targets, partner)
+
+
+def rand_bbox(rows, columns, lam, cx, cy):
+    """CutMix-PyTorch's `rand_bbox` as written, for a drawn lam and centre: side int(rows sqrt(1 -
+    lam)) and int(columns sqrt(1 - lam)), corners cx -+ side // 2 clipped to the image. (The
+    reference's W and H are an NCHW tensor's sizes 2 and 3: the rows and the columns.) In float64,
+    as NumPy computes it, so that int() truncates the same products."""
+    cut = tf.sqrt(1.0 - tf.cast(lam, tf.float64))
+    cut_rows = tf.cast(tf.cast(rows, tf.float64) * cut, tf.int32)
+    cut_columns = tf.cast(tf.cast(columns, tf.float64) * cut, tf.int32)
+    x1, x2 = (tf.clip_by_value(cx + sign * (cut_rows // 2), 0, rows) for sign in (-1, 1))
+    y1, y2 = (tf.clip_by_value(cy + sign * (cut_columns // 2), 0, columns) for sign in (-1, 1))
+    return x1, y1, x2, y2
+
+
+def cutmix(images, targets, box, partner):
+    """CutMix-PyTorch's step for a drawn box and permutation: the box of every image replaced by its
+    partner's, lam reset to the fraction of pixels kept, the targets mixed by it."""
+    x1, y1, x2, y2 = box
+    _, rows, columns, _ = images.shape
+    inside = ((tf.range(rows)[:, None] >= x1) & (tf.range(rows)[:, None] < x2)
+              & (tf.range(columns)[None, :] >= y1) & (tf.range(columns)[None, :] < y2))
+    mixed = tf.where(inside[None, :, :, None], tf.gather(images, partner), images)
+    lam = 1.0 - tf.cast((x2 - x1) * (y2 - y1), tf.float32) / (rows * columns)
+    return mixed, lam * targets + (1.0 - lam) * tf.gather(targets, partner)
+
+
+def cutout(images, length, ys, xs):
+    """uoguelph-mlrg/Cutout's `Cutout` for drawn centres (y, x) per image: the square rows
+    [y - L//2, y + L//2) and columns likewise, clipped at the borders, set to 0 on every channel."""
+    _, h, w, _ = images.shape
+    y1, y2 = (tf.clip_by_value(ys + sign * (length // 2), 0, h)[:, None, None] for sign in (-1, 1))
+    x1, x2 = (tf.clip_by_value(xs + sign * (length // 2), 0, w)[:, None, None] for sign in (-1, 1))
+    rows, columns = tf.range(h)[None, :, None], tf.range(w)[None, None, :]
+    inside = (rows >= y1) & (rows < y2) & (columns >= x1) & (columns < x2)
+    return tf.where(inside[..., None], tf.zeros((), images.dtype), images)
+
+
+def draw_beta(seed, alpha):
+    """lam ~ Beta(alpha, alpha), as NumPy's beta: G1 / (G1 + G2) for two Gamma(alpha) draws."""
+    gammas = tf.random.stateless_gamma([2], seed, alpha=alpha, dtype=tf.float64)
+    return gammas[0] / (gammas[0] + gammas[1])
+
+
+def draw_permutation(seed, count):
+    """A uniform random permutation of 0..count - 1 (torch.randperm): the order of uniform draws."""
+    return tf.argsort(tf.random.stateless_uniform([count], seed))
+
+
+def draw_positions(seed, count, limit):
+    """`count` integers uniform over 0..limit - 1 (np.random.randint(limit), one per image)."""
+    return tf.random.stateless_uniform([count], seed, maxval=limit, dtype=tf.int32)
+
+
+# ----------------------------------------------------------------------------------------------
+# The chain of a run
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchAugmentation:
+    """A run's augmentation on the training device: (uint8 images, integer labels, step) ->
+    (normalised images, targets), the targets one-hot and mixed when mixup or CutMix is on."""
+
+    num_classes: int
+    mean: tuple
+    std: tuple
+    seed: int  # the run's augmentation seed; each step's draws are (seed, step)
+    pad_crop_flip: bool = True
+    mixup_alpha: float = 0.0
+    cutmix_alpha: float = 0.0
+    cutmix_prob: float = 0.5
+    cutout: int = 0
+    randaugment_ops: int = 0
+    randaugment_magnitude: int = 9
+
+    @classmethod
+    def of(cls, recipe, **run) -> BatchAugmentation:
+        """The data axes of `recipe` (its fields of the same names), for the run described by `run`."""
+        fields = {field.name for field in dataclasses.fields(cls)} - set(run)
+        return cls(**run, **{name: getattr(recipe, name) for name in fields})
+
+    @property
+    def mixes(self) -> bool:
+        return bool(self.mixup_alpha or self.cutmix_alpha)
+
+    def step_seed(self, step):
+        """The stateless seed of a training step: (seed, step), with the replica's id folded in."""
+        seed = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(step, tf.int64)])
+        context = tf.distribute.get_replica_context()
+        replica = 0 if context is None else context.replica_id_in_sync_group
+        return tf.random.experimental.stateless_fold_in(seed, tf.cast(replica, tf.int64))
+
+    def __call__(self, images, labels, step):
+        randaugment_seed, crop_seed, cutout_seed, mix_seed = _split(self.step_seed(step), 4)
+        count = tf.shape(images)[0]
+        _, h, w, _ = images.shape
+        if self.randaugment_ops:
+            images = randaugment(images, self.randaugment_ops, self.randaugment_magnitude, randaugment_seed)
+        if self.pad_crop_flip:
+            images = pad_crop_flip(images, crop_seed)
+        images = normalise(images, self.mean, self.std)
+        if self.cutout:
+            row_seed, column_seed = _split(cutout_seed, 2)
+            images = cutout(images, self.cutout, draw_positions(row_seed, count, h), draw_positions(column_seed, count, w))
+        if not self.mixes:
+            return images, labels
+        targets = tf.one_hot(tf.cast(labels, tf.int32), self.num_classes)
+        lam_seed, partner_seed, row_seed, column_seed, coin_seed = _split(mix_seed, 5)
+        partner = draw_permutation(partner_seed, count)
+        if self.mixup_alpha:
+            return mixup(images, targets, draw_beta(lam_seed, self.mixup_alpha), partner)
+        cx, cy = draw_positions(row_seed, 1, h)[0], draw_positions(column_seed, 1, w)[0]
+        x1, y1, x2, y2 = rand_bbox(h, w, draw_beta(lam_seed, self.cutmix_alpha), cx, cy)
+        # A batch left whole (probability 1 - cutmix_prob) is an empty box: lam 1, the targets its own.
+        applied = tf.random.stateless_uniform([], coin_seed) < self.cutmix_prob
+        return cutmix(images, targets, (x1, y1, tf.where(applied, x2, x1), y2), partner)
+
+
+def _split(seed, count: int) -> list:
+    """`count` independent stateless seeds from one."""
+    return tf.unstack(tf.random.experimental.stateless_split(seed, count))
