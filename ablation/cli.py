@@ -56,6 +56,12 @@ from builders import PRESETS, count_macs, count_params
 def cmd_train(args):
     if not args.out.strip():
         raise ConfigError(f"--out {args.out!r} is not valid; expected the run's folder, e.g. runs/wrn-16-2.")
+    train(train_config(args), args.out, retrain_stale=args.retrain_stale)
+
+
+def train_config(args) -> RunConfig:
+    """`ablation train`'s run: its flags, and each `--set NAME=VALUE` by its axis (a flag and a --set
+    of the same axis are refused)."""
     flags = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size),
                                ("learning_rate", args.learning_rate), ("dropout_rate", args.dropout_rate),
                                ("block_type", args.block_type)) if v is not None}
@@ -73,7 +79,8 @@ def cmd_train(args):
                        augment=not args.no_augment, max_steps_per_epoch=args.max_steps_per_epoch,
                        strategy=args.strategy, precision=args.precision, jit_compile=args.jit_compile,
                        data_dir=args.data_dir, deterministic=args.deterministic)
-    train(config, args.out, retrain_stale=args.retrain_stale)
+    config.resolve()  # every value checked here, before anything else
+    return config
 
 
 def cmd_bench(args):

@@ -8,16 +8,20 @@ kept inside the image) gives another answer."""
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from scipy import stats
 
-from ablation.run import augment, randaugment
+from ablation.run import RunConfig, augment, randaugment, train
 from ablation.run.augment import BatchAugmentation
 from ablation.run.recipes import CrossEntropy
+from tests.helpers import ROOT, quiet
 
 f32 = np.float32
 
@@ -353,3 +357,65 @@ def test_randaugment_draws_its_ops_for_each_image():
     # With 14 ops drawn uniformly, about 1 image in 14 is left as it was by Identity.
     unchanged = np.mean([np.array_equal(o, images[0]) for o in out])
     assert unchanged < 0.3
+
+
+# ----------------------------------------------------------------------------------------------
+# The chain in real runs: resumable to the bit, over two replicas, in mixed precision
+
+# Every data axis that draws, the EMA and smoothing on, under deterministic kernels (a process of
+# its own): a run stopped after its first epoch and resumed ends with the uninterrupted run's bits.
+_RESUMED = """
+import hashlib, json, sys
+import keras
+from ablation.run import RunConfig, train
+from ablation.run.callbacks import RunRecorder
+recipe = {"epochs": 2, "batch_size": 32, "cutmix_alpha": 1.0, "cutout": 8, "randaugment_ops": 2, "ema_decay": 0.9,
+          "label_smoothing": 0.1}
+config = RunConfig(model="wrn-10-1", dataset=sys.argv[1], recipe_overrides=recipe, max_steps_per_epoch=3,
+                   deterministic=True, model_overrides={"input_shape": (16, 16, 3)})
+out = sys.argv[2]
+train(config, out + "/straight", log=lambda *_: None)
+begin = RunRecorder.on_epoch_begin
+def stop_before_the_second(self, epoch, logs=None):
+    if epoch == 1:
+        raise KeyboardInterrupt
+    begin(self, epoch, logs)
+RunRecorder.on_epoch_begin = stop_before_the_second
+try:
+    train(config, out + "/resumed", log=lambda *_: None)
+except KeyboardInterrupt:
+    pass
+RunRecorder.on_epoch_begin = begin
+lines = []
+train(config, out + "/resumed", log=lines.append)
+digest = lambda name: hashlib.sha256(b"".join(w.tobytes() for w in keras.saving.load_model(
+    f"{out}/{name}/final.keras").get_weights())).hexdigest()
+print(json.dumps({"resumed_line": any("resuming after epoch 1" in line for line in lines),
+                  "weights": [digest("straight"), digest("resumed")],
+                  "history": [open(f"{out}/{name}/history.csv").read().splitlines()[1:] for name in ("straight", "resumed")]}))
+"""
+
+
+@pytest.mark.slow
+def test_a_run_with_the_data_axes_and_an_ema_resumes_to_the_bits_of_the_uninterrupted_run(easy, tmp_path):
+    done = subprocess.run([sys.executable, "-c", _RESUMED, easy, str(tmp_path)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["resumed_line"]
+    assert result["weights"][0] == result["weights"][1]
+    strip = lambda rows: [",".join(row.split(",")[:6]) for row in rows]  # the losses, accuracies and lr, not the times
+    assert strip(result["history"][0]) == strip(result["history"][1])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy,precision", [("mirrored", "float32"), ("one_device", "mixed_bfloat16")])
+def test_the_data_axes_and_the_ema_train_over_two_replicas_and_in_mixed_precision(strategy, precision, easy, tmp_path):
+    assert len(tf.config.list_logical_devices("CPU")) >= 2, "conftest.py sets up two logical CPUs"
+    recipe = {"epochs": 2, "batch_size": 32, "mixup_alpha": 1.0, "cutout": 8, "randaugment_ops": 1, "ema_decay": 0.9}
+    config = RunConfig(model="wrn-10-1", dataset=easy, recipe_overrides=recipe, max_steps_per_epoch=3,
+                       strategy=strategy, precision=precision)
+    metrics = train(config, tmp_path / "run", log=quiet)
+    assert metrics["epochs"] == 2 and np.isfinite(metrics["test_loss"])
+    environment = json.loads((tmp_path / "run" / "config.json").read_text())["environment"]
+    assert environment["replicas"] == (2 if strategy == "mirrored" else 1) and environment["dtype_policy"] == precision

@@ -88,16 +88,22 @@ def collect_results(results_dir: Path, study: dict | None = None) -> tuple[dict,
         row = {"run_id": planned["run_id"], "configuration": planned["configuration"], "model": run.model,
                "seed": planned["seed"], "status": run_status, "protocol": study["protocol"],
                "downsized": planned["downsized"], "damaged": damaged,
-               **{key: _cell(run.setting(key)) for key in study["varies"]}}
+               **{key: _cell(run.setting(key)) for key in varied_columns(study)}}
         row.update({k: metrics.get(k) for k in RESULT_COLUMNS if k in metrics})
         rows.append(row)
-    columns = RESULT_COLUMNS[:3] + list(study["varies"]) + RESULT_COLUMNS[3:]
+    columns = RESULT_COLUMNS[:3] + varied_columns(study) + RESULT_COLUMNS[3:]
     frame = pd.DataFrame(rows).reindex(columns=columns)
     if auto_seeding(study):  # of the budget's runs, those trained or started, and those the next look needs
         needed = {(label, seed) for label, seeds in seeds_needed_now(frame, study).items() for seed in seeds}
         keep = [row.status != "pending" or (row.configuration, row.seed) in needed for row in frame.itertuples()]
         frame = frame[keep].reset_index(drop=True)
     return study, frame
+
+
+def varied_columns(study: dict) -> list[str]:
+    """The columns of what a study varies, but for one a result column already shows (epochs: the
+    epochs trained, which are the run's)."""
+    return [name for name in study["varies"] if name not in RESULT_COLUMNS]
 
 
 def auto_seeding(study: dict) -> dict | None:
@@ -240,7 +246,7 @@ HPARAMS_METRICS = ["test_error", "best_val_accuracy", "trainable_params", "secon
 def write_hparams(results_dir: Path, study: dict, frame: pd.DataFrame) -> None:
     """Every finished run as a session of TensorBoard's HParams dashboard: its configuration, seed
     and varying hyperparameters, and its metrics."""
-    names = ["configuration", "seed", *study["varies"]]
+    names = ["configuration", "seed", *dict.fromkeys(study["varies"])]
     done = frame[frame["status"] == "done"]
     sessions = [(row["run_id"], {n: row[n] for n in names}, {m: row[m] for m in HPARAMS_METRICS})
                 for _, row in done.iterrows()]

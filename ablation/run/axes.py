@@ -190,6 +190,7 @@ class Axis:
     reference: str  # the paper, and the code whose behaviour this follows
     summary: str  # what it does, in one line
     example: object  # a value off the default: `ablation axes` shows it as a run id spells it; the tests use it
+    needs: str | None = None  # an axis that must be off its default too, or this one changes nothing
 
     def __post_init__(self):
         if self.acts_on not in ACTS_ON:
@@ -221,6 +222,13 @@ def folder_word(value) -> str:
     return re.sub(r"[^A-Za-z0-9._+-]", "", plain(value).lower() if isinstance(value, bool) else plain(value))
 
 
+def typed(value) -> str:
+    """A value as a command line takes it (`--vary`, `--set`): (0.5, 0.75) -> (0.5,0.75), True -> true."""
+    if isinstance(value, tuple):
+        return "(" + ",".join(map(str, value)) + ")"
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def plain(value) -> str:
     """A value as people read it: (64, 64, 3) -> 64x64x3."""
     return "x".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
@@ -248,7 +256,7 @@ _AXES = [
          "dropout between the convolutions of a block", 0.3),
     Axis("dropout_position", "model", Choice(DROPOUT_POSITIONS), None,
          f"{WRN}: before_conv (BN-ReLU-dropout-conv); after_conv: many Keras ports", "where the block's dropout sits",
-         "after_conv"),
+         "after_conv", needs="dropout_rate"),
     Axis("bn_momentum", "model", _RATE, None, "torch.nn.BatchNorm2d(momentum=0.1) is Keras's 0.9",
          "batch norm's moving-average momentum (Keras's convention)", 0.99),
     Axis("bn_epsilon", "model", _POSITIVE, None, "torch.nn.BatchNorm2d(eps=1e-5)", "batch norm's epsilon", 1e-3),
@@ -279,7 +287,8 @@ _AXES = [
          "a linear warm-up from 0 to the peak lr over this many epochs", 5),
     Axis("warmup_steps", "recipe", Number(0, integer=True), 0, f"{HE}, section 4.2: ResNet-110 at 0.01 for ~400 "
          "iterations", "steps at warmup_learning_rate before the schedule (a constant warm-up)", 400),
-    Axis("warmup_learning_rate", "recipe", _POSITIVE, 0.01, f"{HE}, section 4.2", "the constant warm-up's lr", 0.02),
+    Axis("warmup_learning_rate", "recipe", _POSITIVE, 0.01, f"{HE}, section 4.2", "the constant warm-up's lr", 0.02,
+         needs="warmup_steps"),
     Axis("label_smoothing", "recipe", _RATE, 0.0, "Szegedy et al. 2016; torch.nn.CrossEntropyLoss(label_smoothing=e):"
          " target (1 - e) y + e / K", "the training loss's target smoothing (validation and test: plain "
          "cross-entropy)", 0.1),
@@ -296,13 +305,13 @@ _AXES = [
     Axis("cutmix_alpha", "data", Number(0), 0.0, "Yun et al. 2019; clovaai/CutMix-PyTorch train.py (rand_bbox)",
          "CutMix's beta (0: off; 1 on CIFAR)", 1.0),
     Axis("cutmix_prob", "data", Number(0, 1, low_open=True), 0.5, "clovaai/CutMix-PyTorch (0.5 on CIFAR)",
-         "the chance a batch is cut and mixed", 1.0),
+         "the chance a batch is cut and mixed", 1.0, needs="cutmix_alpha"),
     Axis("cutout", "data", Number(0, integer=True), 0, "DeVries & Taylor 2017; uoguelph-mlrg/Cutout util/cutout.py",
          "the side of the square cut out of every image, in pixels (0: off; 16 for CIFAR-10, 8 for CIFAR-100)", 16),
     Axis("randaugment_ops", "data", Number(0, integer=True), 0, "Cubuk et al. 2020 (arXiv 1909.13719); "
          "torchvision.transforms.RandAugment (14 ops, 31 magnitude bins)", "RandAugment's N: ops per image (0: off)", 2),
     Axis("randaugment_magnitude", "data", Number(0, 30, integer=True), 9, "Cubuk et al. 2020; torchvision's "
-         "default 9", "RandAugment's M, of 30", 14),
+         "default 9", "RandAugment's M, of 30", 14, needs="randaugment_ops"),
 ]
 AXES: Mapping[str, Axis] = MappingProxyType({a.name: a for a in _AXES})
 # The Recipe's fields: what trains the net, and what it sees.
@@ -322,6 +331,12 @@ def axis(name: str) -> Axis:
 def is_on(name: str, value) -> bool:
     """Whether a recipe or data axis departs from its default, the reference run."""
     return value != AXES[name].default
+
+
+def needs_error(off: Axis, value) -> str:
+    """The one line for `off` set to `value` while the axis it needs is at its default."""
+    return (f"{off.name}={value!r} without {off.needs} is not valid; expected {off.needs} set as well ({off.name} "
+            f"changes nothing without it).")
 
 
 def parse_setting(text: str, option: str) -> tuple[str, str]:

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from ablation.core import io
 from ablation.core.choices import JIT_MODES, MAX_SEED, PRECISIONS, STRATEGIES, checked, seed_is_valid
 from ablation.core.errors import ConfigError
-from ablation.run.axes import AXES, MODEL_AXES, RECIPE_AXES, axis, folder_word, plain
+from ablation.run.axes import AXES, MODEL_AXES, RECIPE_AXES, axis, folder_word, needs_error, plain, typed
 from ablation.run.recipes import RECIPES, Recipe, get_recipe
 from builders import INITIALIZATIONS, PRESETS, get_preset
 
@@ -61,6 +61,11 @@ class RunConfig:
             raise ConfigError("--deterministic with --jit-compile on is not valid: XLA's max-pool gradient has no "
                               "deterministic kernel; use --jit-compile auto or off.")
         model_kwargs = {**preset.kwargs, **overrides}
+        defaults = _defaults(preset.family)
+        for a in MODEL_AXES:
+            if a.needs and model_kwargs.get(a.name, defaults.get(a.name)) != defaults.get(a.name) and \
+                    model_kwargs.get(a.needs, defaults.get(a.needs)) == defaults.get(a.needs):
+                raise ConfigError(needs_error(a, model_kwargs[a.name]))
         if "input_shape" in model_kwargs:
             model_kwargs["input_shape"] = tuple(model_kwargs["input_shape"])
         return ResolvedRun(
@@ -250,20 +255,13 @@ def axis_listing() -> list[dict]:
             own = {name: getattr(recipe, a.name) for name, recipe in recipes.items()}
             presets = {getattr(get_recipe(p.recipe).replace(**p.recipe_overrides), a.name) for p in PRESETS.values()}
             if set(own.values()) | presets == {a.default}:
-                default, text = a.default, _shown(a.default) + ("" if a.default else " (off)")
+                default, text = a.default, typed(a.default) + ("" if a.default else " (off)")
             else:
                 default = None
-                text = "the recipe's: " + ", ".join(f"{name} {_shown(value)}" for name, value in own.items())
+                text = "the recipe's: " + ", ".join(f"{name} {typed(value)}" for name, value in own.items())
                 if presets - set(own.values()):
-                    text += " (some presets' own: " + ", ".join(sorted(map(_shown, presets - set(own.values())))) + ")"
+                    text += " (some presets' own: " + ", ".join(sorted(map(typed, presets - set(own.values())))) + ")"
         rows.append({"name": a.name, "acts_on": a.acts_on, "default": io.json_roundtrip(default), "default_text": text,
                      "values": a.values.describe(), "choices": list(getattr(a.values, "options", ())) or None,
                      "reference": a.reference, "summary": a.summary, "in_run_id": a.word(a.example)})
     return rows
-
-
-def _shown(value) -> str:
-    """A value as typed on a command line: (0.5, 0.75) -> (0.5,0.75), True -> true."""
-    if isinstance(value, tuple):
-        return "(" + ",".join(map(str, value)) + ")"
-    return str(value).lower() if isinstance(value, bool) else str(value)

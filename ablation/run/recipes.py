@@ -27,7 +27,7 @@ import math
 import keras
 
 from ablation.core.errors import ConfigError
-from ablation.run.axes import AXES, RECIPE_AXES, is_on
+from ablation.run.axes import AXES, RECIPE_AXES, is_on, needs_error
 from ablation.run.recipe_model import RecipeModel
 
 OPTIMIZERS = AXES["optimizer"].values.options
@@ -44,10 +44,9 @@ class _RecipeRules:
             raise ConfigError(f"mixup_alpha={self.mixup_alpha!r} with cutmix_alpha={self.cutmix_alpha!r} is not valid; "
                               f"expected one of them 0: the reference codes apply one (timm's switching between "
                               f"the two per batch is not offered).")
-        for knob, needs in (("cutmix_prob", "cutmix_alpha"), ("randaugment_magnitude", "randaugment_ops")):
-            if is_on(knob, getattr(self, knob)) and not is_on(needs, getattr(self, needs)):
-                raise ConfigError(f"{knob}={getattr(self, knob)!r} without {needs} is not valid; expected {needs} > 0 "
-                                  f"as well ({knob} changes nothing without it).")
+        for axis in RECIPE_AXES:
+            if axis.needs and is_on(axis.name, getattr(self, axis.name)) and not is_on(axis.needs, getattr(self, axis.needs)):
+                raise ConfigError(needs_error(axis, getattr(self, axis.name)))
         if self.warmup_epochs and self.warmup_steps:
             raise ConfigError(f"warmup_epochs={self.warmup_epochs!r} with warmup_steps={self.warmup_steps!r} is not "
                               f"valid; expected one warm-up: warmup_steps holds warmup_learning_rate (He et al.'s "

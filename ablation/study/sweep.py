@@ -21,7 +21,7 @@ import re
 import keras
 
 from ablation.core.errors import ConfigError
-from ablation.run.axes import AXES, axis
+from ablation.run.axes import AXES, axis, typed
 from ablation.run.config import build_model, model_axes_of, preset_of
 from ablation.study.declaration import Configuration, Options, Study
 from ablation.study.runner import plan, slug
@@ -69,7 +69,7 @@ def sweep_study(model: str, varies: list[str], *, seeds=(42,), recipe=None, base
     for values in itertools.product(*(v for _, v in axes)):
         setting = dict(zip(names, values, strict=True))
         configurations.append(Configuration(
-            name=", ".join(f"{n}={_typed(v)}" for n, v in setting.items()), model=model,
+            name=", ".join(f"{n}={typed(v)}" for n, v in setting.items()), model=model,
             model_overrides={n: v for n, v in setting.items() if kinds[n] == "model"},
             recipe_overrides={n: v for n, v in setting.items() if kinds[n] == "recipe"}))
     configuration_names = [c.name for c in configurations]
@@ -79,11 +79,6 @@ def sweep_study(model: str, varies: list[str], *, seeds=(42,), recipe=None, base
                  question=f"What {'does' if len(names) == 1 else 'do'} {' and '.join(names)} change in {model}?",
                  configurations=configurations,
                  varies=tuple(names), recipe=recipe, seeds=tuple(seeds), baseline=baseline)
-
-
-def _typed(value) -> str:
-    """A value in a configuration's name, as typed: (0.5, 0.75) -> (0.5,0.75)."""
-    return "(" + ",".join(map(str, value)) + ")" if isinstance(value, tuple) else str(value)
 
 
 def check_nets(study: Study, options: Options) -> None:
