@@ -332,6 +332,21 @@ def test_each_randaugment_op_is_torchvisions_on_the_same_images(name, magnitude)
         assert not np.array_equal(out, images)
 
 
+@pytest.mark.parametrize("partitioned", [True, False])  # False: the static shapes of an XLA-compiled step
+def test_a_batch_of_mixed_ops_gives_each_image_its_own_ops_result(partitioned):
+    images = _images(28, size=16).astype("float32")
+    chosen = np.tile(np.arange(len(randaugment.OPS)), 2)[::-1].copy()
+    negative = np.arange(28) % 3 == 0
+    table = randaugment.magnitudes(14, 16, 16)
+    out = randaugment.apply_ops(tf.constant(images), tf.constant(chosen, tf.int32), tf.constant(negative), table,
+                                partitioned=partitioned).numpy()
+    for i, (op, image) in enumerate(zip(chosen, images, strict=True)):
+        name = randaugment.OPS[op]
+        value = table.get(name, 0.0)
+        expected = _tv_op(name, image, -value if name in randaugment.SIGNED and negative[i] else value)
+        assert (out[i] != expected).any(axis=-1).sum() <= (2 if name == "Rotate" else 0), (i, name)
+
+
 def test_randaugment_magnitudes_are_torchvisions_table():
     # The table of RandAugment._augmentation_space at bins 0, 9 and 30 of 31, for a 32 x 32 image
     # (torch.linspace in float32; TranslateX 150 / 331 of the width).
@@ -409,13 +424,20 @@ def test_a_run_with_the_data_axes_and_an_ema_resumes_to_the_bits_of_the_uninterr
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("strategy,precision", [("mirrored", "float32"), ("one_device", "mixed_bfloat16")])
-def test_the_data_axes_and_the_ema_train_over_two_replicas_and_in_mixed_precision(strategy, precision, easy, tmp_path):
+@pytest.mark.parametrize("strategy,precision,jit_compile,mix", [
+    ("mirrored", "float32", "auto", "mixup_alpha"), ("one_device", "mixed_bfloat16", "auto", "cutmix_alpha"),
+    ("one_device", "float32", "on", "mixup_alpha"),  # XLA: the step a GPU compiles (no gamma kernel, static shapes)
+    ("one_device", "float32", "on", "cutmix_alpha")])
+def test_the_data_axes_and_the_ema_train_over_two_replicas_in_mixed_precision_and_under_xla(strategy, precision,
+                                                                                           jit_compile, mix, easy,
+                                                                                           tmp_path):
     assert len(tf.config.list_logical_devices("CPU")) >= 2, "conftest.py sets up two logical CPUs"
-    recipe = {"epochs": 2, "batch_size": 32, "mixup_alpha": 1.0, "cutout": 8, "randaugment_ops": 1, "ema_decay": 0.9}
+    recipe = {"epochs": 2, "batch_size": 32, mix: 1.0, "cutout": 8, "randaugment_ops": 1, "ema_decay": 0.9,
+              "label_smoothing": 0.1}
     config = RunConfig(model="wrn-10-1", dataset=easy, recipe_overrides=recipe, max_steps_per_epoch=3,
-                       strategy=strategy, precision=precision)
+                       strategy=strategy, precision=precision, jit_compile=jit_compile)
     metrics = train(config, tmp_path / "run", log=quiet)
     assert metrics["epochs"] == 2 and np.isfinite(metrics["test_loss"])
     environment = json.loads((tmp_path / "run" / "config.json").read_text())["environment"]
     assert environment["replicas"] == (2 if strategy == "mirrored" else 1) and environment["dtype_policy"] == precision
+    assert environment["jit_compile"] == ("on" if jit_compile == "on" else "off")

@@ -57,6 +57,11 @@ def test_bench_json_report_measures_mfu_against_the_peak_of_the_precision_that_r
     assert result["mfu_float32"] == pytest.approx(result["achieved_tflops"] / result["matmul_float32_tflops"])
     assert (result["matmul_tflops"] == result["matmul_float32_tflops"]) == (dtype == "float32")
     assert result["images_per_second"] > 0 and result["pipeline_images_per_second"] > 0
+    # The input pipeline with each data axis on (the chain on the device), and its ratio to training.
+    assert set(result["augmentation_images_per_second"]) == {"mixup_alpha=1.0", "cutmix_alpha=1.0", "cutout=16",
+                                                             "randaugment_ops=2"}
+    for name, rate in result["augmentation_images_per_second"].items():
+        assert rate > 0 and result["augmentation_ratios"][name] == pytest.approx(rate / result["images_per_second"])
     assert result["peak_rss_mb"] > 100
     assert result["jit_compile"] == "off" and result["jit_compile_requested"] == "auto"  # Keras's "auto" on a CPU
     assert result["strategy"] == "_DefaultDistributionStrategy" and result["replicas"] == 1

@@ -114,8 +114,34 @@ def cutout(images, length, ys, xs):
 
 def draw_beta(seed, alpha):
     """lam ~ Beta(alpha, alpha), as NumPy's beta: G1 / (G1 + G2) for two Gamma(alpha) draws."""
-    gammas = tf.random.stateless_gamma([2], seed, alpha=alpha, dtype=tf.float64)
+    gammas = draw_gamma(seed, alpha, 2)
     return gammas[0] / (gammas[0] + gammas[1])
+
+
+# Candidates each Gamma draw makes at once: Marsaglia-Tsang accepts one with probability >= 0.95,
+# so all 32 fail with probability below 1e-40.
+GAMMA_CANDIDATES = 32
+
+
+def draw_gamma(seed, alpha: float, count: int):
+    """`count` draws of Gamma(alpha, 1) by Marsaglia & Tsang's method (ACM TOMS 2000) from uniform and
+    normal draws alone, with alpha < 1 boosted as G(alpha + 1) U^(1 / alpha). TensorFlow's own
+    gamma sampler has no XLA kernel, and a GPU's training step is compiled by XLA; here every
+    candidate is drawn at once and the first accepted kept (a fixed shape, as XLA needs)."""
+    boost = alpha < 1
+    d = (alpha + 1.0 if boost else alpha) - 1.0 / 3.0
+    c = 1.0 / (9.0 * d) ** 0.5
+    normal_seed, uniform_seed, boost_seed = _split(seed, 3)
+    x = tf.random.stateless_normal([count, GAMMA_CANDIDATES], normal_seed, dtype=tf.float64)
+    u = tf.random.stateless_uniform([count, GAMMA_CANDIDATES], uniform_seed, dtype=tf.float64)
+    v = (1.0 + c * x) ** 3
+    safe_v = tf.where(v > 0, v, 1.0)
+    accepted = (v > 0) & (tf.math.log(u) < 0.5 * x * x + d - d * safe_v + d * tf.math.log(safe_v))
+    first = tf.argmax(tf.cast(accepted, tf.int32), axis=1)  # the first candidate accepted
+    draws = d * tf.gather(safe_v, first, batch_dims=1)
+    if boost:
+        draws *= tf.random.stateless_uniform([count], boost_seed, dtype=tf.float64) ** (1.0 / alpha)
+    return draws
 
 
 def draw_permutation(seed, count):
@@ -166,12 +192,14 @@ class BatchAugmentation:
         replica = 0 if context is None else context.replica_id_in_sync_group
         return tf.random.experimental.stateless_fold_in(seed, tf.cast(replica, tf.int64))
 
-    def __call__(self, images, labels, step):
+    def __call__(self, images, labels, step, *, xla=False):
+        """The chain on a batch at training step `step`; `xla`: the step is compiled by XLA (static shapes)."""
         randaugment_seed, crop_seed, cutout_seed, mix_seed = _split(self.step_seed(step), 4)
         count = tf.shape(images)[0]
         _, h, w, _ = images.shape
         if self.randaugment_ops:
-            images = randaugment(images, self.randaugment_ops, self.randaugment_magnitude, randaugment_seed)
+            images = randaugment(images, self.randaugment_ops, self.randaugment_magnitude, randaugment_seed,
+                                 partitioned=not xla)
         if self.pad_crop_flip:
             images = pad_crop_flip(images, crop_seed)
         images = normalise(images, self.mean, self.std)

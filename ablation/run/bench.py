@@ -9,7 +9,10 @@ In one process it measures
     this machine measured now in the precision that ran (bfloat16 for mixed_bfloat16, whose
     peak is twice float32's where the CPU or GPU has bf16 units) and in float32, and their ratio,
     the model FLOPs utilisation (mfu, against the precision that ran);
-  * the input pipeline alone (augmentation included), and its ratio to training;
+  * the input pipeline alone (augmentation included), and its ratio to training; and with each
+    data axis on (mixup, CutMix, Cutout, RandAugment at `python -m ablation axes`'s example values),
+    the pipeline followed by the axis's augmentation chain on the training device, as a training
+    step runs it, and its ratio to training;
   * the overhead of our training loop (metrics, progress, history, checkpoints, TensorBoard)
     over a bare `model.fit` of the same net, optimizer and data: its cost per step and per
     epoch, measured, and what they add to a real epoch (the data set's, or CIFAR-10's 351
@@ -33,6 +36,8 @@ import tensorflow as tf
 from ablation.core import layout, records
 from ablation.core.errors import ConfigError
 from ablation.run import distribute
+from ablation.run.augment import BatchAugmentation
+from ablation.run.axes import AXES
 from ablation.run.callbacks import PortableExport, RunRecorder
 from ablation.run.config import RunConfig
 from ablation.run.data import Source
@@ -163,6 +168,11 @@ def run_bench(config: BenchConfig, log=print) -> dict:
         log("timing the input pipeline alone ...")
         pipeline_rate = _pipeline_rate(pipeline, batches=max(20, 2 * config.timed_steps))
 
+        log("timing the input pipeline with each data axis on the device ...")
+        augmentation_rates = {axis.word(axis.example): _augmentation_rate(run, axis, max(20, 2 * config.timed_steps),
+                                                                          xla=bool(model.jit_compile))
+                              for axis in DATA_AXES}
+
         log("timing our training loop against a bare model.fit ...")
         loop = _loop_overhead(model, config, run)
 
@@ -177,6 +187,8 @@ def run_bench(config: BenchConfig, log=print) -> dict:
         "matmul_float32_tflops": matmul_float32 / 1e12, "mfu": utilisation(achieved, matmul),
         "mfu_float32": utilisation(achieved, matmul_float32),
         "pipeline_images_per_second": pipeline_rate, "pipeline_ratio": pipeline_rate / train_rate,
+        "augmentation_images_per_second": augmentation_rates,
+        "augmentation_ratios": {name: rate / train_rate for name, rate in augmentation_rates.items()},
         "runner_overhead": loop.overhead(epoch_steps), "runner_overhead_short_epoch": loop.overhead(config.timed_steps),
         "runner_seconds_per_epoch": loop.fixed_seconds, "runner_seconds_per_step": loop.step_seconds,
         "epoch_steps": epoch_steps,
@@ -255,6 +267,29 @@ def _pipeline_rate(pipeline, batches: int) -> float:
     return batches * pipeline.batch_size / (time.perf_counter() - start)
 
 
+# The data axes that switch an augmentation on (cutmix_prob and randaugment_magnitude tune one).
+DATA_AXES = tuple(axis for axis in AXES.values() if axis.acts_on == "data" and axis.needs is None)
+
+
+def _augmentation_rate(run: RunSetup, axis, batches: int, *, xla: bool) -> float:
+    """Images/s of the input pipeline followed by `axis`'s augmentation chain at its example value (the
+    whole chain: the pipeline's crop and flip move onto the device with it), on the device, as the
+    training step runs it (compiled by XLA where the step is)."""
+    recipe = run.resolved.recipe_fields.replace(**{axis.name: axis.example})
+    raw = dataclasses.replace(run.pipeline, augment_on_device=True)
+    chain = BatchAugmentation.of(recipe, num_classes=run.num_classes, mean=raw.mean, std=raw.std, seed=0,
+                                 pad_crop_flip=run.resolved.augment)
+    step = tf.function(lambda images, labels, index: tf.reduce_sum(chain(images, labels, index, xla=xla)[0]),
+                       jit_compile=xla)
+    iterator = iter(raw.train_batches(0, 10**6))
+    for index in range(3):  # tracing, caches and the prefetch buffer
+        step(*next(iterator), tf.constant(index, tf.int64)).numpy()
+    start = time.perf_counter()
+    for index in range(batches):
+        step(*next(iterator), tf.constant(index, tf.int64)).numpy()  # .numpy(): wait for the device
+    return batches * raw.batch_size / (time.perf_counter() - start)
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
@@ -277,6 +312,8 @@ def format_report(result: dict) -> str:
         f"{result['mfu_float32']:.2f} of float32's)",
         f"  input pipeline {result['pipeline_images_per_second']:8.0f} images/s = {result['pipeline_ratio']:.1f} x "
         f"training",
+        *(f"    {name + ' on the device':31} {rate:8.0f} images/s = {result['augmentation_ratios'][name]:.1f} x training"
+          for name, rate in result["augmentation_images_per_second"].items()),
         f"  runner         {100 * result['runner_overhead']:+7.2f} % over a bare model.fit, over an epoch of "
         f"{result['epoch_steps']} steps ({result['runner_seconds_per_step'] * 1e3:.1f} ms a step, "
         f"{result['runner_seconds_per_epoch']:.2f} s an epoch; {100 * result['runner_overhead_short_epoch']:+.1f} % "

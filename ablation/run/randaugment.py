@@ -64,9 +64,10 @@ def magnitudes(magnitude: int, height: int, width: int) -> dict[str, float]:
             "Solarize": torch_linspace(255.0, 0.0, m)}
 
 
-def randaugment(images, ops: int, magnitude: int, seed):
+def randaugment(images, ops: int, magnitude: int, seed, *, partitioned=True):
     """`ops` RandAugment ops per image of a batch [B, H, W, C] of pixel values 0..255, at `magnitude`
-    of 30, drawn from the stateless `seed`; returns float32 pixel values 0..255."""
+    of 30, drawn from the stateless `seed`; returns float32 pixel values 0..255. `partitioned`: see
+    `apply_ops` (False under XLA)."""
     x = tf.cast(images, tf.float32)
     _, height, width, _ = x.shape
     table = magnitudes(magnitude, height, width)
@@ -76,26 +77,38 @@ def randaugment(images, ops: int, magnitude: int, seed):
         chosen = tf.random.stateless_uniform([count], op_seed, maxval=len(OPS), dtype=tf.int32)
         # A sign for every image; only the signed ops read it (torchvision draws it for those alone).
         negative = tf.random.stateless_uniform([count], sign_seed, maxval=2, dtype=tf.int32) == 1
-        x = apply_ops(x, chosen, negative, table)
+        x = apply_ops(x, chosen, negative, table, partitioned=partitioned)
     return x
 
 
-def apply_ops(x, chosen, negative, table):
-    """Op `OPS[chosen[i]]` on image i, its magnitude negated where `negative[i]` (signed ops)."""
-    sign = tf.where(negative, -1.0, 1.0)
-    sign64 = tf.cast(sign, tf.float64)
-    out = x
-    geometric = tf.zeros_like(chosen, dtype=tf.bool)
-    for name in GEOMETRIC:
-        geometric |= chosen == OPS.index(name)
-    out = tf.where(geometric[:, None, None, None], affine(x, _inverse_matrices(chosen, sign64, table, x.shape)), out)
-    for name in OPS:
-        if name == "Identity" or name in GEOMETRIC:
-            continue
-        picked = (chosen == OPS.index(name))[:, None, None, None]
-        factor = 1.0 + sign64 * table.get(name, 0.0)  # the enhance ops' factor, in double as Python computes it
-        out = tf.where(picked, _PHOTOMETRIC[name](x, factor, table), out)
-    return out
+def apply_ops(x, chosen, negative, table, *, partitioned=True):
+    """Op `OPS[chosen[i]]` on image i, its magnitude negated where `negative[i]` (signed ops); the
+    geometric ops are one sampling, each image with its own matrix. `partitioned`: each op computes
+    its own images alone (a seventh of the work on a CPU); else every op the whole batch, selected per
+    image, in static shapes, as XLA (a GPU's compiled training step) needs."""
+    sign = tf.cast(tf.where(negative, -1.0, 1.0), tf.float64)
+    # Group 0: Identity; 1: the geometric ops; then one per photometric op.
+    groups = ["Identity", GEOMETRIC, *_PHOTOMETRIC]
+    group_of = tf.constant([next(g for g, group in enumerate(groups) if name == group or name in group) for name in OPS])
+
+    def group(index, images, ops, signs):
+        if index == 0:
+            return images
+        if index == 1:
+            return affine(images, _inverse_matrices(ops, signs, table, x.shape))
+        name = groups[index]
+        return _PHOTOMETRIC[name](images, 1.0 + signs * table.get(name, 0.0), table)  # factor in double, as Python
+
+    partition = tf.gather(group_of, chosen)
+    if not partitioned:
+        out = x
+        for index in range(1, len(groups)):
+            out = tf.where((partition == index)[:, None, None, None], group(index, x, chosen, sign), out)
+        return out
+    parts = [tf.dynamic_partition(values, partition, len(groups)) for values in (tf.range(tf.shape(x)[0]), x, chosen,
+                                                                                 sign)]
+    out = [group(index, *(part[index] for part in parts[1:])) for index in range(len(groups))]
+    return tf.reshape(tf.dynamic_stitch(parts[0], out), tf.shape(x))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -186,11 +199,12 @@ def _contrast(x, factor, table):
 def _sharpness(x, factor, table):
     """Blend with the image blurred by [[1, 1, 1], [1, 5, 1], [1, 1, 1]] / 13 (rounded) inside a border
     kept from the image; the blend covers the border too, as torchvision's."""
-    _, h, w, c = x.shape
+    _, h, w, _ = x.shape
     if h <= 2 or w <= 2:
         return x
-    kernel = tf.constant([[1.0, 1.0, 1.0], [1.0, 5.0, 1.0], [1.0, 1.0, 1.0]])[:, :, None, None] * tf.ones((1, 1, c, 1))
-    window = tf.nn.depthwise_conv2d(x, kernel, strides=[1, 1, 1, 1], padding="VALID")  # exact integer sums
+    # The kernel's sum over each interior pixel, exact in float32: its 3 x 3 window plus 4 x itself.
+    window = sum(x[:, 1 + dy:h - 1 + dy, 1 + dx:w - 1 + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+    window += 4.0 * x[:, 1:-1, 1:-1]
     blurred = tf.cast((tf.cast(window, tf.int32) + 6) // 13, tf.float32)  # round(S / 13): never a tie
     interior = tf.pad(tf.ones((h - 2, w - 2, 1), tf.bool), [[1, 1], [1, 1], [0, 0]])
     degenerate = tf.where(interior, tf.pad(blurred, [[0, 0], [1, 1], [1, 1], [0, 0]]), x)
@@ -199,7 +213,7 @@ def _sharpness(x, factor, table):
 
 def _posterize(x, factor, table):
     step = 2.0 ** (8 - table["Posterize"])
-    return x - tf.math.floormod(x, step)  # x & mask: the top `bits` bits
+    return tf.floor(x / step) * step  # x & mask: the top `bits` bits (exact: a power of two)
 
 
 def _solarize(x, factor, table):
@@ -221,7 +235,8 @@ def _equalize(x, factor, table):
     // 255; lut[k] = (cumsum[k - 1] + step // 2) // step (lut[0] = 0), clamped; unchanged if step is 0."""
     _, h, w, c = x.shape
     pixels = tf.cast(tf.reshape(tf.transpose(x, [0, 3, 1, 2]), [-1, h * w]), tf.int32)
-    hist = tf.math.bincount(pixels, minlength=256, maxlength=256, axis=-1)
+    # The raw op with a constant size: XLA compiles a bincount only when its size is known.
+    hist = tf.raw_ops.DenseBincount(input=pixels, size=tf.constant(256), weights=tf.constant([], tf.int32))
     top = tf.gather(hist, tf.reduce_max(pixels, axis=1), batch_dims=1)
     step = (h * w - top) // 255
     safe = tf.maximum(step, 1)[:, None]

@@ -31,7 +31,7 @@ class RecipeModel(keras.Model):
         super().__init__(inputs=net.input, outputs=net.output, name=net.name)
         self.one_hot_targets = bool(one_hot_targets)
         self.ema_decay = float(ema_decay)
-        self.augmentation = augmentation  # (images, labels, step) -> (images, targets), or None
+        self.augmentation = augmentation  # (images, labels, step, xla=) -> (images, targets), or None
         # The net's weights, not tracked a second time (they are this model's layers' already).
         object.__setattr__(self, "_averaged", tuple(net.weights) if self.ema_decay else ())
         # Tracked: the resumable state saves and restores the averages with the weights. Each starts
@@ -50,7 +50,7 @@ class RecipeModel(keras.Model):
             return super().train_step(data)
         images, targets, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         if self.augmentation is not None:
-            images, targets = self.augmentation(images, targets, self.optimizer.iterations)
+            images, targets = self.augmentation(images, targets, self.optimizer.iterations, xla=bool(self.jit_compile))
         if self.one_hot_targets and len(targets.shape) == 1:
             targets = tf.one_hot(tf.cast(targets, tf.int32), self.output.shape[-1])
         logs = super().train_step((images, targets, sample_weight))
