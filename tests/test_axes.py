@@ -283,3 +283,20 @@ def test_a_sweep_of_each_new_axis_trains_both_runs_differently(name, easy, tmp_p
     losses = [pd.read_csv(results / "runs" / run_id / "history.csv")[["loss", "val_loss"]] for run_id in frame["run_id"]]
     assert not losses[0].equals(losses[1])
     assert not np.isclose(varied.test_loss, reference.test_loss, rtol=0, atol=1e-9)
+
+
+def test_a_run_recorded_before_the_new_axes_is_the_same_run_and_keeps_its_id(tmp_path):
+    from ablation.core import io, layout, records
+    from ablation.run.config import run_identity
+
+    resolved = RunConfig(model="wrn-28-2-dropout").resolve()
+    before = json.loads(json.dumps(resolved.to_json()))
+    for name in NEW_AXES:  # config.json of a run trained before these axes existed
+        del before["recipe_fields"][name]
+    io.write_json(tmp_path / layout.CONFIG_FILE, {"run": before})
+    records.check_same_run(tmp_path, resolved.to_json(), run_identity)  # resumed, not refused
+    assert resolved.configuration_id() == "wrn-28-2-dropout"
+    assert type(resolved).from_json(before) == resolved  # read back at the axes' defaults
+    smoothed = RunConfig(model="wrn-28-2-dropout", recipe_overrides={"label_smoothing": 0.1}).resolve()
+    with pytest.raises(ConfigError, match=r"holds a different run \(recipe_fields"):
+        records.check_same_run(tmp_path, smoothed.to_json(), run_identity)

@@ -24,7 +24,7 @@ from ablation.run import training as run_module
 from ablation.run.config import RunConfig
 from ablation.run.setup import set_up
 from ablation.study import SearchDefaults, cost, tuning
-from ablation.study.tuning import Search, make_hypermodel, run_search
+from ablation.study.tuning import Search, changed_settings, make_hypermodel, run_search
 from tests.helpers import PNG, ROOT, diagram_drawn, quiet
 
 SETTINGS = dict(recipe_overrides={"epochs": 1, "batch_size": 32}, max_steps_per_epoch=2)
@@ -147,6 +147,18 @@ def test_a_failed_trial_is_recorded_and_warned_about(easy, tmp_path, monkeypatch
     assert list(trials["status"]) == ["FAILED", "COMPLETED"]
     assert "simulated out-of-memory" in trials["error"].iloc[0]
     assert "did not complete" in (tmp_path / "summary.md").read_text()
+
+
+def test_a_search_recorded_before_the_recipe_axes_goes_on_and_a_changed_one_is_refused(easy):
+    search = tiny_search(easy)
+    now = {"tuner": search.tuner, "run": search.run.resolve().to_json()}
+    before = json.loads(json.dumps(now))
+    for name in ("label_smoothing", "mixup_alpha", "ema_decay", "lr_schedule"):  # not recorded then
+        del before["run"]["recipe_fields"][name]
+    assert changed_settings(before, now) == []
+    smoothed = dataclasses.replace(search, run=dataclasses.replace(search.run, recipe_overrides={
+        **search.run.recipe_overrides, "label_smoothing": 0.1}))
+    assert changed_settings(before, {"tuner": search.tuner, "run": smoothed.run.resolve().to_json()}) == ["run"]
 
 
 def test_changed_settings_are_refused(easy, tmp_path):

@@ -27,6 +27,8 @@ import tensorflow as tf
 
 
 class RecipeModel(keras.Model):
+    """The net's graph and weights, trained with its recipe's step (see the module)."""
+
     def __init__(self, net: keras.Model, *, one_hot_targets=False, ema_decay=0.0, augmentation=None):
         super().__init__(inputs=net.input, outputs=net.output, name=net.name)
         self.one_hot_targets = bool(one_hot_targets)

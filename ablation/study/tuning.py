@@ -45,7 +45,7 @@ from ablation.report import hparams, pages
 from ablation.report.diagrams import write_run_diagrams
 from ablation.run import distribute
 from ablation.run.callbacks import TrainingDiverged
-from ablation.run.config import RunConfig
+from ablation.run.config import RunConfig, run_identity
 from ablation.run.setup import RunSetup, set_up
 from ablation.run.training import train
 from ablation.statistics import compare, interval_of_mean
@@ -289,6 +289,15 @@ def search_cost(search: Search) -> dict:
             "per_run": one.to_json()}
 
 
+def changed_settings(previous: dict, settings: dict) -> list[str]:
+    """What differs between a search.json and this search's settings; the run compared as a run is
+    (config.run_identity: a recipe field recorded before its axis existed is at its default)."""
+    now = io.json_roundtrip(settings)
+    identity = lambda record: {**record, "run": run_identity(record["run"])} if "run" in record else record
+    previous, now = identity(previous), identity(now)
+    return sorted(k for k in set(now) | set(previous) if previous.get(k) != now.get(k))
+
+
 def run_search(search: Search, results_dir, *, log=print, retrain_stale=False) -> int:
     """Search (or go on searching), then, unless this is a worker, export and retrain the winner. A
     search whose trials started from tied initial weights (its search.json records no initialization)
@@ -308,8 +317,8 @@ def run_search(search: Search, results_dir, *, log=print, retrain_stale=False) -
         previous = None
     if previous is not None and "preset" in previous:  # written before the vocabulary change
         previous["protocol"] = previous.pop("preset")
-    if previous is not None and previous != io.json_roundtrip(settings):
-        changed = sorted(k for k in settings if previous.get(k) != io.json_roundtrip(settings)[k])
+    changed = [] if previous is None else changed_settings(previous, settings)
+    if changed:
         raise ConfigError(f"{results_dir} holds a search with other settings ({', '.join(changed)}); "
                           f"use another --results-dir.")
     if not is_worker():
