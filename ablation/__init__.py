@@ -24,7 +24,8 @@ tests/test_layout.py checks that this map names every package and module, in the
         config | callbacks              RunConfig -> ResolvedRun, build_model | the per-epoch records
         recipes | distribute | data     the papers' recipes | tf.distribute and precision | tfds and npz data
         recipe_model | augment          the net as its recipe trains it (EMA, targets) | augmentation of whole batches
-        randaugment | axes              RandAugment's 14 ops | every knob of a run, declared once
+        axes                            every knob of a run, declared once
+        randaugment                     RandAugment's 14 ops, as torchvision computes them
     statistics                          verdicts over seeds: paired t, Holm, the sequential design (no TensorFlow)
     core/                               the shared basics
         records | plots                 a run's bookkeeping and lock | the figures (matplotlib)

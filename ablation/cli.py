@@ -20,7 +20,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ablation.core import layout
+from ablation.core import io, layout
 from ablation.core.choices import MAX_SEED, PROTOCOLS, seed_is_valid
 from ablation.core.console import (
     add_alias,
@@ -34,10 +34,10 @@ from ablation.report.server import exposed, make_server
 from ablation.report.tables import write_study_report
 from ablation.run import axes as axes_module
 from ablation.run import bench as bench_module
-from ablation.run.axes import AXES, axis, parse_setting
+from ablation.run.axes import AXES, MODEL, axis, needs_error, parse_setting, typed
 from ablation.run.bench import BenchConfig, format_report, run_bench
-from ablation.run.config import RunConfig, axis_listing, preset_of
-from ablation.run.recipes import RECIPES
+from ablation.run.config import RunConfig, preset_of
+from ablation.run.recipes import RECIPES, get_recipe
 from ablation.run.training import train
 from ablation.statistics import MAX_SEEDS
 from ablation.study import sweep as sweep_module
@@ -65,21 +65,24 @@ def train_config(args) -> RunConfig:
     flags = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size),
                                ("learning_rate", args.learning_rate), ("dropout_rate", args.dropout_rate),
                                ("block_type", args.block_type)) if v is not None}
-    settings = dict(flags)
+    settings = {k: axis(k).parse(v) if isinstance(v, str) else v for k, v in flags.items()}
     for text in args.set:
         name, value = parse_setting(text, "--set")
         if name in settings:
             given = f"--{name.replace('_', '-')} {flags[name]}" if name in flags else f"--set {name}=..."
             raise ConfigError(f"--set {text!r} is not valid: {given} already sets {name}; expected each axis once.")
         settings[name] = axis(name).parse(value)
-    model = {k: v for k, v in settings.items() if AXES[k].acts_on == "model"}
-    recipe = {k: v for k, v in settings.items() if AXES[k].acts_on != "model"}
+    model = {k: v for k, v in settings.items() if AXES[k].acts_on == MODEL}
+    recipe = {k: v for k, v in settings.items() if AXES[k].acts_on != MODEL}
     config = RunConfig(model=args.model, dataset=args.dataset, recipe=args.recipe, recipe_overrides=recipe,
                        model_overrides=model, seed=args.seed, validation_fraction=args.validation_fraction,
                        augment=not args.no_augment, max_steps_per_epoch=args.max_steps_per_epoch,
                        strategy=args.strategy, precision=args.precision, jit_compile=args.jit_compile,
                        data_dir=args.data_dir, deterministic=args.deterministic)
-    config.resolve()  # every value checked here, before anything else
+    resolved = config.resolve()  # every value checked here, before anything else
+    for name, value in settings.items():  # asked for, but nothing without the axis it needs
+        if AXES[name].needs and resolved.setting(name) != value:
+            raise ConfigError(needs_error(AXES[name], value))
     return config
 
 
@@ -128,6 +131,31 @@ def cmd_sweep(args):
     return run_study_command(study, args, args.argv, relaunch=[sys.executable, "-m", "ablation"])
 
 
+def axis_listing() -> list[dict]:
+    """Every axis as `python -m ablation axes` shows it: name, what it acts on, its default (the
+    value; None where each preset or recipe sets its own, said in `default_text`), what it takes,
+    the reference it follows, and an example as a run id spells it."""
+    recipes = {name: get_recipe(name) for name in RECIPES}
+    rows = []
+    for a in AXES.values():
+        if a.acts_on == MODEL:
+            default, text = None, "the preset's"
+        else:
+            own = {name: getattr(recipe, a.name) for name, recipe in recipes.items()}
+            presets = {getattr(get_recipe(p.recipe).replace(**p.recipe_overrides), a.name) for p in PRESETS.values()}
+            if set(own.values()) | presets == {a.default}:
+                default, text = a.default, typed(a.default) + ("" if a.default else " (off)")
+            else:
+                default = None
+                text = "the recipe's: " + ", ".join(f"{name} {typed(value)}" for name, value in own.items())
+                if presets - set(own.values()):
+                    text += " (some presets' own: " + ", ".join(sorted(map(typed, presets - set(own.values())))) + ")"
+        rows.append({"name": a.name, "acts_on": a.acts_on, "default": io.json_roundtrip(default), "default_text": text,
+                     "values": a.values.describe(), "choices": list(getattr(a.values, "options", ())) or None,
+                     "reference": a.reference, "summary": a.summary, "in_run_id": a.word(a.example)})
+    return rows
+
+
 def cmd_axes(args):
     rows = axis_listing()
     if args.json:
@@ -162,11 +190,10 @@ def build_parser():
     train_parser.add_argument("--model", required=True, help="a preset name (python -m ablation models lists them)")
     add_run_arguments(train_parser)
     train_parser.add_argument("--recipe", choices=list(RECIPES), help="training recipe (default: the model's paper's)")
-    train_parser.add_argument("--batch-size", type=int, help="global batch, split across replicas (default: the "
-                                                             "recipe's)")
-    train_parser.add_argument("--learning-rate", type=float, help="initial learning rate (default: the recipe's)")
-    train_parser.add_argument("--dropout-rate", type=float, help="dropout between the convs of a block (Wide ResNets)")
-    train_parser.add_argument("--block-type", help='the paper\'s block type, e.g. "B(3,1,3)" (Wide ResNets)')
+    # Four axes with flags of their own, said as their axes say them (--set NAME=VALUE takes any axis).
+    for name, default in (("batch_size", "the recipe's"), ("learning_rate", "the recipe's"),
+                          ("dropout_rate", "the preset's; Wide ResNets"), ("block_type", "the preset's; Wide ResNets")):
+        train_parser.add_argument("--" + name.replace("_", "-"), help=f"{AXES[name].summary} (default: {default})")
     train_parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                               help="an axis at a value, any of python -m ablation axes (model, recipe or data); "
                                    "repeat for more, e.g. --set label_smoothing=0.1 --set lr_schedule=cosine")

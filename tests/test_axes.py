@@ -31,9 +31,10 @@ from tests.helpers import ROOT
 # The axes this issue added, each off in the reference recipes.
 NEW_AXES = ("lr_schedule", "warmup_epochs", "label_smoothing", "no_bias_decay", "ema_decay", "mixup_alpha",
             "cutmix_alpha", "cutmix_prob", "cutout", "randaugment_ops", "randaugment_magnitude")
-# Model axes of a family WRN-10-1 is not: the smallest net of a family that takes them.
-MODEL_OF = {"shortcut": "resnet-20", "residual": "imagenet-resnet-18"}
 BASE = "wrn-10-1"
+# Where a model axis is walked: WRN-10-1 if its builder takes it, else the first preset whose builder does.
+MODEL_OF = {a.name: next(name for name, preset in PRESETS.items() if a.name in inspect.signature(preset.builder).parameters)
+            for a in MODEL_AXES if a.name not in inspect.signature(PRESETS[BASE].builder).parameters}
 # The walk's recipe: batches of 32, so that a run of the tiny data takes several steps an epoch.
 STUDY_RECIPE = {"batch_size": 32}
 
@@ -98,11 +99,20 @@ def test_an_axis_is_checked_by_its_declaration_before_anything_trains(name):
         RunConfig(model=model, model_overrides=overrides, recipe_overrides=recipe).resolve()
     with pytest.raises(ConfigError, match=f"--vary .*{name}.* is not valid"):
         sweep_study(model, [f"{name}={typed(bad)}"])
-    if a.needs:  # on without the axis it needs: one line, not a run that trains as another
-        model, values = setting(a)
+    if a.needs:  # on without the axis it needs, it changes nothing: the run is the reference run, and
+        model, values = setting(a)  # asked for by --set alone it is one line
         overrides, recipe = split({name: values[name]})
+        alone = RunConfig(model=model, model_overrides=overrides, recipe_overrides=recipe).resolve()
+        assert alone.configuration_id() == RunConfig(model=model).resolve().configuration_id() == model
         with pytest.raises(ConfigError, match=f"without {a.needs} is not valid"):
-            RunConfig(model=model, model_overrides=overrides, recipe_overrides=recipe).resolve()
+            train_config(build_parser().parse_args(["train", "--model", model, "--out", "run",
+                                                    f"--set={name}={typed(values[name])}"]))
+        with pytest.raises(ConfigError, match=f"without {a.needs} is not valid.* Vary or set {a.needs} too"):
+            sweep_study(model, [f"{name}={typed(values[name])}"])
+        # In a product sweep the configurations where the needed axis is off are the reference run.
+        study = sweep_study(model, [f"{a.needs}={typed(AXES[a.needs].default if AXES[a.needs].default is not None else 0)}"
+                                    f",{typed(AXES[a.needs].example)}", f"{name}={typed(values[name])}"])
+        assert [r.run_id for r in plan(study, Options())][0] == f"{model}-s42"
 
 
 @pytest.mark.parametrize("name", list(AXES))

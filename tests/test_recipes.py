@@ -58,6 +58,7 @@ def test_label_smoothing_is_torchs_cross_entropy_and_mixed_targets_are_the_paper
     # Integer labels (validation and the test) get the plain cross-entropy, smoothing or not.
     plain = float(torch.nn.functional.cross_entropy(t_logits, t_labels))
     assert float(CrossEntropy(0.1)(labels, logits)) == pytest.approx(plain, rel=1e-5)
+    assert float(CrossEntropy(0.1)(labels[:, None], logits)) == pytest.approx(plain, rel=1e-5)  # keras.datasets' [N, 1]
     # The plausible slip: e / (K - 1) to the other classes only (the true class at exactly 1 - e).
     e = 0.1
     slipped = (1 - e) * one_hot + e / (CLASSES - 1) * (1 - one_hot)

@@ -32,7 +32,7 @@ import pandas as pd
 from ablation.core import io, layout, records
 from ablation.core.errors import TIED_INITIAL_WEIGHTS, DamagedFile
 from ablation.report import escaping
-from ablation.run.axes import AXES
+from ablation.run.axes import AXES, DATA
 
 WEB = Path(__file__).parent / "web"
 # The plots of a study, as tables.write_study_report draws them, in the order a reader wants them.
@@ -154,7 +154,7 @@ def _configuration(config: dict) -> str:
     recipe = run.pop("recipe_fields", {})
     kwargs = run.pop("model_kwargs", {})
     # The recipe's fields as their axes group them: how the net is trained, and what it sees.
-    data = {key: value for key, value in recipe.items() if key in AXES and AXES[key].acts_on == "data"}
+    data = {key: value for key, value in recipe.items() if key in AXES and AXES[key].acts_on == DATA}
     parts = ["<div class=figures>",
              f"<div><h3>Run</h3>{_pairs(run)}</div>", f"<div><h3>Builder arguments</h3>{_pairs(kwargs)}</div>",
              f"<div><h3>Recipe ({html.escape(str(run.get('recipe', '')))})</h3>"

@@ -24,9 +24,11 @@ image, always applies and mixes labels by the box's continuous area; `keras.laye
 has 11 ops drawn once for the whole batch; `keras.layers.RandomErasing` is not Cutout (random
 aspect, noise fill, about half the images).
 
-Randomness: stateless draws from a seed per step, (run's augmentation seed, optimizer step), and
-under tf.distribute each replica folds in its id; a replica mixes within its share of the batch
-(as timm does per process). A resumed run draws what the uninterrupted one would.
+Randomness: stateless draws from each batch's seeds, the input pipeline's (the run's data seed,
+the epoch, the batch's position), so a resumed run draws what the uninterrupted one would and a
+data axis leaves the crops and flips of the run as they were; under tf.distribute each replica
+folds in its id for the axes' draws and mixes within its share of the batch (as timm does per
+process).
 """
 
 from __future__ import annotations
@@ -39,12 +41,23 @@ from ablation.run.randaugment import randaugment
 
 # 4 pixels of the 32 of CIFAR (He et al.; Zagoruyko & Komodakis); other sizes pad in proportion.
 PAD_FRACTION = 4 / 32
+# Epoch e of seed s shuffles with seed e + s * SEEDS_APART: a prime above any epoch count, so that no
+# epoch of one run seed shuffles as an epoch of another (seed 1's epoch 0 is not seed 0's epoch 1).
+SEEDS_APART = 100_003
 
 
-def pad_crop_flip(images, seeds):
+def batch_seeds(seed, epoch, index):
+    """The stateless seeds of batch `index` of epoch `epoch` of a run whose data seed is `seed`: its
+    shuffle's (epoch + seed * SEEDS_APART) and its position. The input pipeline and the device draw
+    a batch's augmentation from them alike."""
+    return tf.stack([tf.cast(epoch, tf.int64) + seed * SEEDS_APART, tf.cast(index, tf.int64)])
+
+
+def pad_crop_flip(images, seeds, *, first=0, total=None):
     """Each image of a batch reflect-padded by 1/8 of the side (4 px at 32), cropped back at a
     random offset (uniform over the 2 x pad + 1 positions of each axis) and flipped left-right with
-    probability 1/2, drawn from the stateless `seeds` (the batch's epoch and position).
+    probability 1/2, drawn from the stateless `seeds` (the batch's epoch and position). Images
+    `first`.. of a batch of `total` (a replica's share) get the draws the whole batch's would.
 
     A whole batch at once, as two gathers: per image, tf.data's per-element overhead, not the
     arithmetic, capped the pipeline at about 17,000 images/s however many cores it had."""
@@ -53,8 +66,11 @@ def pad_crop_flip(images, seeds):
     padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
     count = tf.shape(images)[0]
     offset_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seeds, 2))
-    offsets = tf.random.stateless_uniform((count, 2), offset_seed, maxval=2 * pad + 1, dtype=tf.int32)
-    flips = tf.random.stateless_uniform((count, 1), flip_seed, maxval=2, dtype=tf.int32) == 1
+    drawn = count if total is None else total
+    offsets = tf.random.stateless_uniform((drawn, 2), offset_seed, maxval=2 * pad + 1, dtype=tf.int32)
+    flips = tf.random.stateless_uniform((drawn, 1), flip_seed, maxval=2, dtype=tf.int32) == 1
+    if total is not None:
+        offsets, flips = offsets[first:first + count], flips[first:first + count]
     rows = offsets[:, :1] + tf.range(h)[tf.newaxis]
     columns = offsets[:, 1:] + tf.where(flips, tf.range(w - 1, -1, -1)[tf.newaxis], tf.range(w)[tf.newaxis])
     return tf.gather(tf.gather(padded, rows, axis=1, batch_dims=1), columns, axis=2, batch_dims=1)
@@ -113,9 +129,10 @@ def cutout(images, length, ys, xs):
 
 
 def draw_beta(seed, alpha):
-    """lam ~ Beta(alpha, alpha), as NumPy's beta: G1 / (G1 + G2) for two Gamma(alpha) draws."""
-    gammas = draw_gamma(seed, alpha, 2)
-    return gammas[0] / (gammas[0] + gammas[1])
+    """lam ~ Beta(alpha, alpha), as NumPy's beta: G1 / (G1 + G2) for two Gamma(alpha) draws, taken from
+    their logarithms (a small alpha's draws underflow to 0, and 0 / 0)."""
+    log_g1, log_g2 = tf.unstack(log_gamma_draws(seed, alpha, 2))
+    return tf.sigmoid(log_g1 - log_g2)
 
 
 # Candidates each Gamma draw makes at once: Marsaglia-Tsang accepts one with probability >= 0.95,
@@ -123,11 +140,11 @@ def draw_beta(seed, alpha):
 GAMMA_CANDIDATES = 32
 
 
-def draw_gamma(seed, alpha: float, count: int):
-    """`count` draws of Gamma(alpha, 1) by Marsaglia & Tsang's method (ACM TOMS 2000) from uniform and
-    normal draws alone, with alpha < 1 boosted as G(alpha + 1) U^(1 / alpha). TensorFlow's own
-    gamma sampler has no XLA kernel, and a GPU's training step is compiled by XLA; here every
-    candidate is drawn at once and the first accepted kept (a fixed shape, as XLA needs)."""
+def log_gamma_draws(seed, alpha: float, count: int):
+    """The logarithms of `count` draws of Gamma(alpha, 1), by Marsaglia & Tsang's method (ACM TOMS
+    2000) from uniform and normal draws alone, alpha < 1 boosted as G(alpha + 1) U^(1 / alpha). Not
+    TensorFlow's gamma sampler: it has no XLA kernel, and a GPU's training step is compiled by XLA;
+    every candidate is drawn at once and the first accepted kept, a fixed shape as XLA needs."""
     boost = alpha < 1
     d = (alpha + 1.0 if boost else alpha) - 1.0 / 3.0
     c = 1.0 / (9.0 * d) ** 0.5
@@ -137,11 +154,11 @@ def draw_gamma(seed, alpha: float, count: int):
     v = (1.0 + c * x) ** 3
     safe_v = tf.where(v > 0, v, 1.0)
     accepted = (v > 0) & (tf.math.log(u) < 0.5 * x * x + d - d * safe_v + d * tf.math.log(safe_v))
-    first = tf.argmax(tf.cast(accepted, tf.int32), axis=1)  # the first candidate accepted
-    draws = d * tf.gather(safe_v, first, batch_dims=1)
+    first = tf.argmax(tf.cast(accepted, tf.int32), axis=1)
+    logs = tf.math.log(d * tf.gather(safe_v, first, batch_dims=1))
     if boost:
-        draws *= tf.random.stateless_uniform([count], boost_seed, dtype=tf.float64) ** (1.0 / alpha)
-    return draws
+        logs += tf.math.log(tf.random.stateless_uniform([count], boost_seed, minval=1e-300, dtype=tf.float64)) / alpha
+    return logs
 
 
 def draw_permutation(seed, count):
@@ -161,63 +178,66 @@ def draw_positions(seed, count, limit):
 @dataclasses.dataclass(frozen=True)
 class BatchAugmentation:
     """A run's augmentation on the training device: (uint8 images, integer labels, step) ->
-    (normalised images, targets), the targets one-hot and mixed when mixup or CutMix is on."""
+    (normalised images, targets), the targets one-hot and mixed when mixup or CutMix is on.
 
+    Every draw is a function of the batch's seeds as the input pipeline has them (the run's data
+    seed, the epoch and the batch's position, from the step): the crops and flips are the very ones
+    the pipeline would have drawn, so a data axis adds to a run without changing the rest of its
+    augmentation, and runs of the same seed stay paired; the axes' own draws are folded from them,
+    and from the replica's id under tf.distribute."""
+
+    recipe: object  # the run's Recipe: its data axes' fields (ablation.run.axes)
     num_classes: int
     mean: tuple
     std: tuple
-    seed: int  # the run's augmentation seed; each step's draws are (seed, step)
-    pad_crop_flip: bool = True
-    mixup_alpha: float = 0.0
-    cutmix_alpha: float = 0.0
-    cutmix_prob: float = 0.5
-    cutout: int = 0
-    randaugment_ops: int = 0
-    randaugment_magnitude: int = 9
-
-    @classmethod
-    def of(cls, recipe, **run) -> BatchAugmentation:
-        """The data axes of `recipe` (its fields of the same names), for the run described by `run`."""
-        fields = {field.name for field in dataclasses.fields(cls)} - set(run)
-        return cls(**run, **{name: getattr(recipe, name) for name in fields})
+    seed: int  # the run's data seed: the pipeline's (Pipeline.seed, or a tuner execution's)
+    steps_per_epoch: int
+    augment: bool = True  # the papers' pad-crop-flip (RunConfig.augment)
 
     @property
     def mixes(self) -> bool:
-        return bool(self.mixup_alpha or self.cutmix_alpha)
-
-    def step_seed(self, step):
-        """The stateless seed of a training step: (seed, step), with the replica's id folded in."""
-        seed = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(step, tf.int64)])
-        context = tf.distribute.get_replica_context()
-        replica = 0 if context is None else context.replica_id_in_sync_group
-        return tf.random.experimental.stateless_fold_in(seed, tf.cast(replica, tf.int64))
+        return bool(self.recipe.mixup_alpha or self.recipe.cutmix_alpha)
 
     def __call__(self, images, labels, step, *, xla=False):
-        """The chain on a batch at training step `step`; `xla`: the step is compiled by XLA (static shapes)."""
-        randaugment_seed, crop_seed, cutout_seed, mix_seed = _split(self.step_seed(step), 4)
+        """The chain on the batch of training step `step` (from 0 at the run's start); `xla`: the step
+        is compiled by XLA (static shapes)."""
+        recipe = self.recipe
+        step = tf.cast(step, tf.int64)
+        seeds = batch_seeds(self.seed, step // self.steps_per_epoch, step % self.steps_per_epoch)
+        replica, replicas = _replica()
+        own = tf.random.experimental.stateless_fold_in(tf.random.experimental.stateless_fold_in(seeds, 1), replica)
+        randaugment_seed, cutout_seed, mix_seed = _split(own, 3)
         count = tf.shape(images)[0]
         _, h, w, _ = images.shape
-        if self.randaugment_ops:
-            images = randaugment(images, self.randaugment_ops, self.randaugment_magnitude, randaugment_seed,
+        if recipe.randaugment_ops:  # before the crop, as the reference scripts put it first
+            images = randaugment(images, recipe.randaugment_ops, recipe.randaugment_magnitude, randaugment_seed,
                                  partitioned=not xla)
-        if self.pad_crop_flip:
-            images = pad_crop_flip(images, crop_seed)
+        if self.augment:
+            images = pad_crop_flip(images, seeds, first=replica * count, total=replicas * count)
         images = normalise(images, self.mean, self.std)
-        if self.cutout:
+        if recipe.cutout:
             row_seed, column_seed = _split(cutout_seed, 2)
-            images = cutout(images, self.cutout, draw_positions(row_seed, count, h), draw_positions(column_seed, count, w))
+            images = cutout(images, recipe.cutout, draw_positions(row_seed, count, h), draw_positions(column_seed, count, w))
         if not self.mixes:
             return images, labels
         targets = tf.one_hot(tf.cast(labels, tf.int32), self.num_classes)
         lam_seed, partner_seed, row_seed, column_seed, coin_seed = _split(mix_seed, 5)
         partner = draw_permutation(partner_seed, count)
-        if self.mixup_alpha:
-            return mixup(images, targets, draw_beta(lam_seed, self.mixup_alpha), partner)
+        if recipe.mixup_alpha:
+            return mixup(images, targets, draw_beta(lam_seed, recipe.mixup_alpha), partner)
         cx, cy = draw_positions(row_seed, 1, h)[0], draw_positions(column_seed, 1, w)[0]
-        x1, y1, x2, y2 = rand_bbox(h, w, draw_beta(lam_seed, self.cutmix_alpha), cx, cy)
+        x1, y1, x2, y2 = rand_bbox(h, w, draw_beta(lam_seed, recipe.cutmix_alpha), cx, cy)
         # A batch left whole (probability 1 - cutmix_prob) is an empty box: lam 1, the targets its own.
-        applied = tf.random.stateless_uniform([], coin_seed) < self.cutmix_prob
+        applied = tf.random.stateless_uniform([], coin_seed) < recipe.cutmix_prob
         return cutmix(images, targets, (x1, y1, tf.where(applied, x2, x1), y2), partner)
+
+
+def _replica():
+    """(this replica's id, the replicas) under tf.distribute; (0, 1) outside it."""
+    context = tf.distribute.get_replica_context()
+    if context is None:
+        return 0, 1
+    return tf.cast(context.replica_id_in_sync_group, tf.int32), context.num_replicas_in_sync
 
 
 def _split(seed, count: int) -> list:

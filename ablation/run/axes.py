@@ -27,11 +27,13 @@ from types import MappingProxyType
 
 from ablation.core.choices import one_of
 from ablation.core.errors import ConfigError
+from ablation.run.randaugment import MAGNITUDE_BINS
 from builders.cifar_resnet import SHORTCUTS
 from builders.layers import BN_GAMMAS, PADDINGS
 from builders.wide_resnet import DROPOUT_POSITIONS, format_block_type, parse_block_type
 
-ACTS_ON = ("model", "recipe", "data")
+MODEL, RECIPE, DATA = "model", "recipe", "data"  # what an axis acts on
+ACTS_ON = (MODEL, RECIPE, DATA)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -71,10 +73,10 @@ class Number:
         return self.high is None or (value < self.high or (not self.high_open and value == self.high))
 
     def describe(self) -> str:
-        kind = "an integer" if self.integer else "a finite number"
         if self.low == 0 and self.high is None:
-            return ("a positive integer" if self.integer else "a finite positive number") if self.low_open else \
-                f"{kind} >= 0"
+            if self.low_open:
+                return "a positive integer" if self.integer else "a finite positive number"
+            return "an integer >= 0" if self.integer else "a finite number >= 0"
         kind = "an integer" if self.integer else "a number"
         if self.high is None:
             return f"{kind} {'>' if self.low_open else '>='} {self.low:g}"
@@ -190,7 +192,9 @@ class Axis:
     reference: str  # the paper, and the code whose behaviour this follows
     summary: str  # what it does, in one line
     example: object  # a value off the default: `ablation axes` shows it as a run id spells it; the tests use it
-    needs: str | None = None  # an axis that must be off its default too, or this one changes nothing
+    # An axis without which this one changes nothing: while that one is at its default, so is this one
+    # (a run is the reference run whatever it says), and `--set` of this one alone is refused.
+    needs: str | None = None
 
     def __post_init__(self):
         if self.acts_on not in ACTS_ON:
@@ -246,77 +250,77 @@ _RATE = Number(0, 1, high_open=True)
 
 _AXES = [
     # The net: builder arguments (builders/); each preset sets its own, each builder checks its family's rules.
-    Axis("depth", "model", _POSITIVE_INT, None, f"{WRN} (6N+4); {HE} (CIFAR 6n+2, ImageNet 18..152); He et al. 2016b "
+    Axis("depth", MODEL, _POSITIVE_INT, None, f"{WRN} (6N+4); {HE} (CIFAR 6n+2, ImageNet 18..152); He et al. 2016b "
          "(pre-activation 9n+2)", "the net's depth, by its family's rule", 16),
-    Axis("widen_factor", "model", _POSITIVE_INT, None, f"{WRN}, k", "width multiplier of a Wide ResNet's groups", 4),
-    Axis("block_type", "model", BlockType(), None, f"{WRN}, Table 2: B(M)", "the kernel sizes of a block's convs", "B(3,1,3)"),
-    Axis("blocks_per_group", "model", _POSITIVE_INT, None, f"{WRN}, Table 3 (the deepening factor)",
+    Axis("widen_factor", MODEL, _POSITIVE_INT, None, f"{WRN}, k", "width multiplier of a Wide ResNet's groups", 4),
+    Axis("block_type", MODEL, BlockType(), None, f"{WRN}, Table 2: B(M)", "the kernel sizes of a block's convs", "B(3,1,3)"),
+    Axis("blocks_per_group", MODEL, _POSITIVE_INT, None, f"{WRN}, Table 3 (the deepening factor)",
          "blocks per group, instead of (depth - 4) / 6", 2),
-    Axis("dropout_rate", "model", _RATE, None, f"{WRN}, section 2.4: dropout between the convs of a block",
+    Axis("dropout_rate", MODEL, _RATE, None, f"{WRN}, section 2.4: dropout between the convs of a block",
          "dropout between the convolutions of a block", 0.3),
-    Axis("dropout_position", "model", Choice(DROPOUT_POSITIONS), None,
+    Axis("dropout_position", MODEL, Choice(DROPOUT_POSITIONS), None,
          f"{WRN}: before_conv (BN-ReLU-dropout-conv); after_conv: many Keras ports", "where the block's dropout sits",
          "after_conv", needs="dropout_rate"),
-    Axis("bn_momentum", "model", _RATE, None, "torch.nn.BatchNorm2d(momentum=0.1) is Keras's 0.9",
+    Axis("bn_momentum", MODEL, _RATE, None, "torch.nn.BatchNorm2d(momentum=0.1) is Keras's 0.9",
          "batch norm's moving-average momentum (Keras's convention)", 0.99),
-    Axis("bn_epsilon", "model", _POSITIVE, None, "torch.nn.BatchNorm2d(eps=1e-5)", "batch norm's epsilon", 1e-3),
-    Axis("bn_gamma", "model", Choice(BN_GAMMAS), None, "the family's reference code: Torch7 U(0, 1) (WRN Lua), 1 "
+    Axis("bn_epsilon", MODEL, _POSITIVE, None, "torch.nn.BatchNorm2d(eps=1e-5)", "batch norm's epsilon", 1e-3),
+    Axis("bn_gamma", MODEL, Choice(BN_GAMMAS), None, "the family's reference code: Torch7 U(0, 1) (WRN Lua), 1 "
          "(fb.resnet.torch, torchvision)", "batch norm's initial gamma (None: the family's reference's)", "ones"),
-    Axis("padding", "model", Choice(PADDINGS), None, "symmetric: PyTorch's Conv2d(padding=1); same: TensorFlow's",
+    Axis("padding", MODEL, Choice(PADDINGS), None, "symmetric: PyTorch's Conv2d(padding=1); same: TensorFlow's",
          "how strided convs pad", "same"),
-    Axis("shortcut", "model", Choice(SHORTCUTS), None, f"{HE}, option A (zero_pad) or B (projection)",
+    Axis("shortcut", MODEL, Choice(SHORTCUTS), None, f"{HE}, option A (zero_pad) or B (projection)",
          "the CIFAR ResNet's shortcut where the shape changes", "projection"),
-    Axis("residual", "model", Flag(), None, f"{HE}, Figure 3: ResNet or its Plain twin", "shortcuts on or off", False),
-    Axis("input_shape", "model", Shape(), None, "the data's", "the net's input (images are resized to it)", (64, 64, 3)),
+    Axis("residual", MODEL, Flag(), None, f"{HE}, Figure 3: ResNet or its Plain twin", "shortcuts on or off", False),
+    Axis("input_shape", MODEL, Shape(), None, "the data's", "the net's input (images are resized to it)", (64, 64, 3)),
     # The recipe: how the net is trained (ablation.run.recipes).
-    Axis("optimizer", "recipe", Choice(("sgd", "adam")), "sgd", "torch.optim.SGD / torch.optim.Adam, coupled decay",
+    Axis("optimizer", RECIPE, Choice(("sgd", "adam")), "sgd", "torch.optim.SGD / torch.optim.Adam, coupled decay",
          "the optimizer", "adam"),
-    Axis("learning_rate", "recipe", _POSITIVE, 0.1, f"{WRN}; {HE}", "the peak learning rate", 0.05),
-    Axis("momentum", "recipe", Number(0, 1, high_open=True), 0.9, "torch.optim.SGD(momentum=0.9)", "SGD's momentum", 0.95),
-    Axis("nesterov", "recipe", Flag(), False, f"{WRN}: Nesterov momentum", "Nesterov momentum (SGD)", True),
-    Axis("weight_decay", "recipe", Number(0), 0.0, "torch.optim.SGD(weight_decay=): added to the gradient before "
+    Axis("learning_rate", RECIPE, _POSITIVE, 0.1, f"{WRN}; {HE}", "the peak learning rate", 0.05),
+    Axis("momentum", RECIPE, Number(0, 1, high_open=True), 0.9, "torch.optim.SGD(momentum=0.9)", "SGD's momentum", 0.95),
+    Axis("nesterov", RECIPE, Flag(), False, f"{WRN}: Nesterov momentum", "Nesterov momentum (SGD)", True),
+    Axis("weight_decay", RECIPE, Number(0), 0.0, "torch.optim.SGD(weight_decay=): added to the gradient before "
          "momentum (coupled)", "L2 weight decay, coupled as PyTorch's SGD", 5e-4),
-    Axis("lr_schedule", "recipe", Choice(("step", "cosine")), "step", "step: torch MultiStepLR at lr_milestones; "
+    Axis("lr_schedule", RECIPE, Choice(("step", "cosine")), "step", "step: torch MultiStepLR at lr_milestones; "
          "cosine: Loshchilov & Hutter 2017 without restarts, torch CosineAnnealingLR(T_max=the run's steps, "
          "eta_min=0) stepped per batch", "the learning-rate schedule", "cosine"),
-    Axis("lr_milestones", "recipe", Fractions(), (), f"{WRN} (30/60/80%); {HE} (50/75%)",
+    Axis("lr_milestones", RECIPE, Fractions(), (), f"{WRN} (30/60/80%); {HE} (50/75%)",
          "fractions of the run where the step schedule multiplies the lr by lr_decay", (0.5, 0.75)),
-    Axis("lr_decay", "recipe", _POSITIVE, 0.1, f"{WRN} (0.2); {HE} (0.1)", "the step schedule's factor", 0.2),
-    Axis("warmup_epochs", "recipe", Number(0, integer=True), 0, "Goyal et al. 2017 (arXiv 1706.02677), linear from 0 "
+    Axis("lr_decay", RECIPE, _POSITIVE, 0.1, f"{WRN} (0.2); {HE} (0.1)", "the step schedule's factor", 0.2),
+    Axis("warmup_epochs", RECIPE, Number(0, integer=True), 0, "Goyal et al. 2017 (arXiv 1706.02677), linear from 0 "
          "per step, overlaid on the schedule as timm's CosineLRScheduler (warmup_prefix=False, warmup_lr_init=0)",
          "a linear warm-up from 0 to the peak lr over this many epochs", 5),
-    Axis("warmup_steps", "recipe", Number(0, integer=True), 0, f"{HE}, section 4.2: ResNet-110 at 0.01 for ~400 "
+    Axis("warmup_steps", RECIPE, Number(0, integer=True), 0, f"{HE}, section 4.2: ResNet-110 at 0.01 for ~400 "
          "iterations", "steps at warmup_learning_rate before the schedule (a constant warm-up)", 400),
-    Axis("warmup_learning_rate", "recipe", _POSITIVE, 0.01, f"{HE}, section 4.2", "the constant warm-up's lr", 0.02,
+    Axis("warmup_learning_rate", RECIPE, _POSITIVE, 0.01, f"{HE}, section 4.2", "the constant warm-up's lr", 0.02,
          needs="warmup_steps"),
-    Axis("label_smoothing", "recipe", _RATE, 0.0, "Szegedy et al. 2016; torch.nn.CrossEntropyLoss(label_smoothing=e):"
+    Axis("label_smoothing", RECIPE, _RATE, 0.0, "Szegedy et al. 2016; torch.nn.CrossEntropyLoss(label_smoothing=e):"
          " target (1 - e) y + e / K", "the training loss's target smoothing (validation and test: plain "
          "cross-entropy)", 0.1),
-    Axis("no_bias_decay", "recipe", Flag(), False, f"{BOT}, section 3.1; timm param_groups_weight_decay (ndim <= 1)",
+    Axis("no_bias_decay", RECIPE, Flag(), False, f"{BOT}, section 3.1; timm param_groups_weight_decay (ndim <= 1)",
          "no weight decay on biases and batch norm's gamma and beta", True),
-    Axis("ema_decay", "recipe", _RATE, 0.0, "timm ModelEmaV2 (timm/utils/model_ema.py): e = d e + (1 - d) w after "
+    Axis("ema_decay", RECIPE, _RATE, 0.0, "timm ModelEmaV2 (timm/utils/model_ema.py): e = d e + (1 - d) w after "
          "every step, batch norm statistics included", "an exponential moving average of the weights, used for "
          "validation, the test and the saved nets (0: off)", 0.999),
-    Axis("batch_size", "recipe", _POSITIVE_INT, 128, f"{WRN}; {HE}", "the global batch, split across replicas", 64),
-    Axis("epochs", "recipe", _POSITIVE_INT, 200, f"{WRN} (200); {HE} (182 = 64k iterations)", "epochs of the run", 100),
+    Axis("batch_size", RECIPE, _POSITIVE_INT, 128, f"{WRN}; {HE}", "the global batch, split across replicas", 64),
+    Axis("epochs", RECIPE, _POSITIVE_INT, 200, f"{WRN} (200); {HE} (182 = 64k iterations)", "epochs of the run", 100),
     # The data: augmentation on whole batches, on the training device (ablation.run.augment).
-    Axis("mixup_alpha", "data", Number(0), 0.0, "Zhang et al. 2018; facebookresearch/mixup-cifar10 train.py: one "
-         "lambda ~ Beta(a, a) per batch, a permuted partner", "mixup's alpha (0: off; 1 on CIFAR)", 1.0),
-    Axis("cutmix_alpha", "data", Number(0), 0.0, "Yun et al. 2019; clovaai/CutMix-PyTorch train.py (rand_bbox)",
-         "CutMix's beta (0: off; 1 on CIFAR)", 1.0),
-    Axis("cutmix_prob", "data", Number(0, 1, low_open=True), 0.5, "clovaai/CutMix-PyTorch (0.5 on CIFAR)",
-         "the chance a batch is cut and mixed", 1.0, needs="cutmix_alpha"),
-    Axis("cutout", "data", Number(0, integer=True), 0, "DeVries & Taylor 2017; uoguelph-mlrg/Cutout util/cutout.py",
+    Axis("mixup_alpha", DATA, Number(0), 0.0, "Zhang et al. 2018; facebookresearch/mixup-cifar10 train.py: one "
+         "lambda ~ Beta(a, a) per batch, a permuted partner", "mixup's alpha (0: off; 1 on CIFAR)", 1),
+    Axis("cutmix_alpha", DATA, Number(0), 0.0, "Yun et al. 2019; clovaai/CutMix-PyTorch train.py (rand_bbox)",
+         "CutMix's beta (0: off; 1 on CIFAR)", 1),
+    Axis("cutmix_prob", DATA, Number(0, 1, low_open=True), 0.5, "clovaai/CutMix-PyTorch (0.5 on CIFAR)",
+         "the chance a batch is cut and mixed", 1, needs="cutmix_alpha"),
+    Axis("cutout", DATA, Number(0, integer=True), 0, "DeVries & Taylor 2017; uoguelph-mlrg/Cutout util/cutout.py",
          "the side of the square cut out of every image, in pixels (0: off; 16 for CIFAR-10, 8 for CIFAR-100)", 16),
-    Axis("randaugment_ops", "data", Number(0, integer=True), 0, "Cubuk et al. 2020 (arXiv 1909.13719); "
+    Axis("randaugment_ops", DATA, Number(0, integer=True), 0, "Cubuk et al. 2020 (arXiv 1909.13719); "
          "torchvision.transforms.RandAugment (14 ops, 31 magnitude bins)", "RandAugment's N: ops per image (0: off)", 2),
-    Axis("randaugment_magnitude", "data", Number(0, 30, integer=True), 9, "Cubuk et al. 2020; torchvision's "
+    Axis("randaugment_magnitude", DATA, Number(0, MAGNITUDE_BINS - 1, integer=True), 9, "Cubuk et al. 2020; torchvision's "
          "default 9", "RandAugment's M, of 30", 14, needs="randaugment_ops"),
 ]
 AXES: Mapping[str, Axis] = MappingProxyType({a.name: a for a in _AXES})
 # The Recipe's fields: what trains the net, and what it sees.
-RECIPE_AXES = tuple(a for a in _AXES if a.acts_on != "model")
-MODEL_AXES = tuple(a for a in _AXES if a.acts_on == "model")
+RECIPE_AXES = tuple(a for a in _AXES if a.acts_on != MODEL)
+MODEL_AXES = tuple(a for a in _AXES if a.acts_on == MODEL)
 
 
 def axis(name: str) -> Axis:

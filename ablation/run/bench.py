@@ -37,7 +37,7 @@ from ablation.core import layout, records
 from ablation.core.errors import ConfigError
 from ablation.run import distribute
 from ablation.run.augment import BatchAugmentation
-from ablation.run.axes import AXES
+from ablation.run.axes import AXES, DATA
 from ablation.run.callbacks import PortableExport, RunRecorder
 from ablation.run.config import RunConfig
 from ablation.run.data import Source
@@ -268,7 +268,7 @@ def _pipeline_rate(pipeline, batches: int) -> float:
 
 
 # The data axes that switch an augmentation on (cutmix_prob and randaugment_magnitude tune one).
-DATA_AXES = tuple(axis for axis in AXES.values() if axis.acts_on == "data" and axis.needs is None)
+DATA_AXES = tuple(axis for axis in AXES.values() if axis.acts_on == DATA and axis.needs is None)
 
 
 def _augmentation_rate(run: RunSetup, axis, batches: int, *, xla: bool) -> float:
@@ -277,8 +277,8 @@ def _augmentation_rate(run: RunSetup, axis, batches: int, *, xla: bool) -> float
     training step runs it (compiled by XLA where the step is)."""
     recipe = run.resolved.recipe_fields.replace(**{axis.name: axis.example})
     raw = dataclasses.replace(run.pipeline, augment_on_device=True)
-    chain = BatchAugmentation.of(recipe, num_classes=run.num_classes, mean=raw.mean, std=raw.std, seed=0,
-                                 pad_crop_flip=run.resolved.augment)
+    chain = BatchAugmentation(recipe, num_classes=run.num_classes, mean=raw.mean, std=raw.std, seed=raw.seed,
+                              steps_per_epoch=raw.steps_per_epoch, augment=raw.augment)
     step = tf.function(lambda images, labels, index: tf.reduce_sum(chain(images, labels, index, xla=xla)[0]),
                        jit_compile=xla)
     iterator = iter(raw.train_batches(0, 10**6))

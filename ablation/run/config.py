@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from ablation.core import io
 from ablation.core.choices import JIT_MODES, MAX_SEED, PRECISIONS, STRATEGIES, checked, seed_is_valid
 from ablation.core.errors import ConfigError
-from ablation.run.axes import AXES, MODEL_AXES, RECIPE_AXES, axis, folder_word, needs_error, plain, typed
-from ablation.run.recipes import RECIPES, Recipe, get_recipe
+from ablation.run.axes import AXES, MODEL, MODEL_AXES, RECIPE_AXES, axis, folder_word, is_on, plain
+from ablation.run.recipes import Recipe, get_recipe
 from builders import INITIALIZATIONS, PRESETS, get_preset
 
 
@@ -62,10 +62,9 @@ class RunConfig:
                               "deterministic kernel; use --jit-compile auto or off.")
         model_kwargs = {**preset.kwargs, **overrides}
         defaults = _defaults(preset.family)
-        for a in MODEL_AXES:
-            if a.needs and model_kwargs.get(a.name, defaults.get(a.name)) != defaults.get(a.name) and \
-                    model_kwargs.get(a.needs, defaults.get(a.needs)) == defaults.get(a.needs):
-                raise ConfigError(needs_error(a, model_kwargs[a.name]))
+        for a in MODEL_AXES:  # as a Recipe does: an axis that changes nothing without its needed one is at its default
+            if a.needs and a.name in model_kwargs and model_kwargs.get(a.needs, defaults.get(a.needs)) == defaults.get(a.needs):
+                model_kwargs.pop(a.name)
         if "input_shape" in model_kwargs:
             model_kwargs["input_shape"] = tuple(model_kwargs["input_shape"])
         return ResolvedRun(
@@ -162,6 +161,13 @@ class ResolvedRun:
                   if getattr(self.recipe_fields, field.name) != getattr(recipe, field.name)]
         return "-".join(words)
 
+    def departs(self, name: str) -> bool:
+        """Whether axis `name` is off its default in this run: a builder argument other than its
+        builder's default, a recipe field other than its axis's."""
+        if AXES[name].acts_on == MODEL:
+            return name in _without_defaults(self.builder, self.model_kwargs)
+        return is_on(name, getattr(self.recipe_fields, name))
+
     def setting(self, key: str):
         """A hyperparameter's value: model argument, recipe field or run field, falling back to the
         builder's default (dropout_rate 0.0 when a preset does not set it); None if it has none."""
@@ -239,29 +245,3 @@ def build_model(run: ResolvedRun, **overrides):
     e.g. num_classes from the data or the dropout rate a tuner drew."""
     with builder_arguments():
         return preset_of(run.model).build(**{**run.model_kwargs, "input_shape": run.input_shape, **overrides})
-
-
-
-def axis_listing() -> list[dict]:
-    """Every axis as `python -m ablation axes` shows it: name, what it acts on, its default (the
-    value; None where each preset or recipe sets its own, said in `default_text`), what it takes,
-    the reference it follows, and an example as a run id spells it."""
-    recipes = {name: get_recipe(name) for name in RECIPES}
-    rows = []
-    for a in AXES.values():
-        if a.acts_on == "model":
-            default, text = None, "the preset's"
-        else:
-            own = {name: getattr(recipe, a.name) for name, recipe in recipes.items()}
-            presets = {getattr(get_recipe(p.recipe).replace(**p.recipe_overrides), a.name) for p in PRESETS.values()}
-            if set(own.values()) | presets == {a.default}:
-                default, text = a.default, typed(a.default) + ("" if a.default else " (off)")
-            else:
-                default = None
-                text = "the recipe's: " + ", ".join(f"{name} {typed(value)}" for name, value in own.items())
-                if presets - set(own.values()):
-                    text += " (some presets' own: " + ", ".join(sorted(map(typed, presets - set(own.values())))) + ")"
-        rows.append({"name": a.name, "acts_on": a.acts_on, "default": io.json_roundtrip(default), "default_text": text,
-                     "values": a.values.describe(), "choices": list(getattr(a.values, "options", ())) or None,
-                     "reference": a.reference, "summary": a.summary, "in_run_id": a.word(a.example)})
-    return rows

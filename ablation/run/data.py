@@ -29,15 +29,12 @@ import tensorflow_datasets as tfds
 from tensorflow_datasets.core.download import downloader as _tfds_downloader
 
 from ablation.core.errors import ConfigError
-from ablation.run.augment import normalise, pad_crop_flip
+from ablation.run.augment import batch_seeds, normalise, pad_crop_flip
 
 AUTOTUNE = tf.data.AUTOTUNE
 # Keep in memory what fits easily; a larger split streams from tfds's own files every epoch.
 CACHE_LIMIT_BYTES = 4 * 2**30
 SHUFFLE_BUFFER_LIMIT = 50_000
-# Epoch e of seed s shuffles with seed e + s * SEEDS_APART: a prime above any epoch count, so that no
-# epoch of one run seed shuffles as an epoch of another (seed 1's epoch 0 is not seed 0's epoch 1).
-SEEDS_APART = 100_003
 # A tensorflow-datasets set with only a train split: the last this many percent is its test split.
 HELD_OUT_PERCENT = 10
 
@@ -90,7 +87,7 @@ class Pipeline:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     max_steps_per_epoch: int | None = None  # smoke runs cut every epoch short
-    augment_on_device: bool = False  # a data axis is on: training batches leave as read (ablation.run.augment)
+    augment_on_device: bool = False  # a data axis is on: training batches leave as read, the device augments them
 
     @property
     def steps_per_epoch(self) -> int:
@@ -112,11 +109,11 @@ class Pipeline:
         buffer = min(n, SHUFFLE_BUFFER_LIMIT)
 
         def one_epoch(epoch):
-            epoch_seed = tf.cast(epoch, tf.int64) + seed * SEEDS_APART
+            epoch_seed = batch_seeds(seed, epoch, 0)[0]
             shuffled = images.shuffle(buffer, seed=epoch_seed, reshuffle_each_iteration=False)
             batches = shuffled.take(self.steps_per_epoch * self.batch_size).batch(self.batch_size,
                                                                                   drop_remainder=True)
-            return batches.enumerate().map(lambda i, batch: (tf.stack([epoch_seed, i]), batch))
+            return batches.enumerate().map(lambda i, batch: (batch_seeds(seed, epoch, i), batch))
 
         return (tf.data.Dataset.range(initial_epoch, epochs).flat_map(one_epoch)
                 .apply(tf.data.experimental.assert_cardinality((epochs - initial_epoch) * self.steps_per_epoch))

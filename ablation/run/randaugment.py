@@ -35,7 +35,7 @@ OPS = ("Identity", "ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate", "Br
 SIGNED = frozenset({"ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate", "Brightness", "Color", "Contrast",
                     "Sharpness"})
 GEOMETRIC = ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate")
-MAGNITUDE_BINS = 31  # magnitudes 0..30
+MAGNITUDE_BINS = 31  # torchvision's num_magnitude_bins: magnitudes 0..30, the paper's scale
 # torchvision's grayscale weights (rgb_to_grayscale), as float32 multiplies.
 GREY = (0.2989, 0.587, 0.114)
 
@@ -87,7 +87,7 @@ def apply_ops(x, chosen, negative, table, *, partitioned=True):
     its own images alone (a seventh of the work on a CPU); else every op the whole batch, selected per
     image, in static shapes, as XLA (a GPU's compiled training step) needs."""
     sign = tf.cast(tf.where(negative, -1.0, 1.0), tf.float64)
-    # Group 0: Identity; 1: the geometric ops; then one per photometric op.
+    # The geometric ops share one sampling (a matrix per image): one group; Identity needs no work.
     groups = ["Identity", GEOMETRIC, *_PHOTOMETRIC]
     group_of = tf.constant([next(g for g, group in enumerate(groups) if name == group or name in group) for name in OPS])
 

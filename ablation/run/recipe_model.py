@@ -7,8 +7,10 @@ the same names (a run's resumable state reads the same with it or without), so t
 stays a plain Keras model for diagrams and the saved `.keras` files. Its training step adds, where
 the recipe asks for them:
 
-* the data axes' batch transform (ablation.run.augment), on the device that trains, seeded by the
-  run and the optimizer's step counter (so a resumed run draws what the uninterrupted one would);
+* the data axes' augmentation of the batch (ablation.run.augment), on the device that trains, told
+  which batch of the run it is by a step counter of its own, saved with the weights (so a resumed
+  run draws what the uninterrupted one would; the optimizer's counter stands still on the steps a
+  loss scale skips);
 * one-hot targets for label smoothing (the loss smooths them; ablation.run.recipes.CrossEntropy);
 * an exponential moving average of the weights after every step (timm's ModelEmaV2: e = d e +
   (1 - d) w, from the initial weights). It covers every weight of the net, batch norm's moving mean
@@ -34,10 +36,14 @@ class RecipeModel(keras.Model):
         self.one_hot_targets = bool(one_hot_targets)
         self.ema_decay = float(ema_decay)
         self.augmentation = augmentation  # (images, labels, step, xla=) -> (images, targets), or None
-        # The net's weights, not tracked a second time (they are this model's layers' already).
+        if augmentation is not None:  # only then: a reference run's state holds what it held before
+            self.steps_taken = keras.Variable(0, dtype="int64", trainable=False, name="steps_taken",
+                                              aggregation="only_first_replica")
+        # Set past Keras's tracking: they are this model's layers' weights already, and tracked again
+        # they would be saved twice.
         object.__setattr__(self, "_averaged", tuple(net.weights) if self.ema_decay else ())
-        # Tracked: the resumable state saves and restores the averages with the weights. Each starts
-        # as a copy of its weight's value (given the weight's own tf.Variable, Keras would share it).
+        # Tracked, so that the resumable state restores the averages with the weights. Each starts as
+        # a copy of its weight's value (given the weight's own tf.Variable, Keras would share it).
         self.averages = [keras.Variable(weight.numpy(), trainable=False, name=f"average_{weight.name}",
                                         aggregation=weight.aggregation, synchronization=weight.synchronization)
                          for weight in self._averaged]
@@ -52,7 +58,8 @@ class RecipeModel(keras.Model):
             return super().train_step(data)
         images, targets, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         if self.augmentation is not None:
-            images, targets = self.augmentation(images, targets, self.optimizer.iterations, xla=bool(self.jit_compile))
+            images, targets = self.augmentation(images, targets, self.steps_taken, xla=bool(self.jit_compile))
+            self.steps_taken.assign_add(1)
         if self.one_hot_targets and len(targets.shape) == 1:
             targets = tf.one_hot(tf.cast(targets, tf.int32), self.output.shape[-1])
         logs = super().train_step((images, targets, sample_weight))

@@ -27,10 +27,8 @@ import math
 import keras
 
 from ablation.core.errors import ConfigError
-from ablation.run.axes import AXES, RECIPE_AXES, is_on, needs_error
+from ablation.run.axes import DATA, RECIPE_AXES, is_on
 from ablation.run.recipe_model import RecipeModel
-
-OPTIMIZERS = AXES["optimizer"].values.options
 
 
 class _RecipeRules:
@@ -40,13 +38,15 @@ class _RecipeRules:
     def __post_init__(self):
         for axis in RECIPE_AXES:  # JSON's lists back to tuples, then each value as its axis takes it
             object.__setattr__(self, axis.name, axis.check(getattr(self, axis.name)))
+        for axis in RECIPE_AXES:
+            if axis.needs and not is_on(axis.needs, getattr(self, axis.needs)):
+                # It changes nothing without the axis it needs: the run is the one at its default (so
+                # a product sweep's cutmix_alpha=0 with any cutmix_prob is the reference run, one id).
+                object.__setattr__(self, axis.name, axis.default)
         if is_on("mixup_alpha", self.mixup_alpha) and is_on("cutmix_alpha", self.cutmix_alpha):
             raise ConfigError(f"mixup_alpha={self.mixup_alpha!r} with cutmix_alpha={self.cutmix_alpha!r} is not valid; "
                               f"expected one of them 0: the reference codes apply one (timm's switching between "
                               f"the two per batch is not offered).")
-        for axis in RECIPE_AXES:
-            if axis.needs and is_on(axis.name, getattr(self, axis.name)) and not is_on(axis.needs, getattr(self, axis.needs)):
-                raise ConfigError(needs_error(axis, getattr(self, axis.name)))
         if self.warmup_epochs and self.warmup_steps:
             raise ConfigError(f"warmup_epochs={self.warmup_epochs!r} with warmup_steps={self.warmup_steps!r} is not "
                               f"valid; expected one warm-up: warmup_steps holds warmup_learning_rate (He et al.'s "
@@ -60,9 +60,9 @@ class _RecipeRules:
         return dataclasses.replace(self, **overrides)
 
     @property
-    def augments_on_device(self) -> bool:
+    def augment_on_device(self) -> bool:
         """Whether a data axis is on: the run's augmentation, all of it, moves onto the training device."""
-        return any(is_on(axis.name, getattr(self, axis.name)) for axis in RECIPE_AXES if axis.acts_on == "data")
+        return any(is_on(axis.name, getattr(self, axis.name)) for axis in RECIPE_AXES if axis.acts_on == DATA)
 
     def boundaries(self, steps_per_epoch: int) -> list[int]:
         """Steps where the lr drops: fraction x epochs, rounded to a whole epoch (60/120/160 of 200)."""
@@ -131,9 +131,7 @@ class StepDecay(keras.optimizers.schedules.LearningRateSchedule):
         step = keras.ops.cast(step, "int64")
         drops = sum((keras.ops.cast(step >= b, "float32") for b in self.boundaries), keras.ops.zeros((), "float32"))
         lr = self.learning_rate * keras.ops.power(self.lr_decay, drops)
-        if self.warmup_steps:
-            lr = keras.ops.where(step < self.warmup_steps, self.warmup_learning_rate, lr)
-        return lr
+        return _constant_warmup(step, lr, self.warmup_steps, self.warmup_learning_rate)
 
     def get_config(self):
         return {"learning_rate": self.learning_rate, "boundaries": self.boundaries, "lr_decay": self.lr_decay,
@@ -212,9 +210,7 @@ class CoupledWeightDecay:
 
     def __init__(self, *args, coupled_weight_decay=0.0, no_bias_decay=False, **kwargs):
         super().__init__(*args, **kwargs)
-        if not coupled_weight_decay >= 0:
-            raise ConfigError(f"weight_decay={coupled_weight_decay!r} is not valid; expected a number >= 0.")
-        self.coupled_weight_decay = float(coupled_weight_decay)
+        self.coupled_weight_decay = float(coupled_weight_decay)  # checked as the weight_decay axis
         self.no_bias_decay = bool(no_bias_decay)
 
     def update_step(self, gradient, variable, learning_rate):
@@ -239,11 +235,17 @@ class CoupledAdam(CoupledWeightDecay, keras.optimizers.Adam):
     """Adam with PyTorch's (coupled) weight decay: `torch.optim.Adam(weight_decay=)`, not AdamW."""
 
 
+def _soft(y_true, y_pred) -> bool:
+    """Whether `y_true` holds a target distribution per image [B, K], not class labels ([B] or [B, 1]);
+    told by shape, as Keras hands a loss its labels cast to floats."""
+    return len(y_true.shape) == len(y_pred.shape) and y_true.shape[-1] == y_pred.shape[-1] != 1
+
+
 def _cross_entropy(y_true, y_pred, label_smoothing=0.0):
     # Integer labels (validation, the test, and training without smoothing or mixing): Keras's sparse
     # cross-entropy, the very op of the reference recipes. Soft targets [B, K] (mixup, CutMix, or
     # one-hot for smoothing): target (1 - e) y + e / K, as torch's CrossEntropyLoss(label_smoothing=e).
-    if len(y_true.shape) == len(y_pred.shape):
+    if _soft(y_true, y_pred):
         return keras.losses.categorical_crossentropy(y_true, y_pred, from_logits=True, label_smoothing=label_smoothing)
     return keras.losses.sparse_categorical_crossentropy(y_true, y_pred, from_logits=True)
 
@@ -270,7 +272,7 @@ class CrossEntropy(keras.losses.Loss):
 def _accuracy(y_true, y_pred):
     # Soft targets: the target's weight on the predicted class, lam [pred = y_a] + (1 - lam) [pred = y_b]
     # under mixing (mixup-cifar10's training accuracy); integer labels: the usual accuracy.
-    if len(y_true.shape) == len(y_pred.shape):
+    if _soft(y_true, y_pred):
         predicted = keras.ops.one_hot(keras.ops.argmax(y_pred, axis=-1), y_pred.shape[-1], dtype=y_true.dtype)
         return keras.ops.sum(y_true * predicted, axis=-1)
     return keras.metrics.sparse_categorical_accuracy(y_true, y_pred)

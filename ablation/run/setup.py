@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import random
 from collections.abc import Iterator
 
 import keras
@@ -48,7 +47,7 @@ class RunSetup:
         return data.make_pipeline(self.source, image_shape=run.input_shape, batch_size=run.recipe_fields.batch_size,
                                   seed=run.seed, validation_fraction=run.validation_fraction, augment=run.augment,
                                   max_steps_per_epoch=run.max_steps_per_epoch,
-                                  augment_on_device=run.recipe_fields.augments_on_device)
+                                  augment_on_device=run.recipe_fields.augment_on_device)
 
     def build(self, **overrides) -> keras.Model:
         """The run's net, sized by the data, built in the strategy's scope; `overrides` are builder
@@ -62,13 +61,11 @@ class RunSetup:
         `steps_per_epoch`), and the recipe's data axes on the device when it has any."""
         recipe = recipe or self.resolved.recipe_fields
         augmentation = None
-        if recipe.augments_on_device:
+        if recipe.augment_on_device:
             pipeline = self.pipeline
-            # Drawn from Python's generator, which the run's seed seeds (as the layers' initial draws
-            # are): the same run draws the same augmentation, a tuner's executions each their own.
-            augmentation = BatchAugmentation.of(recipe, num_classes=self.num_classes, mean=pipeline.mean,
-                                                std=pipeline.std, seed=random.randrange(2**31),
-                                                pad_crop_flip=self.resolved.augment)
+            augmentation = BatchAugmentation(recipe, num_classes=self.num_classes, mean=pipeline.mean, std=pipeline.std,
+                                             seed=pipeline.seed, steps_per_epoch=pipeline.steps_per_epoch,
+                                             augment=pipeline.augment)
         with self.strategy.scope():
             return compile_model(model, recipe, steps_per_epoch or self.pipeline.steps_per_epoch,
                                  jit_compile=self.config.jit_mode(), augmentation=augmentation)

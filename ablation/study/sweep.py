@@ -21,8 +21,8 @@ import re
 import keras
 
 from ablation.core.errors import ConfigError
-from ablation.run.axes import AXES, axis, typed
-from ablation.run.config import build_model, model_axes_of, preset_of
+from ablation.run.axes import AXES, MODEL, axis, needs_error, typed
+from ablation.run.config import RunConfig, build_model, model_axes_of, preset_of
 from ablation.study.declaration import Configuration, Options, Study
 from ablation.study.runner import plan, slug
 
@@ -49,7 +49,7 @@ def parse_vary(text: str) -> tuple[str, list]:
 
 def _kind(model: str, name: str) -> str:
     """'model' or 'recipe': where a varied axis goes; a one-line error naming what would be valid."""
-    if AXES[name].acts_on != "model":
+    if AXES[name].acts_on != MODEL:
         return "recipe"  # the recipe's and the data's axes are the Recipe's fields
     if name in model_axes_of(model):
         return "model"
@@ -65,6 +65,10 @@ def sweep_study(model: str, varies: list[str], *, seeds=(42,), recipe=None, base
     if len(set(names)) != len(names):
         raise ConfigError(f"--vary names {', '.join(names)} repeat one; vary each name once.")
     kinds = {n: _kind(model, n) for n in names}
+    for name, values in axes:  # an axis that acts only with another: that one varied too, or on already
+        needed = AXES[name].needs
+        if needed and needed not in names and not RunConfig(model=model, recipe=recipe).resolve().departs(needed):
+            raise ConfigError(f"--vary {name}=...: {needs_error(AXES[name], values[-1])} Vary or set {needed} too.")
     configurations = []
     for values in itertools.product(*(v for _, v in axes)):
         setting = dict(zip(names, values, strict=True))

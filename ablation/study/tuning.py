@@ -140,6 +140,8 @@ def make_tuner(search: Search, results_dir: Path, hypermodel, pipeline, log=prin
                 start = time.perf_counter()
                 distribute.set_seeds(execution_seed)
                 model = self.hypermodel.build(hp)
+                if model.augmentation is not None:  # the data axes draw from the execution's data seed too
+                    model.augmentation = dataclasses.replace(model.augmentation, seed=execution_seed)
                 history = model.fit(pipeline.train_batches(0, trial_epochs, seed=execution_seed),
                                     epochs=trial_epochs, steps_per_epoch=pipeline.steps_per_epoch,
                                     validation_data=pipeline.validation, verbose=0, shuffle=False).history
@@ -292,10 +294,12 @@ def search_cost(search: Search) -> dict:
 def changed_settings(previous: dict, settings: dict) -> list[str]:
     """What differs between a search.json and this search's settings; the run compared as a run is
     (config.run_identity: a recipe field recorded before its axis existed is at its default)."""
-    now = io.json_roundtrip(settings)
-    identity = lambda record: {**record, "run": run_identity(record["run"])} if "run" in record else record
-    previous, now = identity(previous), identity(now)
+    previous, now = _as_compared(previous), _as_compared(io.json_roundtrip(settings))
     return sorted(k for k in set(now) | set(previous) if previous.get(k) != now.get(k))
+
+
+def _as_compared(settings: dict) -> dict:
+    return {**settings, "run": run_identity(settings["run"])} if "run" in settings else settings
 
 
 def run_search(search: Search, results_dir, *, log=print, retrain_stale=False) -> int:
