@@ -253,6 +253,11 @@ def test_every_axis_walks_through_every_place_with_a_real_training_step(easy, tm
         assert _same(shown, value), (name, shown)
         assert f"<th>{html.escape(name)}</th>" in page, name  # the runs table has the axis's column
         assert len(histories[name]) == 2, name  # trained: two epochs
+        if name == "lr_schedule":  # a cosine run's history follows the closed form, lr0 (1 + cos(pi t / T)) / 2
+            steps = json.loads((results / "runs" / row.run_id / "config.json").read_text())["data"]["steps_per_epoch"]
+            t = (histories[name]["epoch"] - 1) * steps
+            np.testing.assert_allclose(histories[name]["learning_rate"],
+                                       0.05 * (1 + np.cos(np.pi * t / (len(histories[name]) * steps))), rtol=1e-5)
         if name in NEW_AXES:  # trains (or, the EMA, validates) otherwise than the run it departs from
             departs_from = histories[a.needs if a.needs else "reference"]
             losses = ["loss", "val_loss"]

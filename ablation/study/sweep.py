@@ -65,10 +65,10 @@ def sweep_study(model: str, varies: list[str], *, seeds=(42,), recipe=None, base
     if len(set(names)) != len(names):
         raise ConfigError(f"--vary names {', '.join(names)} repeat one; vary each name once.")
     kinds = {n: _kind(model, n) for n in names}
-    for name, values in axes:  # an axis that acts only with another: that one varied too, or on already
-        needed = AXES[name].needs
+    for varied, values in axes:  # an axis that acts only with another: that one varied too, or on already
+        needed = AXES[varied].needs
         if needed and needed not in names and not RunConfig(model=model, recipe=recipe).resolve().departs(needed):
-            raise ConfigError(f"--vary {name}=...: {needs_error(AXES[name], values[-1])} Vary or set {needed} too.")
+            raise ConfigError(f"--vary {varied}=...: {needs_error(AXES[varied], values[-1])} Vary or set {needed} too.")
     configurations = []
     for values in itertools.product(*(v for _, v in axes)):
         setting = dict(zip(names, values, strict=True))
