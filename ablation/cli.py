@@ -81,7 +81,7 @@ def train_config(args) -> RunConfig:
                        data_dir=args.data_dir, deterministic=args.deterministic)
     resolved = config.resolve()  # every value checked here, before anything else
     for name, value in settings.items():  # asked for, but nothing without the axis it needs
-        if AXES[name].needs and resolved.setting(name) != value:
+        if AXES[name].needs and not resolved.departs(AXES[name].needs):
             raise ConfigError(needs_error(AXES[name], value))
     return config
 

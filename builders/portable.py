@@ -16,13 +16,13 @@ from __future__ import annotations
 import keras
 
 
-def portable(model: keras.Model) -> keras.Model:
-    """The same net and weights in Keras's own layers (see the module)."""
+def portable(model: keras.Model, weights_of=None) -> keras.Model:
+    """The same net and weights in Keras's own layers (see the module); `weights_of`: as copy_weights."""
     # Cloned from a plain view of the graph: clone_model compiles a clone as its model was, and
     # the file should hold no optimizer, loss or schedule of ours, nor a training model's class.
     graph = keras.Model(model.input, model.output, name=model.name)
     copy = keras.models.clone_model(graph, clone_function=_keras_layer)
-    copy_weights(model, copy)
+    copy_weights(model, copy, weights_of)
     return copy
 
 

@@ -246,7 +246,7 @@ HPARAMS_METRICS = ["test_error", "best_val_accuracy", "trainable_params", "secon
 def write_hparams(results_dir: Path, study: dict, frame: pd.DataFrame) -> None:
     """Every finished run as a session of TensorBoard's HParams dashboard: its configuration, seed
     and varying hyperparameters, and its metrics."""
-    names = ["configuration", "seed", *dict.fromkeys(study["varies"])]
+    names = ["configuration", "seed", *study["varies"]]
     done = frame[frame["status"] == "done"]
     sessions = [(row["run_id"], {n: row[n] for n in names}, {m: row[m] for m in HPARAMS_METRICS})
                 for _, row in done.iterrows()]

@@ -46,11 +46,15 @@ PAD_FRACTION = 4 / 32
 SEEDS_APART = 100_003
 
 
+def epoch_seed(seed, epoch):
+    """The seed of epoch `epoch` of a run whose data seed is `seed`: its shuffle's."""
+    return tf.cast(epoch, tf.int64) + seed * SEEDS_APART
+
+
 def batch_seeds(seed, epoch, index):
-    """The stateless seeds of batch `index` of epoch `epoch` of a run whose data seed is `seed`: its
-    shuffle's (epoch + seed * SEEDS_APART) and its position. The input pipeline and the device draw
-    a batch's augmentation from them alike."""
-    return tf.stack([tf.cast(epoch, tf.int64) + seed * SEEDS_APART, tf.cast(index, tf.int64)])
+    """The stateless seeds of batch `index` of epoch `epoch`: the epoch's seed and the batch's
+    position. The input pipeline and the device draw a batch's augmentation from them alike."""
+    return tf.stack([epoch_seed(seed, epoch), tf.cast(index, tf.int64)])
 
 
 def pad_crop_flip(images, seeds, *, first=0, total=None):

@@ -83,14 +83,18 @@ class Number:
         return f"{kind} in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
 
 
-@dataclasses.dataclass(frozen=True)
-class Choice:
-    options: tuple
+class _Text:
+    """A kind whose values are the text as typed, checked by `valid`."""
 
     type = str
 
     def parse(self, text: str):
         return text
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice(_Text):
+    options: tuple
 
     def valid(self, value) -> bool:
         return value in self.options
@@ -136,13 +140,8 @@ class Fractions:
 
 
 @dataclasses.dataclass(frozen=True)
-class BlockType:
+class BlockType(_Text):
     """The WRN paper's notation, B(3,1,3): the kernel sizes of a block's convolutions."""
-
-    type = str
-
-    def parse(self, text: str):
-        return text
 
     def valid(self, value) -> bool:
         try:

@@ -47,14 +47,14 @@ class PortableExport:
     uses: with an EMA, the averages (RecipeModel.inference_weights). The copy is built at the first
     save and its weights refreshed at each."""
 
-    def __init__(self, model: keras.Model):
+    def __init__(self, model: RecipeModel):
         self.model, self.copy = model, None
 
     def save(self, path: Path) -> None:
         if self.copy is None:
-            self.copy = portable(self.model)
-        weights_of = self.model.inference_weights if isinstance(self.model, RecipeModel) else None
-        copy_weights(self.model, self.copy, weights_of)
+            self.copy = portable(self.model, self.model.inference_weights)
+        else:
+            copy_weights(self.model, self.copy, self.model.inference_weights)
         with io.atomic_path(path) as tmp:
             self.copy.save(tmp)
 

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from ablation.core import io
 from ablation.core.choices import JIT_MODES, MAX_SEED, PRECISIONS, STRATEGIES, checked, seed_is_valid
 from ablation.core.errors import ConfigError
-from ablation.run.axes import AXES, MODEL, MODEL_AXES, RECIPE_AXES, axis, folder_word, is_on, plain
+from ablation.run.axes import AXES, MODEL, MODEL_AXES, RECIPE_AXES, is_on, plain
 from ablation.run.recipes import Recipe, get_recipe
 from builders import INITIALIZATIONS, PRESETS, get_preset
 
@@ -85,7 +85,7 @@ class RunConfig:
                 preset = preset_of(self.model)
                 raise ConfigError(f"{key}={value!r} does not apply to model {self.model!r} "
                                   f"({preset.family}); it accepts {', '.join(valid)}.")
-            overrides[key] = axis(key).canonical(axis(key).check(value))
+            overrides[key] = AXES[key].canonical(AXES[key].check(value))
         return overrides
 
     def jit_mode(self):
@@ -150,7 +150,7 @@ class ResolvedRun:
                    if all(kwargs.get(k, defaults.get(k)) == v for k, v in preset.kwargs.items())]
         preset_name, preset = max(matches, key=lambda item: len(item[1].kwargs),
                                   default=(self.builder.replace("_", "-"), None))
-        words = [preset_name, *(_word(key, value) for key, value in kwargs.items()
+        words = [preset_name, *(AXES[key].word(value) for key, value in kwargs.items()
                                 if preset is None or key not in preset.kwargs)]
         own = preset or family[0][1]  # a net no preset names: its family's first preset's recipe
         if self.recipe == own.recipe:
@@ -189,20 +189,18 @@ def run_identity(run: Mapping) -> dict:
     if isinstance(run.get("model_kwargs"), Mapping):
         identity["model_kwargs"] = _without_defaults(run.get("builder"), run["model_kwargs"])
     if isinstance(run.get("recipe_fields"), Mapping):
-        identity["recipe_fields"] = {**io.json_roundtrip({a.name: a.default for a in RECIPE_AXES}),
-                                     **run["recipe_fields"]}
+        identity["recipe_fields"] = {**_RECIPE_DEFAULTS, **run["recipe_fields"]}
     return identity
+
+
+# A recipe field at its axis's default, as config.json holds it: what a record without the field trained.
+_RECIPE_DEFAULTS = io.json_roundtrip({a.name: a.default for a in RECIPE_AXES})
 
 
 def model_axes_of(model: str) -> list[str]:
     """The model axes the builder of preset `model` takes, in the table's order."""
     accepted = inspect.signature(preset_of(model).builder).parameters
     return [a.name for a in MODEL_AXES if a.name in accepted]
-
-
-def _word(key: str, value) -> str:
-    """A builder argument in a run id: its axis's word (an argument no axis declares: name=value)."""
-    return AXES[key].word(value) if key in AXES else f"{key}={folder_word(value)}"
 
 
 def _defaults(family: str) -> dict:

@@ -29,7 +29,7 @@ import tensorflow_datasets as tfds
 from tensorflow_datasets.core.download import downloader as _tfds_downloader
 
 from ablation.core.errors import ConfigError
-from ablation.run.augment import batch_seeds, normalise, pad_crop_flip
+from ablation.run.augment import batch_seeds, epoch_seed, normalise, pad_crop_flip
 
 AUTOTUNE = tf.data.AUTOTUNE
 # Keep in memory what fits easily; a larger split streams from tfds's own files every epoch.
@@ -109,8 +109,7 @@ class Pipeline:
         buffer = min(n, SHUFFLE_BUFFER_LIMIT)
 
         def one_epoch(epoch):
-            epoch_seed = batch_seeds(seed, epoch, 0)[0]
-            shuffled = images.shuffle(buffer, seed=epoch_seed, reshuffle_each_iteration=False)
+            shuffled = images.shuffle(buffer, seed=epoch_seed(seed, epoch), reshuffle_each_iteration=False)
             batches = shuffled.take(self.steps_per_epoch * self.batch_size).batch(self.batch_size,
                                                                                   drop_remainder=True)
             return batches.enumerate().map(lambda i, batch: (batch_seeds(seed, epoch, i), batch))

@@ -47,6 +47,8 @@ class RecipeModel(keras.Model):
         self.averages = [keras.Variable(weight.numpy(), trainable=False, name=f"average_{weight.name}",
                                         aggregation=weight.aggregation, synchronization=weight.synchronization)
                          for weight in self._averaged]
+        # Each weight's average by the weight, for the saved nets (set past tracking, as `_averaged`).
+        object.__setattr__(self, "_average_of", {id(w): a for w, a in zip(self._averaged, self.averages, strict=True)})
 
     @property
     def reference_step(self) -> bool:
@@ -84,5 +86,4 @@ class RecipeModel(keras.Model):
         net holds."""
         if not self.ema_decay:
             return layer.get_weights()
-        averages = {id(weight): average for weight, average in zip(self._averaged, self.averages, strict=True)}
-        return [keras.ops.convert_to_numpy(averages[id(weight)].value) for weight in layer.weights]
+        return [keras.ops.convert_to_numpy(self._average_of[id(weight)].value) for weight in layer.weights]

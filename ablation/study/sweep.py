@@ -21,7 +21,7 @@ import re
 import keras
 
 from ablation.core.errors import ConfigError
-from ablation.run.axes import AXES, MODEL, axis, needs_error, typed
+from ablation.run.axes import AXES, MODEL, RECIPE, axis, needs_error, typed
 from ablation.run.config import RunConfig, build_model, model_axes_of, preset_of
 from ablation.study.declaration import Configuration, Options, Study
 from ablation.study.runner import plan, slug
@@ -48,11 +48,11 @@ def parse_vary(text: str) -> tuple[str, list]:
 
 
 def _kind(model: str, name: str) -> str:
-    """'model' or 'recipe': where a varied axis goes; a one-line error naming what would be valid."""
+    """MODEL or RECIPE: where a varied axis goes; a one-line error naming what would be valid."""
     if AXES[name].acts_on != MODEL:
-        return "recipe"  # the recipe's and the data's axes are the Recipe's fields
+        return RECIPE  # the recipe's and the data's axes are the Recipe's fields
     if name in model_axes_of(model):
-        return "model"
+        return MODEL
     raise ConfigError(f"--vary {name}=... is not valid for {model!r}; its builder ({preset_of(model).family}) takes "
                       f"the model axes {', '.join(model_axes_of(model))}, and every recipe and data axis.")
 
@@ -74,8 +74,8 @@ def sweep_study(model: str, varies: list[str], *, seeds=(42,), recipe=None, base
         setting = dict(zip(names, values, strict=True))
         configurations.append(Configuration(
             name=", ".join(f"{n}={typed(v)}" for n, v in setting.items()), model=model,
-            model_overrides={n: v for n, v in setting.items() if kinds[n] == "model"},
-            recipe_overrides={n: v for n, v in setting.items() if kinds[n] == "recipe"}))
+            model_overrides={n: v for n, v in setting.items() if kinds[n] == MODEL},
+            recipe_overrides={n: v for n, v in setting.items() if kinds[n] == RECIPE}))
     configuration_names = [c.name for c in configurations]
     if baseline is not None and baseline not in configuration_names:  # or the name's slug, as --only takes it
         baseline = next((known for known in configuration_names if slug(known) == slug(baseline)), baseline)
