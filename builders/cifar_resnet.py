@@ -26,19 +26,26 @@ from builders.layers import (
     BN_EPSILON,
     BN_MOMENTUM,
     BOTTLENECK_EXPANSION,
+    BOTTLENECK_STRIDES,
     CIFAR_GROUP_STRIDES,
     CIFAR_GROUP_WIDTHS,
     Initialization,
+    PROJECTIONS,
     LayerFactory,
     allow_deep_graph,
     check_choice,
     check_input_shape,
     check_model_name,
+    check_flag,
     check_positive_int,
+    check_rate,
+    check_shortcut,
     stages,
 )
 
-SHORTCUTS = ("zero_pad", "projection")
+# Option A (the paper's CIFAR choice), B (a strided 1x1 conv, without a norm as He et al.'s option B is
+# counted here: 1,730,522 params for ResNet-110) or ResNet-D's average pool before that conv.
+SHORTCUTS = ("zero_pad", "projection", "avg_down")
 INITIALIZATION = Initialization(
     reference="facebook/fb.resnet.torch, models/resnet.lua (and KaimingHe/resnet-1k-layers): ConvInit (convs, "
               "fan-out), BNInit (gamma 1), classifier bias 0",
@@ -91,62 +98,79 @@ def _depth_to_n(depth, *, per_block, family, examples):
 
 def cifar_resnet(*, depth=20, shortcut="zero_pad", num_classes=10, input_shape=(32, 32, 3),
                  bn_momentum=BN_MOMENTUM, bn_epsilon=BN_EPSILON, bn_gamma=None, padding="symmetric",
+                 drop_path_rate=0.0, zero_init_residual=False, se_reduction=0, activation="relu", norm="batch",
                  name=None) -> keras.Model:
-    """ResNet-depth of He et al. for CIFAR: ResNet-20/32/44/56/110 for n = 3/5/7/9/18."""
+    """ResNet-depth of He et al. for CIFAR: ResNet-20/32/44/56/110 for n = 3/5/7/9/18. The modern
+    options: builders.layers.LayerFactory (`zero_init_residual` starts each block's bn2 gamma at 0)."""
     n = _depth_to_n(depth, per_block=6, family="He et al.'s CIFAR ResNet", examples="20, 32, 44, 56, 110, ...")
-    check_choice("shortcut", shortcut, SHORTCUTS)
+    check_shortcut(shortcut, SHORTCUTS, family="He et al.'s CIFAR ResNet")
+    check_rate("drop_path_rate", drop_path_rate)
     check_positive_int("num_classes", num_classes)
     check_model_name(name)
     allow_deep_graph(depth)
     f = LayerFactory(INITIALIZATION.with_bn_gamma(bn_gamma), bn_momentum=bn_momentum, bn_epsilon=bn_epsilon,
-                     padding=padding)
+                     padding=padding, activation=activation, norm=norm, se_reduction=se_reduction,
+                     zero_init_residual=zero_init_residual)
 
     inputs = keras.Input(check_input_shape(input_shape), name="image")
-    x = f.bn_relu(f.conv(inputs, CIFAR_GROUP_WIDTHS[0], 3, name="stem_conv"), prefix="stem")
+    x = f.norm_act(f.conv(inputs, CIFAR_GROUP_WIDTHS[0], 3, name="stem_conv"), prefix="stem")
 
-    def basic_block(x, width, stride, *, prefix):
-        y = f.bn_relu(f.conv(x, width, 3, stride, name=f"{prefix}_conv1"), prefix=prefix, suffix="1")
-        y = f.bn(f.conv(y, width, 3, name=f"{prefix}_conv2"), name=f"{prefix}_bn2")
+    def basic_block(x, width, stride, *, prefix, drop_path):
+        y = f.norm_act(f.conv(x, width, 3, stride, name=f"{prefix}_conv1"), prefix=prefix, suffix="1")
+        y = f.norm(f.conv(y, width, 3, name=f"{prefix}_conv2"), name=f"{prefix}_bn2", residual_end=True)
         if stride == 1 and x.shape[-1] == width:
             residual = x
-        elif shortcut == "projection":
-            residual = f.conv(x, width, 1, stride, name=f"{prefix}_shortcut")
+        elif shortcut in PROJECTIONS:
+            residual = f.projection(x, width, stride, prefix=prefix, avg_down=shortcut == "avg_down", with_norm=False)
         else:
             residual = ZeroPadShortcut(width, stride, name=f"{prefix}_shortcut")(x)
-        return f.relu(layers.Add(name=f"{prefix}_add")([y, residual]), name=f"{prefix}_out_relu")
+        return f.act(f.residual(y, residual, prefix=prefix, drop_path=drop_path), name=f"{prefix}_out_relu")
 
-    x = stages(x, basic_block, widths=CIFAR_GROUP_WIDTHS, strides=CIFAR_GROUP_STRIDES, blocks_per_group=[n] * 3)
+    x = stages(x, basic_block, widths=CIFAR_GROUP_WIDTHS, strides=CIFAR_GROUP_STRIDES, blocks_per_group=[n] * 3,
+               drop_path_rate=drop_path_rate)
     outputs = f.head(x, num_classes, preactivated=False)
-    suffix = "" if shortcut == "zero_pad" else "-projection"
+    suffix = "" if shortcut == "zero_pad" else f"-{shortcut.replace('_', '-')}"
     return keras.Model(inputs, outputs, name=name or f"ResNet-{depth}{suffix}")
 
 
 def preact_resnet(*, depth=164, num_classes=10, input_shape=(32, 32, 3), bn_momentum=BN_MOMENTUM,
-                  bn_epsilon=BN_EPSILON, bn_gamma=None, padding="symmetric", name=None) -> keras.Model:
-    """Pre-activation bottleneck ResNet-depth: ResNet-164 and ResNet-1001 for n = 18 and 111."""
+                  bn_epsilon=BN_EPSILON, bn_gamma=None, padding="symmetric", shortcut="projection",
+                  bottleneck_stride="3x3", drop_path_rate=0.0, zero_init_residual=False, se_reduction=0,
+                  activation="relu", norm="batch", name=None) -> keras.Model:
+    """Pre-activation bottleneck ResNet-depth: ResNet-164 and ResNet-1001 for n = 18 and 111. The modern
+    options: builders.layers.LayerFactory (`zero_init_residual` zeros each block's conv3, as timm's
+    PreActBottleneck.zero_init_last: a pre-activation branch ends in a conv); `bottleneck_stride="1x1"`
+    strides the first conv, as resnet-1k-layers does."""
     n = _depth_to_n(depth, per_block=9, family="a pre-activation bottleneck ResNet",
                     examples="164, 1001, ...")
+    check_shortcut(shortcut, PROJECTIONS, family="a pre-activation ResNet")
+    check_choice("bottleneck_stride", bottleneck_stride, BOTTLENECK_STRIDES)
+    check_rate("drop_path_rate", drop_path_rate)
     check_positive_int("num_classes", num_classes)
     check_model_name(name)
     allow_deep_graph(depth)
     f = LayerFactory(INITIALIZATION.with_bn_gamma(bn_gamma), bn_momentum=bn_momentum, bn_epsilon=bn_epsilon,
-                     padding=padding)
+                     padding=padding, activation=activation, norm=norm, se_reduction=se_reduction,
+                     zero_init_residual=zero_init_residual)
 
     inputs = keras.Input(check_input_shape(input_shape), name="image")
     x = f.conv(inputs, CIFAR_GROUP_WIDTHS[0], 3, name="stem_conv")
 
-    def bottleneck(x, width, stride, *, prefix):
+    def bottleneck(x, width, stride, *, prefix, drop_path):
         out_width = width * BOTTLENECK_EXPANSION
-        preactivated = f.bn_relu(x, prefix=prefix, suffix="1")
+        preactivated = f.norm_act(x, prefix=prefix, suffix="1")
         if stride != 1 or x.shape[-1] != out_width:
-            residual = f.conv(preactivated, out_width, 1, stride, name=f"{prefix}_shortcut")
+            residual = f.projection(preactivated, out_width, stride, prefix=prefix, avg_down=shortcut == "avg_down",
+                                    with_norm=False)
         else:
             residual = x
-        y = f.conv(preactivated, width, 1, name=f"{prefix}_conv1")
-        y = f.conv(f.bn_relu(y, prefix=prefix, suffix="2"), width, 3, stride, name=f"{prefix}_conv2")
-        y = f.conv(f.bn_relu(y, prefix=prefix, suffix="3"), out_width, 1, name=f"{prefix}_conv3")
-        return layers.Add(name=f"{prefix}_add")([y, residual])
+        strides = (stride, 1) if bottleneck_stride == "1x1" else (1, stride)  # of conv1 and conv2
+        y = f.conv(preactivated, width, 1, strides[0], name=f"{prefix}_conv1")
+        y = f.conv(f.norm_act(y, prefix=prefix, suffix="2"), width, 3, strides[1], name=f"{prefix}_conv2")
+        y = f.conv(f.norm_act(y, prefix=prefix, suffix="3"), out_width, 1, name=f"{prefix}_conv3", residual_end=True)
+        return f.residual(y, residual, prefix=prefix, drop_path=drop_path)
 
-    x = stages(x, bottleneck, widths=CIFAR_GROUP_WIDTHS, strides=CIFAR_GROUP_STRIDES, blocks_per_group=[n] * 3)
+    x = stages(x, bottleneck, widths=CIFAR_GROUP_WIDTHS, strides=CIFAR_GROUP_STRIDES, blocks_per_group=[n] * 3,
+               drop_path_rate=drop_path_rate)
     outputs = f.head(x, num_classes, preactivated=True)
     return keras.Model(inputs, outputs, name=name or f"PreAct-ResNet-{depth}")

@@ -3,7 +3,7 @@
 The published figures (WRN-28-2 214M, WRN-28-10 5,247M, ResNet-110 256M, ResNet-56 127M) follow
 the convention of the `ptflops` counter: a conv's out_h * out_w * out_channels * k_h * k_w *
 in_channels / groups, a dense layer's in * out, plus 2 per element for an affine BatchNorm (scale
-and shift) and 1 per element for a ReLU. Leaving out the elementwise terms undercounts thin nets
+and shift; GroupNorm alike) and 1 per element for a ReLU (any activation alike). Leaving out the elementwise terms undercounts thin nets
 by about 1% (ResNet-110: 252.9M), so they are in by default; `elementwise=False` gives the
 conv and dense arithmetic alone.
 """
@@ -25,9 +25,9 @@ def layer_macs(layer, *, elementwise=True) -> int:
         return _elements(layer.output) * k_h * k_w * layer.input.shape[-1] // layer.groups
     if isinstance(layer, keras.layers.Dense):
         return _elements(layer.output) * layer.input.shape[-1]
-    if elementwise and isinstance(layer, keras.layers.BatchNormalization):
+    if elementwise and isinstance(layer, (keras.layers.BatchNormalization, keras.layers.GroupNormalization)):
         return 2 * _elements(layer.output)
-    if elementwise and isinstance(layer, keras.layers.ReLU):
+    if elementwise and isinstance(layer, (keras.layers.ReLU, keras.layers.Activation)):
         return _elements(layer.output)
     return 0
 

@@ -35,6 +35,7 @@ from builders.layers import (
     CIFAR_GROUP_STRIDES,
     CIFAR_GROUP_WIDTHS,
     Initialization,
+    PROJECTIONS,
     LayerFactory,
     allow_deep_graph,
     check_choice,
@@ -42,6 +43,7 @@ from builders.layers import (
     check_model_name,
     check_positive_int,
     check_rate,
+    check_shortcut,
     stages,
 )
 
@@ -49,6 +51,7 @@ from builders.layers import (
 #   "before_conv": BN-ReLU-dropout-conv, as the paper and its reference code;
 #   "after_conv":  conv-dropout-BN-ReLU, as many hand-written Keras ports do.
 DROPOUT_POSITIONS = ("before_conv", "after_conv")
+SHORTCUTS = PROJECTIONS  # the reference projects where the shape changes; ResNet-D's pool before it
 
 INITIALIZATION = Initialization(
     reference="szagoruyko/wide-residual-networks, models/wide-resnet.lua: utils.MSRinit (convs, fan-out), "
@@ -95,11 +98,15 @@ def blocks_per_group_for(depth) -> int:
 def wide_resnet(*, depth=28, widen_factor=10, block_type="B(3,3)", dropout_rate=0.0, num_classes=10,
                 input_shape=(32, 32, 3), blocks_per_group=None, dropout_position="before_conv",
                 bn_momentum=BN_MOMENTUM, bn_epsilon=BN_EPSILON, bn_gamma=None, padding="symmetric",
-                name=None) -> keras.Model:
+                shortcut="projection", drop_path_rate=0.0, zero_init_residual=False, se_reduction=0,
+                activation="relu", norm="batch", name=None) -> keras.Model:
     """WRN-depth-widen_factor with the given block type.
 
     `blocks_per_group` overrides N = (depth - 4) / 6; the deepening-factor study uses it to
     hold the number of convolutions fixed while the block gets longer (depth stays the label).
+    The modern options (builders.layers.LayerFactory): `shortcut="avg_down"` (ResNet-D), stochastic
+    depth, `zero_init_residual` (the branch's last conv at 0, as timm's pre-activation blocks: the
+    branch ends in a conv, not a norm), squeeze-and-excitation, another activation or norm.
     """
     kernels = parse_block_type(block_type)
     if blocks_per_group is None:
@@ -109,27 +116,31 @@ def wide_resnet(*, depth=28, widen_factor=10, block_type="B(3,3)", dropout_rate=
         check_positive_int("blocks_per_group", blocks_per_group)
     check_positive_int("widen_factor", widen_factor)
     check_rate("dropout_rate", dropout_rate)
+    check_rate("drop_path_rate", drop_path_rate)
+    check_shortcut(shortcut, SHORTCUTS, family="a Wide ResNet")
     check_choice("dropout_position", dropout_position, DROPOUT_POSITIONS)
     check_positive_int("num_classes", num_classes)
     check_model_name(name)
     allow_deep_graph(depth)
     f = LayerFactory(INITIALIZATION.with_bn_gamma(bn_gamma), bn_momentum=bn_momentum, bn_epsilon=bn_epsilon,
-                     padding=padding)
+                     padding=padding, activation=activation, norm=norm, se_reduction=se_reduction,
+                     zero_init_residual=zero_init_residual)
 
     inputs = keras.Input(check_input_shape(input_shape), name="image")
     x = f.conv(inputs, CIFAR_GROUP_WIDTHS[0], 3, name="stem_conv")
-    block = functools.partial(_block, f, kernels=kernels, dropout_rate=dropout_rate, dropout_position=dropout_position)
+    block = functools.partial(_block, f, kernels=kernels, dropout_rate=dropout_rate, dropout_position=dropout_position,
+                              avg_down=shortcut == "avg_down")
     x = stages(x, block, widths=[w * widen_factor for w in CIFAR_GROUP_WIDTHS], strides=CIFAR_GROUP_STRIDES,
-               blocks_per_group=[blocks_per_group] * len(CIFAR_GROUP_WIDTHS))
+               blocks_per_group=[blocks_per_group] * len(CIFAR_GROUP_WIDTHS), drop_path_rate=drop_path_rate)
     outputs = f.head(x, num_classes, preactivated=True)
     return keras.Model(inputs, outputs, name=name or model_name(depth, widen_factor, kernels))
 
 
-def _block(f, x, width, stride, *, kernels, dropout_rate, dropout_position, prefix):
-    preactivated = f.bn_relu(x, prefix=prefix, suffix="1")
+def _block(f, x, width, stride, *, kernels, dropout_rate, dropout_position, avg_down, prefix, drop_path):
+    preactivated = f.norm_act(x, prefix=prefix, suffix="1")
     if stride != 1 or x.shape[-1] != width:
         # The reference projects the pre-activated input, not the raw one.
-        shortcut = f.conv(preactivated, width, 1, stride, name=f"{prefix}_shortcut")
+        shortcut = f.projection(preactivated, width, stride, prefix=prefix, avg_down=avg_down, with_norm=False)
     else:
         shortcut = x
     y = preactivated
@@ -137,8 +148,8 @@ def _block(f, x, width, stride, *, kernels, dropout_rate, dropout_position, pref
         if i > 1:
             if dropout_rate and dropout_position == "after_conv":
                 y = layers.Dropout(dropout_rate, name=f"{prefix}_dropout{i}")(y)
-            y = f.bn_relu(y, prefix=prefix, suffix=str(i))
+            y = f.norm_act(y, prefix=prefix, suffix=str(i))
             if dropout_rate and dropout_position == "before_conv":
                 y = layers.Dropout(dropout_rate, name=f"{prefix}_dropout{i}")(y)
-        y = f.conv(y, width, kernel, stride if i == 1 else 1, name=f"{prefix}_conv{i}")
-    return layers.Add(name=f"{prefix}_add")([y, shortcut])
+        y = f.conv(y, width, kernel, stride if i == 1 else 1, name=f"{prefix}_conv{i}", residual_end=i == len(kernels))
+    return f.residual(y, shortcut, prefix=prefix, drop_path=drop_path)

@@ -76,6 +76,22 @@ class NumpyOps:
         windows = np.lib.stride_tricks.sliding_window_view(x, (kernel, kernel), axis=(2, 3))[:, :, ::stride, ::stride]
         return windows.max(axis=(-2, -1))
 
+    @staticmethod
+    def avg_pool2d_ceil(x, kernel, stride):
+        """F.avg_pool2d(x, kernel, stride, ceil_mode=True, count_include_pad=False): windows past the
+        border average the pixels inside it."""
+        h, w = x.shape[2:]
+        out_h, out_w = -(-(h - kernel) // stride) + 1, -(-(w - kernel) // stride) + 1
+        out = np.empty(x.shape[:2] + (out_h, out_w))
+        for i in range(out_h):
+            for j in range(out_w):
+                out[:, :, i, j] = x[:, :, i * stride:i * stride + kernel, j * stride:j * stride + kernel].mean(axis=(2, 3))
+        return out
+
+    @staticmethod
+    def sigmoid(x):
+        return 1.0 / (1.0 + np.exp(-x))
+
 
 class TorchOps:
     """torch.nn.functional, in eval mode or, with `training=True`, as the reference trains:
@@ -108,6 +124,12 @@ class TorchOps:
 
     def max_pool2d(self, x, kernel, stride, padding):
         return self.F.max_pool2d(x, kernel, stride, padding)
+
+    def avg_pool2d_ceil(self, x, kernel, stride):
+        return self.F.avg_pool2d(x, kernel, stride, ceil_mode=True, count_include_pad=False)
+
+    def sigmoid(self, x):
+        return self.torch.sigmoid(x)
 
 
 def _batch_norm(ops, params, x, base, eps):
@@ -187,11 +209,20 @@ def preact_resnet_forward(ops, params, x, *, depth, eps=1e-5, stride_on="conv1",
     return _classifier(ops, params, ops.mean_hw(o), pooled)
 
 
-def imagenet_resnet_forward(ops, params, x, *, depth, residual=True, eps=1e-5, pooled=False):
-    """torchvision's resnet{depth}() (`residual=False`: the same layers without shortcuts)."""
+def imagenet_resnet_forward(ops, params, x, *, depth, residual=True, eps=1e-5, pooled=False, stem="standard",
+                            avg_down=False, se=False):
+    """torchvision's resnet{depth}() (`residual=False`: the same layers without shortcuts); with timm's
+    resnet.py options: `stem="deep"` (stem_type="deep", stem_width=32: conv1.0, .1, .3, .4, .6), `avg_down`
+    (downsample_avg: AvgPool2d(2, stride, ceil_mode=True, count_include_pad=False), then the 1x1 conv at
+    stride 1 and BN), `se` (SEModule after the last BN, before the add: `{block}.se.fc1`, `.fc2`)."""
     block, counts = IMAGENET_RESNETS[depth]
-    x = ops.relu(_batch_norm(ops, params, ops.conv2d(x, params["conv0"], 2, 3), "bn0", eps))
-    x = ops.max_pool2d(x, 3, 2, 1)
+    if stem == "deep":
+        x = ops.relu(_batch_norm(ops, params, ops.conv2d(x, params["conv1.0"], 2, 1), "conv1.1", eps))
+        x = ops.relu(_batch_norm(ops, params, ops.conv2d(x, params["conv1.3"], 1, 1), "conv1.4", eps))
+        x = ops.conv2d(x, params["conv1.6"], 1, 1)
+    else:
+        x = ops.conv2d(x, params["conv0"], 2, 3)
+    x = ops.max_pool2d(ops.relu(_batch_norm(ops, params, x, "bn0", eps)), 3, 2, 1)
     for g, count in enumerate(counts):
         for b in range(count):
             base, stride = f"group{g}.block{b}", 2 if g > 0 and b == 0 else 1
@@ -202,11 +233,27 @@ def imagenet_resnet_forward(ops, params, x, *, depth, residual=True, eps=1e-5, p
                 y = ops.conv2d(y, params[f"{base}.conv{i}"], stride if i == strided else 1, (k - 1) // 2)
                 y = _batch_norm(ops, params, y, f"{base}.bn{i}", eps)
                 y = ops.relu(y) if i < len(kernels) - 1 else y
+            if se:
+                y = squeeze_excitation(ops, params, y, f"{base}.se")
             if residual:
-                y = y + (_batch_norm(ops, params, ops.conv2d(x, params[base + ".convdim"], stride), base + ".bndim", eps)
-                         if base + ".convdim" in params else x)
+                y = y + (_downsample(ops, params, x, base, stride, avg_down, eps) if base + ".convdim" in params else x)
             x = ops.relu(y)
     return _classifier(ops, params, ops.mean_hw(x), pooled)
+
+
+def _downsample(ops, params, x, base, stride, avg_down, eps):
+    if avg_down and stride > 1:
+        x, stride = ops.avg_pool2d_ceil(x, 2, stride), 1
+    return _batch_norm(ops, params, ops.conv2d(x, params[base + ".convdim"], stride), base + ".bndim", eps)
+
+
+def squeeze_excitation(ops, params, x, base):
+    """torchvision's SqueezeExcitation (timm's SEModule): mean over the map, fc1 (a 1x1 conv, with bias),
+    ReLU, fc2, sigmoid, times the input."""
+    s = ops.mean_hw(x)
+    s = ops.relu(ops.linear(s, params[base + ".fc1.weight"], params[base + ".fc1.bias"]))
+    s = ops.sigmoid(ops.linear(s, params[base + ".fc2.weight"], params[base + ".fc2.bias"]))
+    return x * s[:, :, None, None]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -300,7 +347,10 @@ def reference_init(torch, shapes, *, bn_gamma, classifier_bias):
 
 
 _BLOCK_LAYER = re.compile(r"group(\d+)_block(\d+)_(conv|bn)(\d+)")
-_FIXED_NAMES = {"stem_conv": "conv0", "stem_bn": "bn0", "head_bn": "bn"}
+_FIXED_NAMES = {"stem_conv": "conv0", "stem_bn": "bn0", "head_bn": "bn",
+                # the deep stem, as timm's nn.Sequential numbers it (ReLUs at 2 and 5)
+                "stem_conv1": "conv1.0", "stem_bn1": "conv1.1", "stem_conv2": "conv1.3", "stem_bn2": "conv1.4",
+                "stem_conv3": "conv1.6"}
 
 
 def reference_name(layer_name: str) -> str | None:
@@ -314,6 +364,9 @@ def reference_name(layer_name: str) -> str | None:
     if match := _BLOCK_LAYER.fullmatch(layer_name):
         g, b, kind, i = match.groups()
         return f"group{int(g) - 1}.block{int(b) - 1}.{kind}{int(i) - 1}"
+    if match := re.fullmatch(r"group(\d+)_block(\d+)_se_(reduce|expand)", layer_name):
+        g, b, which = match.groups()
+        return f"group{int(g) - 1}.block{int(b) - 1}.se.{'fc1' if which == 'reduce' else 'fc2'}"
     if match := re.fullmatch(r"group(\d+)_block(\d+)_shortcut(_bn)?", layer_name):
         g, b, bn = match.groups()
         return f"group{int(g) - 1}.block{int(b) - 1}.{'bndim' if bn else 'convdim'}"
@@ -335,6 +388,8 @@ def params_from_keras(model):
                            name + ".running_mean": mean, name + ".running_var": var})
         elif isinstance(layer, keras.layers.Dense):
             params.update({"fc.weight": layer.kernel.numpy().T, "fc.bias": layer.bias.numpy()})
+        elif isinstance(layer, keras.layers.Conv2D) and layer.use_bias:  # an SE's fc, as a linear layer
+            params.update({name + ".weight": layer.kernel.numpy()[0, 0].T, name + ".bias": layer.bias.numpy()})
         elif isinstance(layer, keras.layers.Conv2D):
             params[name] = layer.kernel.numpy().transpose(3, 2, 0, 1)
     return params

@@ -43,7 +43,13 @@ BLOCK_TYPE_NETS = {f"wrn-40-2-{b}": dict(depth=40, widen_factor=2, block_type=b)
                    for b in ("B(3,3)", "B(3,1,3)", "B(1,3,1)", "B(1,3)", "B(3,1)", "B(3,1,1)")}
 BLOCK_TYPE_NETS |= {f"wrn-40-2-l{l}": dict(depth=40, widen_factor=2, block_type="B(" + ",".join("3" * l) + ")",
                                            blocks_per_group=n) for l, n in [(1, 12), (3, 4), (4, 3)]}
-NETS = preset_params(sorted(PRESETS)) + sorted(BLOCK_TYPE_NETS)
+# The modern options (tests/test_modern.py) on each family: squeeze-and-excitation's convs, group norm,
+# the zeroed last layer of each residual branch, the deep stem.
+MODERN_NETS = {f"{name}-modern": (name, dict(se_reduction=4, zero_init_residual=True, **extra))
+               for name, extra in [("wrn-10-1", {"norm": "group"}), ("resnet-20", {}),
+                                   ("imagenet-resnet-18", {"stem": "deep", "shortcut": "avg_down", "norm": "group",
+                                                           "input_shape": (64, 64, 3)})]}
+NETS = preset_params(sorted(PRESETS)) + sorted(BLOCK_TYPE_NETS) + sorted(MODERN_NETS)
 # A draw is a check of a distribution: 5 standard errors for its spread, and a Kolmogorov-Smirnov
 # p-value above 1e-6 for its shape. The seed is fixed, so a test that passes always passes; at these
 # levels a faithful draw of every layer of the registry (about 5,000) passes with near certainty.
@@ -62,11 +68,21 @@ REFERENCE_CODES = {
 @functools.lru_cache(maxsize=4)  # the two registry-wide tests of a net share its build, a few at a time
 def fresh_net(name: str) -> keras.Model:
     keras.utils.set_random_seed(0)
+    if name in MODERN_NETS:
+        preset, options = MODERN_NETS[name]
+        return build(preset, **options)
     return wide_resnet(**BLOCK_TYPE_NETS[name]) if name in BLOCK_TYPE_NETS else build(name)
 
 
 def reference_code_of(name: str) -> dict:
+    if name in MODERN_NETS:
+        return REFERENCE_CODES[PRESETS[MODERN_NETS[name][0]].family]
     return REFERENCE_CODES["wide_resnet" if name in BLOCK_TYPE_NETS else PRESETS[name].family]
+
+
+def zeroed(layer) -> bool:
+    """The last layer of a residual branch under zero_init_residual: all zeros by design."""
+    return not np.any(layer.weights[0].numpy())
 
 
 def drawn_arrays(model):
@@ -115,18 +131,28 @@ def test_every_weight_starts_from_its_reference_distribution(name):
     for layer in model.layers:
         if isinstance(layer, keras.layers.Conv2D):
             # MSR init as the reference codes write it: normal(0, sqrt(2 / n)), n = kW * kH * nOutputPlane.
-            k_h, k_w, _, out = layer.kernel.shape
+            k_h, k_w, fan_in, out = layer.kernel.shape
+            if zeroed(layer):  # a pre-activation branch's last conv (timm's zero_init_last)
+                assert layer.name.endswith(("_conv2", "_conv3")) and name in MODERN_NETS, layer.name
+                continue
             _assert_spread(layer.kernel.numpy(), math.sqrt(2.0 / (k_h * k_w * out)), "normal", layer.name)
-            assert not layer.use_bias
-        elif isinstance(layer, keras.layers.BatchNormalization):
+            if layer.use_bias:  # squeeze-and-excitation's convs: torch's default bias, U(+-1/sqrt(fan_in))
+                assert "_se_" in layer.name, layer.name
+                bias = layer.bias.numpy()
+                assert np.abs(bias).max() <= 1 / math.sqrt(fan_in) and np.ptp(bias) > 0, layer.name
+        elif isinstance(layer, (keras.layers.BatchNormalization, keras.layers.GroupNormalization)):
             gamma, beta = layer.gamma.numpy(), layer.beta.numpy()
-            if reference["bn_gamma"] == "uniform":  # Torch7's reset: U(0, 1)
+            if zeroed(layer):  # a post-activation branch's last norm (torchvision's zero_init_residual)
+                assert layer.name.rsplit("_", 1)[1] in ("bn2", "bn3", "gn2", "gn3") and name in MODERN_NETS, layer.name
+            elif reference["bn_gamma"] == "uniform":  # Torch7's reset: U(0, 1)
                 assert 0 <= gamma.min() and gamma.max() <= 1 and np.ptp(gamma) > 0, layer.name
                 assert abs(gamma.mean() - 0.5) <= Z * math.sqrt(1 / 12 / gamma.size), layer.name
             else:
                 assert (gamma == 1).all(), layer.name
-            assert (beta == 0).all() and (layer.moving_mean.numpy() == 0).all(), layer.name
-            assert (layer.moving_variance.numpy() == 1).all(), layer.name
+            assert (beta == 0).all(), layer.name
+            if isinstance(layer, keras.layers.BatchNormalization):
+                assert (layer.moving_mean.numpy() == 0).all(), layer.name
+                assert (layer.moving_variance.numpy() == 1).all(), layer.name
         elif isinstance(layer, keras.layers.Dense):
             fan_in = layer.kernel.shape[0]
             _assert_spread(layer.kernel.numpy(), 1 / math.sqrt(3 * fan_in), "uniform", layer.name)

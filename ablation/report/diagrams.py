@@ -26,6 +26,7 @@ import keras
 
 from ablation.core import io, layout
 from ablation.run.config import RunConfig, build_model
+from builders.cifar_resnet import ZeroPadShortcut
 
 _warned = False
 _BLOCK = re.compile(r"(group\d+)_(block\d+)_(.+)")
@@ -141,25 +142,58 @@ def layer_dot(model: keras.Model) -> str:
     return "\n".join(lines + ["}"]) + "\n"
 
 
+# The papers' names of the activations (Hendrycks & Gimpel's GELU, Elfwing et al.'s SiLU).
+_ACTIVATION_WORDS = {"silu": "SiLU", "gelu": "GELU", "relu": "ReLU", "sigmoid": "sigmoid"}
+
+
 def describe(layer) -> str:
-    """A layer in the papers' notation: conv3x3 64/2, BN, ReLU, dropout 0.3."""
+    """A layer in the papers' notation: conv3x3 64/2, BN, GN, ReLU, SiLU, dropout 0.3, drop-path 0.1,
+    avg-pool2x2/2, SE fc[4,64] (Hu et al.'s Table 1: the excitation's two widths); "" for a layer
+    drawn through its neighbours (`folded`), None for a kind this view does not know."""
+    if folded(layer):
+        return ""
+    if layer.name.endswith("_se_reduce"):  # the squeeze-and-excitation, as one word
+        return f"SE fc[{layer.filters},{layer.input.shape[-1]}]"
     if isinstance(layer, keras.layers.Conv2D):
         k = "x".join(map(str, layer.kernel_size))
-        stride = f"/{layer.strides[0]}" if layer.strides[0] > 1 else ""
-        return f"conv{k} {layer.filters}{stride}"
+        return f"conv{k} {layer.filters}{_stride(layer)}"
     if isinstance(layer, keras.layers.BatchNormalization):
         return "BN"
+    if isinstance(layer, keras.layers.GroupNormalization):
+        return "GN"
     if isinstance(layer, keras.layers.ReLU):
         return "ReLU"
+    if isinstance(layer, keras.layers.Activation):
+        name = getattr(layer.activation, "__name__", str(layer.activation))
+        return _ACTIVATION_WORDS.get(name, name)
     if isinstance(layer, keras.layers.Dropout):
-        return f"dropout {layer.rate:g}"
+        # Stochastic depth is a dropout of whole samples (builders.layers.LayerFactory.drop_path).
+        per_sample = layer.noise_shape is not None and all(s == 1 for s in layer.noise_shape[1:])
+        return f"drop-path {layer.rate:.3g}" if per_sample else f"dropout {layer.rate:g}"
     if isinstance(layer, keras.layers.MaxPooling2D):
-        return f"max-pool{layer.pool_size[0]}x{layer.pool_size[1]}/{layer.strides[0]}"
+        if layer.pool_size == (1, 1):
+            return f"subsample{_stride(layer)}"
+        return f"max-pool{layer.pool_size[0]}x{layer.pool_size[1]}{_stride(layer)}"
+    if isinstance(layer, keras.layers.AveragePooling2D):
+        return f"avg-pool{layer.pool_size[0]}x{layer.pool_size[1]}{_stride(layer)}"
     if isinstance(layer, keras.layers.GlobalAveragePooling2D):
         return "global avg-pool"
     if isinstance(layer, keras.layers.Dense):
         return f"dense {layer.units}"
-    return ""
+    if isinstance(layer, ZeroPadShortcut):
+        return "zero-pad"
+    return None
+
+
+def folded(layer) -> bool:
+    """Whether the stage view draws `layer` through its neighbours: a conv's or a pool's padding (its
+    "/2"), the sum ("+ shortcut"), the input, the parts of a squeeze-and-excitation after its first conv."""
+    return (isinstance(layer, (keras.layers.InputLayer, keras.layers.ZeroPadding2D, keras.layers.Add))
+            or ("_se_" in layer.name and not layer.name.endswith("_se_reduce")))
+
+
+def _stride(layer) -> str:
+    return f"/{layer.strides[0]}" if layer.strides[0] > 1 else ""
 
 
 def _sequence(layers) -> str:
@@ -194,15 +228,30 @@ def block_stages(model: keras.Model) -> list[dict]:
             after = [layer for layer in block if "_out_" in layer.name]  # post-activation nets
             text = "[" + _sequence(branch) + "]"
             if shortcut:
-                text += " + shortcut " + (_sequence(shortcut) or "zero-pad")
+                text += " + shortcut " + _sequence(shortcut)
             elif any(isinstance(layer, keras.layers.Add) for layer in block):
                 text += " + identity"  # a plain block (no sum) reads without it
             if after:
                 text += ", then " + _sequence(after)
             texts.append(text)
         h, w, c = blocks[-1][-1].output.shape[1:]
-        rows.append({"stage": stage, "size": f"{h}x{w}", "channels": c,
-                     "blocks": [{"count": len(list(group)), "block": text} for text, group in groupby(texts)]})
+        rows.append({"stage": stage, "size": f"{h}x{w}", "channels": c, "blocks": _counted(texts)})
+    return rows
+
+
+_DROP_PATH = re.compile(r"drop-path ([0-9.e-]+)")
+
+
+def _counted(texts: list[str]) -> list[dict]:
+    """Identical consecutive blocks counted: "4 x [...]". Stochastic depth's rate grows block by block,
+    so blocks alike but for it count as one row with its range: "drop-path 0.0037 to 0.0185"."""
+    rows = []
+    for _, group in groupby(texts, key=lambda text: _DROP_PATH.sub("drop-path", text)):
+        group = list(group)
+        text = group[0]
+        if group[-1] != text:
+            text = _DROP_PATH.sub(lambda match: f"{match.group(0)} to {_DROP_PATH.search(group[-1]).group(1)}", text)
+        rows.append({"count": len(group), "block": text})
     return rows
 
 

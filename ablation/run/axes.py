@@ -28,8 +28,8 @@ from types import MappingProxyType
 from ablation.core.choices import one_of
 from ablation.core.errors import ConfigError
 from ablation.run.randaugment import MAGNITUDE_BINS
-from builders.cifar_resnet import SHORTCUTS
-from builders.layers import BN_GAMMAS, PADDINGS
+from builders.imagenet_resnet import STEMS
+from builders.layers import ACTIVATIONS, BN_GAMMAS, BOTTLENECK_STRIDES, NORMS, PADDINGS, SHORTCUTS
 from builders.wide_resnet import DROPOUT_POSITIONS, format_block_type, parse_block_type
 
 MODEL, RECIPE, DATA = "model", "recipe", "data"  # what an axis acts on
@@ -267,9 +267,27 @@ _AXES = [
          "(fb.resnet.torch, torchvision)", "batch norm's initial gamma (None: the family's reference's)", "ones"),
     Axis("padding", MODEL, Choice(PADDINGS), None, "symmetric: PyTorch's Conv2d(padding=1); same: TensorFlow's",
          "how strided convs pad", "same"),
-    Axis("shortcut", MODEL, Choice(SHORTCUTS), None, f"{HE}, option A (zero_pad) or B (projection)",
-         "the CIFAR ResNet's shortcut where the shape changes", "projection"),
+    Axis("shortcut", MODEL, Choice(SHORTCUTS), None, f"{HE}, option A (zero_pad) or B (projection); {BOT}, ResNet-D "
+         "(avg_down: timm's downsample_avg, a 2x2 average pool before a stride-1 1x1 conv)",
+         "the shortcut where the shape changes (each family takes its own)", "avg_down"),
     Axis("residual", MODEL, Flag(), None, f"{HE}, Figure 3: ResNet or its Plain twin", "shortcuts on or off", False),
+    # The modern ResNet's tweaks (field guide, section 7); off in every preset.
+    Axis("stem", MODEL, Choice(STEMS), None, f"{BOT}, ResNet-C; timm stem_type='deep' (3x3 convs 32/2, 32, 64)",
+         "the ImageNet-style net's stem: the 7x7 conv or three 3x3 convs", "deep"),
+    Axis("bottleneck_stride", MODEL, Choice(BOTTLENECK_STRIDES), None, f"{HE} strides the first 1x1 conv; {BOT}, "
+         "ResNet-B (torchvision's v1.5) its 3x3 conv", "which conv of a bottleneck strides", "1x1"),
+    Axis("drop_path_rate", MODEL, _RATE, None, "Huang et al. 2016 (arXiv 1603.09382), block l of L dropped with "
+         "probability r l / L; per sample and the identity at inference as timm's drop_path",
+         "stochastic depth's rate at the last block (0.5 in the paper)", 0.5),
+    Axis("zero_init_residual", MODEL, Flag(), None, "Goyal et al. 2017 (arXiv 1706.02677); torchvision's "
+         "zero_init_residual; timm's zero_init_last (the last conv of a pre-activation branch)",
+         "every residual branch's last norm gamma (pre-activation: last conv) starts at 0", True),
+    Axis("se_reduction", MODEL, Number(0, integer=True), None, "Hu et al. 2018 (arXiv 1709.01507), r = 16; on the "
+         "branch before the addition, as timm's SEModule", "squeeze-and-excitation's reduction r (0: off)", 16),
+    Axis("activation", MODEL, Choice(ACTIVATIONS), None, "relu: the papers'; silu, gelu (exact, torch's nn.GELU): "
+         "timm's act_layer", "every activation of the net", "silu"),
+    Axis("norm", MODEL, Choice(NORMS), None, "Wu & He 2018 (arXiv 1803.08494), GroupNorm with 32 groups",
+         "batch norm or group norm, every norm of the net", "group"),
     Axis("input_shape", MODEL, Shape(), None, "the data's", "the net's input (images are resized to it)", (64, 64, 3)),
     # The recipe: how the net is trained (ablation.run.recipes).
     Axis("optimizer", RECIPE, Choice(("sgd", "adam")), "sgd", "torch.optim.SGD / torch.optim.Adam, coupled decay",
