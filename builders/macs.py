@@ -2,10 +2,10 @@
 
 The published figures (WRN-28-2 214M, WRN-28-10 5,247M, ResNet-110 256M, ResNet-56 127M) follow
 the convention of the `ptflops` counter: a conv's out_h * out_w * out_channels * k_h * k_w *
-in_channels / groups, a dense layer's in * out, plus 2 per element for an affine BatchNorm (scale
-and shift; GroupNorm alike) and 1 per element for a ReLU (any activation alike). Leaving out the elementwise terms undercounts thin nets
-by about 1% (ResNet-110: 252.9M), so they are in by default; `elementwise=False` gives the
-conv and dense arithmetic alone.
+in_channels / groups, a dense layer's in * out, plus 2 per element for an affine BatchNorm
+(scale and shift; GroupNorm alike) and 1 per element for a ReLU (any activation alike). Leaving
+out the elementwise terms undercounts thin nets by about 1% (ResNet-110: 252.9M), so they are in
+by default; `elementwise=False` gives the conv and dense arithmetic alone.
 """
 
 from __future__ import annotations
