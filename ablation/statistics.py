@@ -11,6 +11,11 @@ or "higher", stands only where the adjusted test rejects. The interval printed b
 t-interval at the level that comparison was tested at (Holm's alpha / r), so an interval that
 excludes zero and a verdict always go together.
 
+A cumulative study (each configuration adds one change to the one before) compares each
+configuration with the baseline and with the one before it: all those pairs are one family, so
+Holm's step-down and the looks keep the chance of any false verdict at `ALPHA` over them all, and
+each is tested at a stricter level than with the baseline alone.
+
 `--seeds auto` looks at the data after 3 seeds and again in rounds (`auto_looks`) and adds seeds
 only where a comparison is open. Looking several times costs error rate; the looks are a
 group-sequential design in the graphical form of Holm (Maurer and Bretz 2013): each comparison
@@ -31,7 +36,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 from scipy import stats
@@ -48,6 +53,8 @@ NULL_SEED = 0  # their draws: the same design gets the same boundary on every ma
 
 LOWER, HIGHER, NOT_RESOLVED = "lower", "higher", "not resolved"
 TOO_FEW_SEEDS, NO_DIFFERENCE = "too few seeds to tell", "no difference of that size"
+
+Pair = tuple[str, str]  # (configuration, reference): one comparison, the configuration's errors minus the reference's
 
 
 def interval_of_mean(values, confidence: float = CONFIDENCE) -> tuple[float, float] | None:
@@ -145,11 +152,12 @@ def seeds_needed(difference: float, std: float, level: float, power: float = POW
 
 @dataclasses.dataclass(frozen=True)
 class Comparison:
-    """A configuration against the baseline on their matched seeds; differences in error points,
-    configuration minus baseline (negative: the configuration has the lower error)."""
+    """A configuration against its reference (the baseline, or in a cumulative study also the
+    configuration before it) on their matched seeds; differences in error points, configuration
+    minus reference (negative: the configuration has the lower error)."""
 
     configuration: str
-    baseline: str
+    reference: str
     seeds: int
     mean_difference: float
     std_difference: float | None  # of the paired differences
@@ -171,7 +179,7 @@ class Comparison:
 
     def sentence(self, remedy: str = "run more seeds (--seeds auto)") -> str:
         """The verdict as one sentence of a summary; `remedy` says how to get enough seeds."""
-        versus = f"{self.configuration} against {self.baseline}"
+        versus = f"{self.configuration} against {self.reference}"
         if self.seeds < MIN_SEEDS:
             difference = "" if math.isnan(self.mean_difference) else f" (difference {self.mean_difference:+.2f} points)"
             return f"{versus}: {self.verdict}{difference}: {remedy}."
@@ -179,10 +187,10 @@ class Comparison:
         tests = (f"better on {round(self.better_fraction * self.seeds)} of {self.seeds} seeds, "
                  f"p = {self.p_value:.2g}, adjusted p = {self.adjusted_p_value:.2g}")
         if self.decided:
-            # The interval of the gap in the sentence's direction: lower error is baseline minus configuration.
+            # The interval of the gap in the sentence's direction: lower error is reference minus configuration.
             low, high = (-self.ci_high, -self.ci_low) if self.verdict == LOWER else (self.ci_low, self.ci_high)
             return (f"{self.configuration} has {abs(self.mean_difference):.2f} points {self.verdict} error than "
-                    f"{self.baseline} ({level} {low:.2f} to {high:.2f}, {tests}).")
+                    f"{self.reference} ({level} {low:.2f} to {high:.2f}, {tests}).")
         needed = (f"more than {MOST_SEEDS_COUNTED} seeds" if self.seeds_needed is None
                   else f"about {self.seeds_needed} seeds")
         resolvable = f"{self.minimum_detectable_difference:.2f} points"
@@ -200,50 +208,81 @@ def compare(configuration: str, errors: Mapping, baseline: str, baseline_errors:
     return compare_all({baseline: baseline_errors, configuration: errors}, baseline)[0]
 
 
-def compare_all(errors_by_configuration: Mapping[str, Mapping], baseline: str, *, alpha: float = ALPHA,
+def comparison_pairs(configurations: Iterable[str], baseline: str, *, cumulative: bool = False,
+                     versus: Mapping[str, str] | None = None) -> list[Pair]:
+    """A study's family of comparisons: every configuration against `baseline`, or against its own
+    reference in `versus` (configuration -> reference; a reference so named is a baseline of its own,
+    not compared with `baseline`); in a cumulative study (`configurations` in order, each adding one
+    change to the one before) each also against the one before it, unless that pair is already in."""
+    names, versus = list(configurations), dict(versus or {})
+    own_baselines = set(versus.values()) - set(versus)
+    pairs = []
+    for index, name in enumerate(names):
+        before = names[index - 1] if index else None
+        reference = versus.get(name, baseline)
+        if name != reference and name not in own_baselines:
+            pairs.append((name, reference))
+        # A step from the reference is the pair above; a step to it, that pair reversed.
+        if cumulative and before is not None and reference not in (name, before):
+            pairs.append((name, before))
+    return pairs
+
+
+def compare_all(errors_by_configuration: Mapping[str, Mapping], baseline: str, *, cumulative: bool = False,
+                versus: Mapping[str, str] | None = None, alpha: float = ALPHA,
                 looks: Sequence[Sequence[int]] | None = None, max_seeds: int = MAX_SEEDS) -> list[Comparison]:
-    """Every configuration against `baseline`, as one family: errors map configuration -> {seed:
-    test error in points}. Without `looks`, all matched seeds once, Holm over the comparisons
-    that have MIN_SEEDS. With `looks` (the seeds of each look, each one's seeds a prefix of the
-    next's: `--seeds auto`), the group-sequential procedure over every comparison, replayed look by
-    look on the seeds each has; a comparison is tested at a look only once all its seeds are in."""
-    base = errors_by_configuration.get(baseline, {})
-    names = [name for name in errors_by_configuration if name != baseline]
-    matched = {name: [s for s in sorted(errors_by_configuration[name]) if s in base] for name in names}
+    """Every configuration against `baseline` (and, if `cumulative`, against the one before it in
+    the mapping's order), as one family: errors map configuration -> {seed: test error in
+    points}. See `compare_pairs`."""
+    pairs = comparison_pairs(errors_by_configuration, baseline, cumulative=cumulative, versus=versus)
+    return compare_pairs(errors_by_configuration, pairs, alpha=alpha, looks=looks, max_seeds=max_seeds)
+
+
+def compare_pairs(errors_by_configuration: Mapping[str, Mapping], pairs: Sequence[Pair], *, alpha: float = ALPHA,
+                  looks: Sequence[Sequence[int]] | None = None, max_seeds: int = MAX_SEEDS) -> list[Comparison]:
+    """Each (configuration, reference) pair on its own matched seeds, all pairs one family. Without
+    `looks`, all matched seeds once, Holm over the pairs that have MIN_SEEDS. With `looks` (the
+    seeds of each look, each one's seeds a prefix of the next's: `--seeds auto`), the
+    group-sequential procedure over every pair, replayed look by look on the seeds each has; a pair
+    is tested at a look only once all its seeds are in."""
+    def errors(name):
+        return errors_by_configuration.get(name, {})
+
+    matched = {pair: [s for s in sorted(errors(pair[0])) if s in errors(pair[1])] for pair in pairs}
     if looks is None:
         looks = [None]
-        family = [name for name in names if len(matched[name]) >= MIN_SEEDS]
+        family = [pair for pair in pairs if len(matched[pair]) >= MIN_SEEDS]
     else:
-        family = names  # every planned comparison, whether its first look is in yet or not
+        family = list(pairs)  # every planned comparison, whether its first look is in yet or not
 
-    def differences(name, look):
-        seeds = matched[name] if look is None else [s for s in look if s in errors_by_configuration[name] and s in base]
+    def differences(pair, look):
+        configuration, reference = errors(pair[0]), errors(pair[1])
+        seeds = matched[pair] if look is None else [s for s in look if s in configuration and s in reference]
         if look is not None and len(seeds) < len(look):
             return None  # this look is not complete for this comparison
-        return np.array([errors_by_configuration[name][s] - base[s] for s in seeds], dtype=float)
+        return np.array([configuration[s] - reference[s] for s in seeds], dtype=float)
 
     design = tuple(len(look) for look in looks) if looks[0] is not None else (0,)
-    tested = {name: [differences(name, look) for look in looks] for name in family}
-    p_values = {name: [_p_value(d) if d is not None and len(d) >= MIN_SEEDS else None for d in per_look]
-                for name, per_look in tested.items()}
+    tested = {pair: [differences(pair, look) for look in looks] for pair in family}
+    p_values = {pair: [_p_value(d) if d is not None and len(d) >= MIN_SEEDS else None for d in per_look]
+                for pair, per_look in tested.items()}
     decisions = _decide(p_values, alpha, design)
     # The fixed design: Holm's closed form. Looks: the procedure's own, every planned comparison in
     # its family (one whose first look is not in yet too), by bisection.
     adjusted = (_holm_adjusted({n: p[0] for n, p in p_values.items()}) if design == (0,) else
                 {n: _smallest_rejecting_alpha(p_values, n, design) for n in family})
     out = []
-    for name in names:
-        if name not in family:  # too few matched seeds for the fixed design
-            out.append(_unresolved_comparison(name, baseline, differences(name, None), max_seeds))
+    for pair in pairs:
+        if pair not in p_values:  # too few matched seeds for the fixed design
+            out.append(_unresolved_comparison(pair, differences(pair, None), max_seeds))
             continue
-        look, level = decisions[name]
-        d = tested[name][look] if look is not None else None
+        look, level = decisions[pair]
+        d = tested[pair][look] if look is not None else None
         if d is None:  # no look of it complete yet: what its seeds hold so far, undecided
-            d = np.array([errors_by_configuration[name][s] - base[s] for s in matched[name]], dtype=float)
-            out.append(_unresolved_comparison(name, baseline, d, max_seeds))
+            out.append(_unresolved_comparison(pair, differences(pair, None), max_seeds))
             continue
-        out.append(_comparison(name, baseline, d, level, p_values[name][look], adjusted[name],
-                               rejected=p_values[name][look] <= level, max_seeds=max_seeds))
+        out.append(_comparison(pair, d, level, p_values[pair][look], adjusted[pair],
+                               rejected=p_values[pair][look] <= level, max_seeds=max_seeds))
     return out
 
 
@@ -296,15 +335,15 @@ def _holm_adjusted(p_values: dict) -> dict:
     return adjusted
 
 
-def _smallest_rejecting_alpha(p_values: dict, name: str, design: tuple) -> float | None:
+def _smallest_rejecting_alpha(p_values: dict, pair: Pair, design: tuple) -> float | None:
     """The adjusted p-value over looks: the smallest family-wise alpha at which the procedure
-    rejects `name` (it rejects more as alpha grows), by bisection."""
-    if all(p is None for p in p_values[name]):
+    rejects `pair` (it rejects more as alpha grows), by bisection."""
+    if all(p is None for p in p_values[pair]):
         return None
 
     def rejects(alpha):
-        look, level = _decide(p_values, alpha, design)[name]
-        return look is not None and p_values[name][look] <= level
+        look, level = _decide(p_values, alpha, design)[pair]
+        return look is not None and p_values[pair][look] <= level
 
     if not rejects(1.0):
         return 1.0
@@ -315,23 +354,23 @@ def _smallest_rejecting_alpha(p_values: dict, name: str, design: tuple) -> float
     return high
 
 
-def _comparison(name, baseline, d, level, p_value, adjusted_p_value, *, rejected, max_seeds) -> Comparison:
+def _comparison(pair: Pair, d, level, p_value, adjusted_p_value, *, rejected, max_seeds) -> Comparison:
     mean, std = float(d.mean()), 0.0 if _no_spread(d) else float(d.std(ddof=1))
     low, high = interval_of_mean(d, 1 - level)
     verdict = (LOWER if mean < 0 else HIGHER) if rejected else NOT_RESOLVED
     detectable, needed = minimum_detectable(len(d), std, level), seeds_needed(mean, std, level)
     reason = None if rejected else (TOO_FEW_SEEDS if needed is not None and needed <= max_seeds else NO_DIFFERENCE)
-    return Comparison(configuration=name, baseline=baseline, seeds=len(d), mean_difference=mean, std_difference=std,
+    return Comparison(configuration=pair[0], reference=pair[1], seeds=len(d), mean_difference=mean, std_difference=std,
                       ci_low=low, ci_high=high, confidence=1 - level, p_value=p_value,
                       adjusted_p_value=adjusted_p_value, better_fraction=float(np.mean(d < 0)), verdict=verdict,
                       minimum_detectable_difference=detectable, seeds_needed=needed, unresolved_reason=reason)
 
 
-def _unresolved_comparison(name, baseline, d, max_seeds) -> Comparison:
+def _unresolved_comparison(pair: Pair, d, max_seeds) -> Comparison:
     """Fewer than MIN_SEEDS matched seeds (or no look complete yet): no test, what there is."""
     n = len(d)
     std = float(d.std(ddof=1)) if n > 1 else None
-    return Comparison(configuration=name, baseline=baseline, seeds=n,
+    return Comparison(configuration=pair[0], reference=pair[1], seeds=n,
                       mean_difference=float(d.mean()) if n else math.nan, std_difference=std, ci_low=None,
                       ci_high=None, confidence=None, p_value=None, adjusted_p_value=None,
                       better_fraction=float(np.mean(d < 0)) if n else math.nan,
@@ -351,21 +390,22 @@ def seed_sequence(declared: Sequence[int], max_seeds: int) -> list[int]:
 
 
 def auto_seeds_needed(errors_by_configuration: Mapping[str, Mapping], baseline: str, sequence: Sequence[int],
-                      looks: Sequence[int]) -> dict[str, list[int]]:
+                      looks: Sequence[int], *, cumulative: bool = False,
+                      versus: Mapping[str, str] | None = None) -> dict[str, list[int]]:
     """The seeds each configuration needs for its next look under `--seeds auto`: every open
-    comparison its first look not yet complete, the baseline every seed any of them uses. Empty
-    when every comparison is decided or has had its last look (the budget is spent)."""
-    results = compare_all(errors_by_configuration, baseline, looks=[list(sequence[:n]) for n in looks],
-                          max_seeds=looks[-1])
-    base = errors_by_configuration.get(baseline, {})
-    needed = {}
+    comparison its first look not yet complete, on both sides (the baseline, and in a cumulative
+    study the one before, every seed any of its open comparisons uses). Empty when every
+    comparison is decided or has had its last look (the budget is spent)."""
+    results = compare_all(errors_by_configuration, baseline, cumulative=cumulative, versus=versus,
+                          looks=[list(sequence[:n]) for n in looks], max_seeds=looks[-1])
+    asked = {}  # pair -> the seeds of its next look
     for result in results:
         if result.decided:
             continue
-        have = errors_by_configuration.get(result.configuration, {})
-        incomplete = [n for n in looks if not all(s in have and s in base for s in sequence[:n])]
+        have, reference = (errors_by_configuration.get(name, {}) for name in (result.configuration, result.reference))
+        incomplete = [n for n in looks if not all(s in have and s in reference for s in sequence[:n])]
         if incomplete:
-            needed[result.configuration] = list(sequence[:incomplete[0]])
-    if needed:
-        needed[baseline] = list(sequence[:max(len(seeds) for seeds in needed.values())])
-    return needed
+            asked[(result.configuration, result.reference)] = list(sequence[:incomplete[0]])
+    # The configurations first, then the references: the order in which a round's runs are listed and trained.
+    names = dict.fromkeys([configuration for configuration, _ in asked] + [reference for _, reference in asked])
+    return {name: max((seeds for pair, seeds in asked.items() if name in pair), key=len) for name in names}

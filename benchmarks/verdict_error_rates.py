@@ -38,12 +38,14 @@ def simulated_errors(rng, configurations: int, seeds: int, noise: str, shift: fl
             for c in range(configurations + 1)}
 
 
-def verdict_rate(configurations, seeds, noise, *, shift=0.0, looks=None, studies=2000, seed=0) -> dict:
-    """Shares of studies: "any" (a verdict anywhere), and c1's verdicts ("lower", "higher", ...)."""
+def verdict_rate(configurations, seeds, noise, *, shift=0.0, looks=None, cumulative=False, studies=2000,
+                 seed=0) -> dict:
+    """Shares of studies: "any" (a verdict anywhere), and c1's verdicts ("lower", "higher", ...);
+    `cumulative`: each configuration compared with the one before it too, in the same family."""
     rng = np.random.default_rng(seed)
     verdicts = {"any": 0, "lower": 0, "higher": 0}
     for _ in range(studies):
-        results = compare_all(simulated_errors(rng, configurations, seeds, noise, shift), "c0",
+        results = compare_all(simulated_errors(rng, configurations, seeds, noise, shift), "c0", cumulative=cumulative,
                               looks=looks and [list(range(42, 42 + n)) for n in looks])
         verdicts["any"] += any(r.decided for r in results)
         verdicts[results[0].verdict] = verdicts.get(results[0].verdict, 0) + 1

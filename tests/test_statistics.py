@@ -14,8 +14,10 @@ from ablation.statistics import (
     NO_DIFFERENCE,
     TOO_FEW_SEEDS,
     auto_looks,
+    auto_seeds_needed,
     compare,
     compare_all,
+    comparison_pairs,
     interval_of_mean,
     minimum_detectable,
     nominal_level,
@@ -224,3 +226,76 @@ def test_a_one_look_design_with_a_look_not_complete_yet_decides_the_others():
     assert results["c1"].verdict == "lower" and results["c1"].confidence == pytest.approx(1 - 0.05 / 2)
     assert results["c1"].adjusted_p_value <= 0.05  # c2 counts in the family: tested at alpha / 2
     assert results["c2"].verdict == "not resolved with 2 seeds"
+
+
+# ----------------------------------------------------------------------------------------------
+# Cumulative studies: each configuration against the baseline and against the one before it, one family
+
+
+def test_a_cumulative_family_is_each_against_the_baseline_and_the_one_before_without_a_pair_twice():
+    names = ["c0", "c1", "c2", "c3"]
+    assert comparison_pairs(names, "c0") == [("c1", "c0"), ("c2", "c0"), ("c3", "c0")]
+    # c1's step from c0 is its comparison with the baseline: not a second pair.
+    assert comparison_pairs(names, "c0", cumulative=True) == [("c1", "c0"), ("c2", "c0"), ("c2", "c1"), ("c3", "c0"),
+                                                               ("c3", "c2")]
+    # A baseline declared inside the chain: the steps to it and from it are its pairs already.
+    assert comparison_pairs(names, "c1", cumulative=True) == [("c0", "c1"), ("c2", "c1"), ("c3", "c1"), ("c3", "c2")]
+
+
+def test_the_steps_and_the_comparisons_with_the_baseline_are_one_holm_family():
+    # Each configuration 1 point below the one before, on every seed: five comparisons, the one of
+    # smallest p-value tested at alpha / 5, and each configuration on its own matched seeds.
+    noise = [0.1, -0.2, 0.15, 0.0, -0.05]
+    errors = {f"c{c}": {s: 6.0 - c + c * noise[s] for s in range(5)} for c in range(4)}
+    del errors["c3"][4]  # c3's pairs have seeds 0-3, the others 0-4
+    results = compare_all(errors, "c0", cumulative=True)
+    assert [(r.configuration, r.reference) for r in results] == comparison_pairs(errors, "c0", cumulative=True)
+    assert max(r.confidence for r in results) == pytest.approx(1 - 0.05 / 5)
+    # Holm's adjusted p-values over all five: the running maximum of (5 - rank) x p in increasing order.
+    running = 0.0
+    for rank, result in enumerate(sorted(results, key=lambda r: r.p_value)):
+        running = max(running, min(1.0, (5 - rank) * result.p_value))
+        assert result.adjusted_p_value == pytest.approx(running)
+        assert result.seeds == (4 if "c3" in (result.configuration, result.reference) else 5)
+    step = next(r for r in results if (r.configuration, r.reference) == ("c2", "c1"))
+    assert step.mean_difference == pytest.approx(-1 + np.mean(noise))  # c2 - c1 = -1 + noise on each seed
+    assert step.verdict == "lower" and step.sentence().startswith("c2 has ") and " error than c1 (" in step.sentence()
+
+
+@pytest.mark.parametrize("noise", ["normal", "heavy"])
+@pytest.mark.parametrize("seeds", [3, 10])
+def test_a_cumulative_study_without_a_difference_keeps_the_rate_over_all_its_comparisons(seeds, noise):
+    # Five equal configurations: 4 comparisons with the baseline and 3 steps, each pair sharing its seeds' offsets.
+    rate = verdict_rate(4, seeds, noise, cumulative=True, studies=STUDIES // 2)
+    assert rate["any"] <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / (STUDIES // 2)), rate
+
+
+def test_seeds_auto_keeps_the_rate_of_a_cumulative_study_over_all_its_looks():
+    rate = verdict_rate(4, 10, "normal", cumulative=True, looks=auto_looks(10), studies=STUDIES // 2)
+    assert rate["any"] <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / (STUDIES // 2)), rate
+
+
+def test_a_real_step_between_two_neighbours_is_found_by_the_pair_against_the_one_before():
+    # c3 adds a change worth 1.5 standard deviations of the paired differences, which c4 keeps: the
+    # step c3 against c2 is found; the steps that add nothing stay within the family's 5%.
+    rng, studies, found, false = np.random.default_rng(4), 500, 0, 0
+    for _ in range(studies):
+        errors = simulated_errors(rng, 4, 10, "normal")
+        for name in ("c3", "c4"):
+            errors[name] = {s: e - 1.5 * math.sqrt(2) for s, e in errors[name].items()}
+        results = {(r.configuration, r.reference): r for r in compare_all(errors, "c0", cumulative=True)}
+        found += results[("c3", "c2")].verdict == "lower"
+        false += any(results[pair].decided for pair in [("c1", "c0"), ("c2", "c0"), ("c2", "c1"), ("c4", "c3")])
+    assert found / studies >= 0.5, found / studies
+    assert false / studies <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / studies), false / studies
+
+
+def test_seeds_auto_gives_a_step_left_open_its_seeds_on_both_sides():
+    # c1 and c2 are far below the baseline from the first look, but c2 against c1 is open: the next
+    # look's seeds go to c2 and c1, none to the baseline, whose comparisons are all decided.
+    sequence, looks = list(range(42, 52)), auto_looks(10)
+    errors = {"c0": {42: 6.0, 43: 6.2, 44: 5.9}, "c1": {42: 1.0, 43: 1.2, 44: 0.9},
+              "c2": {42: 1.3, 43: 0.8, 44: 1.1}}
+    assert auto_seeds_needed(errors, "c0", sequence, looks) == {}
+    assert auto_seeds_needed(errors, "c0", sequence, looks, cumulative=True) == {"c2": sequence[:5],
+                                                                                 "c1": sequence[:5]}

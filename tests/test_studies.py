@@ -442,9 +442,10 @@ def test_run_folders_named_by_their_label_are_renamed_to_their_run_ids(easy, tmp
 # Tables from known records
 
 
-def _fake_study(tmp_path, errors: dict, baseline=None, old_keys=False):
+def _fake_study(tmp_path, errors: dict, baseline=None, old_keys=False, cumulative=False):
     """A results folder whose runs hold the given test errors, as a finished study would (with
-    `old_keys`, in the words of study.json and metrics.json before 2026-12-02)."""
+    `old_keys`, in the words of study.json and metrics.json before 2026-12-02; without
+    `cumulative`, no such key, as before cumulative studies were declared)."""
     name_key = "label" if old_keys else "configuration"
     runs = []
     for label, values in errors.items():
@@ -468,7 +469,7 @@ def _fake_study(tmp_path, errors: dict, baseline=None, old_keys=False):
         **({"metric": "test_error"} if old_keys else {}),
         "protocol": "paper", "protocol_description": "paper protocol", "published_protocol": "",
         "configurations": [{name_key: label, "published_error": 5.0 if label == "A" else None} for label in errors],
-        "runs": runs, **({"baseline": baseline} if baseline else {})})
+        "runs": runs, **({"baseline": baseline} if baseline else {}), **({"cumulative": True} if cumulative else {})})
 
 
 def test_tables_from_known_run_records(tmp_path):
@@ -514,11 +515,11 @@ def test_comparisons_with_the_baseline_on_matched_seeds(tmp_path):
                            "C": [5.4, 5.7, 5.3, 5.5, 5.2]}, baseline="B")
     report.write_study_report(tmp_path)
     table = pd.read_csv(tmp_path / "comparisons.csv")
-    assert list(table.columns) == ["configuration", "baseline", "seeds", "mean_difference", "std_difference", "interval",
+    assert list(table.columns) == ["configuration", "reference", "seeds", "mean_difference", "std_difference", "interval",
                                    "confidence", "ci_low", "ci_high", "p_value", "adjusted_p_value", "better_fraction",
                                    "verdict", "unresolved_reason", "minimum_detectable_difference", "seeds_needed"]
     rows = table.set_index("configuration")
-    assert list(rows.index) == ["A", "C"] and set(rows["baseline"]) == {"B"} and set(rows["seeds"]) == {5}
+    assert list(rows.index) == ["A", "C"] and set(rows["reference"]) == {"B"} and set(rows["seeds"]) == {5}
     assert set(rows["interval"]) == {"paired t at the adjusted level"}
     assert rows.loc["C", "verdict"] == "lower" and rows.loc["C", "ci_high"] < 0 and rows.loc["C", "better_fraction"] == 1
     assert rows.loc["C", "mean_difference"] == pytest.approx(-0.6)
@@ -543,6 +544,32 @@ def test_comparisons_with_the_baseline_on_matched_seeds(tmp_path):
     assert r"C & 2.00M & 5.40 & 5.42 $\pm$ 0.19 & -- & -- & $-0.60^{*}$ \\" in tex
     assert r"A & 2.00M & 6.00 & 6.02 $\pm$ 0.16 & 5.00 & +1.00 & $+0.00$ \\" in tex
     assert (tmp_path / "error_over_seeds.png").read_bytes()[:8] == PNG
+
+
+def test_a_cumulative_study_compares_each_with_the_baseline_and_the_one_before_in_one_family(tmp_path):
+    # B adds nothing to A; C is 0.6 points below A on every seed, and D_1 (a name LaTeX escapes) keeps that.
+    a = [6.0, 6.3, 5.8, 6.1, 5.9]
+    _fake_study(tmp_path, {"A": a, "B": [6.3, 5.9, 6.0, 6.0, 5.9], "C": [e - 0.6 + 0.05 * (i % 2) for i, e in enumerate(a)],
+                           "D_1": [e - 0.6 + 0.1 * (i % 3 - 1) for i, e in enumerate(a)]}, cumulative=True)
+    report.write_study_report(tmp_path)
+    table = pd.read_csv(tmp_path / "comparisons.csv")
+    assert list(zip(table["configuration"], table["reference"], strict=True)) == [
+        ("B", "A"), ("C", "A"), ("C", "B"), ("D_1", "A"), ("D_1", "C")]
+    rows = table.set_index(["configuration", "reference"])
+    assert rows.loc[("C", "B"), "verdict"] == "lower" and rows.loc[("D_1", "A"), "verdict"] == "lower"
+    assert rows.loc[("D_1", "C"), "verdict"] == "not resolved" and rows.loc[("B", "A"), "verdict"] == "not resolved"
+    assert rows["confidence"].max() == pytest.approx(1 - 0.05 / 5)  # one family of five: the first at alpha / 5
+    markdown = (tmp_path / "summary.md").read_text()
+    assert ("**Verdicts**, each configuration against A and against the one before it (a cumulative study: each adds "
+            "one change to the one before), on matched seeds (test error in points; paired t-test of the differences, "
+            "all in one Holm family of the 5 comparisons with 3 seeds or more") in markdown
+    assert "- D_1 against C: not resolved" in markdown and "- C has 0.58 points lower error than B (" in markdown
+    tex = (tmp_path / "results.tex").read_text()
+    assert r"\begin{tabular}{lrrrrrrr}" in tex and r"& vs.\ A & vs.\ previous \\" in tex
+    assert r"A & 2.00M & 6.00 & 6.02 $\pm$ 0.19 & 5.00 & +1.00 & baseline & -- \\" in tex
+    b, c = rows.loc[("B", "A"), "mean_difference"], rows.loc[("C", "B"), "mean_difference"]
+    assert f"B & 2.00M & 6.00 & 6.02 $\\pm$ 0.16 & -- & -- & ${b:+.2f}$ & ${b:+.2f}$ \\\\" in tex  # its step is its pair with A
+    assert f"& ${c:+.2f}^{{*}}$ \\\\" in tex and r"D\_1 & " in tex  # names escaped as in every table
 
 
 def _hparams_events(folder):

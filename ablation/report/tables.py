@@ -37,7 +37,7 @@ from ablation.statistics import (
 RESULT_COLUMNS = ["run_id", "configuration", "model", "seed", "trainable_params", "macs", "test_accuracy",
                   "test_error", "test_loss", "best_val_accuracy", "epochs", "seconds_per_epoch", "images_per_second",
                   "status", "protocol", "downsized", "damaged"]
-COMPARISON_COLUMNS = ["configuration", "baseline", "seeds", "mean_difference", "std_difference", "interval",
+COMPARISON_COLUMNS = ["configuration", "reference", "seeds", "mean_difference", "std_difference", "interval",
                       "confidence", "ci_low", "ci_high", "p_value", "adjusted_p_value", "better_fraction", "verdict",
                       "unresolved_reason", "minimum_detectable_difference", "seeds_needed"]
 # What comparisons.csv's interval and p-values are, in its `interval` column.
@@ -46,7 +46,8 @@ INTERVAL = "paired t at the adjusted level"
 
 def read_study(results_dir: Path) -> dict:
     """study.json, with a study written before a vocabulary change read in today's words: "preset"
-    for the protocol, "label" for a configuration's name (its `configuration` column)."""
+    for the protocol, "label" for a configuration's name (its `configuration` column); one written
+    before baselines or cumulative studies were declared compares with its first configuration only."""
     study = io.read_json(Path(results_dir) / layout.STUDY_FILE)
     if study is None:
         raise ConfigError(f"{results_dir} holds no {layout.STUDY_FILE}; expected a folder written by "
@@ -63,6 +64,7 @@ def read_study(results_dir: Path) -> dict:
         if not isinstance(run_id, str) or run_id in ("", ".", "..") or "/" in run_id or "\0" in run_id:
             raise DamagedFile(Path(results_dir) / layout.STUDY_FILE, f"the run id {run_id!r} is not a folder name")
     study.setdefault("baseline", study["configurations"][0]["configuration"])  # written before baselines were declared
+    study.setdefault("cumulative", False)  # written before cumulative studies were declared
     return study
 
 
@@ -125,7 +127,7 @@ def seeds_needed_now(frame: pd.DataFrame, study: dict) -> dict[str, list[int]]:
     seeding has stopped), from the finished runs."""
     seeding = auto_seeding(study)
     return auto_seeds_needed(errors_by_configuration(frame, study), study["baseline"], seeding["sequence"],
-                             seeding["looks"])
+                             seeding["looks"], cumulative=study["cumulative"], versus=versus_of(study))
 
 
 def summarise(frame: pd.DataFrame, configurations: list[dict]) -> pd.DataFrame:
@@ -158,12 +160,18 @@ def summarise(frame: pd.DataFrame, configurations: list[dict]) -> pd.DataFrame:
 
 
 def comparisons(frame: pd.DataFrame, study: dict) -> list:
-    """Every configuration against the study's baseline, on matched seeds of finished runs, as one
-    family (`statistics.compare_all`); over the looks of a `--seeds auto` study."""
+    """Every configuration against the study's baseline (and, in a cumulative study, against the
+    one before it), on matched seeds of finished runs, as one family (`statistics.compare_all`);
+    over the looks of a `--seeds auto` study."""
     seeding = auto_seeding(study)
     looks = [seeding["sequence"][:n] for n in seeding["looks"]] if seeding else None
-    return compare_all(errors_by_configuration(frame, study), study["baseline"], looks=looks,
-                       **({"max_seeds": seeding["looks"][-1]} if seeding else {}))
+    return compare_all(errors_by_configuration(frame, study), study["baseline"], cumulative=study["cumulative"],
+                       versus=versus_of(study), looks=looks, **({"max_seeds": seeding["looks"][-1]} if seeding else {}))
+
+
+def versus_of(study: dict) -> dict[str, str]:
+    """The configurations compared with another than the baseline: configuration -> its reference."""
+    return {c["configuration"]: c["versus"] for c in study["configurations"] if c.get("versus")}
 
 
 def comparisons_frame(results: list) -> pd.DataFrame:
@@ -190,7 +198,9 @@ def seeding_line(study: dict, frame: pd.DataFrame, results: list) -> str:
         runs = sum(len(seeds) for seeds in needed.values())
         per = ", ".join(f"{label} {len(seeds)} seeds" for label, seeds in needed.items())
         return head + f"in progress: the next look needs {runs} runs ({per}), some not trained yet; run the study again."
-    still_open = [r.configuration for r in results if not r.decided]
+    # A step of a cumulative study names its reference: the configuration alone is its comparison with the baseline.
+    still_open = [r.configuration if r.reference == study["baseline"] else f"{r.configuration} against {r.reference}"
+                  for r in results if not r.decided]
     if not still_open:
         return head + f"stopped: every comparison decided (the last after {max(r.seeds for r in results)} seeds)."
     return head + f"stopped: the budget is spent, still open: {', '.join(still_open)}."
@@ -210,34 +220,48 @@ def published_agreement(row, smoke: bool) -> str:
 
 
 def results_latex(study: dict, summary: pd.DataFrame, results: list) -> str:
-    """results.tex: the summary as a booktabs table for a paper (needs \\usepackage{booktabs})."""
-    marks = {r.configuration: r for r in results}
+    """results.tex: the summary as a booktabs table for a paper (needs \\usepackage{booktabs}); a
+    cumulative study's has a column against the configuration before each, beside the baseline's."""
+    marks = {(r.configuration, r.reference): r for r in results}
+    cumulative = study["cumulative"]
     lines = [latex_comment(f"{study['name']}: {study['question']}"), latex_comment(study["protocol_description"]),
-             r"\begin{tabular}{lrrrrrr}", r"\toprule",
+             r"\begin{tabular}{lrrrrrr" + ("r" if cumulative else "") + "}", r"\toprule",
              r"Configuration & Params & Error median & Error mean $\pm$ std & Published & Difference & "
-             r"vs.\ " + latex_text(study["baseline"]) + r" \\", r"\midrule"]
+             r"vs.\ " + latex_text(study["baseline"]) + (r" & vs.\ previous" if cumulative else "") + r" \\",
+             r"\midrule"]
 
     def cell(value, spec="{:.2f}"):
         return _fmt(value, spec, missing="--")
 
+    before, own = None, versus_of(study)
     for row in summary.itertuples():
         mean_std = f"{cell(row.mean_error)} $\\pm$ {cell(row.std_error)}" if row.runs > 1 else cell(row.mean_error)
-        comparison = marks.get(row.configuration)
-        if comparison is None:
-            versus = "baseline"
-        elif comparison.seeds == 0:
-            versus = "--"
-        else:  # the mean paired difference, starred where a verdict stands
-            star = "^{*}" if comparison.verdict in ("lower", "higher") else ""
-            versus = f"${comparison.mean_difference:+.2f}{star}$"
+        reference = own.get(row.configuration, study["baseline"])  # a configuration with its own reference names it
+        comparison = marks.get((row.configuration, reference))
+        versus = "baseline" if comparison is None else _latex_difference(comparison) + (
+            "" if reference == study["baseline"] else rf" (vs.\ {latex_text(reference)})")
+        if cumulative:  # the first has none before it; the one after the baseline repeats its pair with it
+            step = marks.get((row.configuration, before))
+            versus += " & " + ("--" if step is None else _latex_difference(step))
         lines.append(f"{latex_text(row.configuration)} & {cell(row.trainable_params / 1e6, '{:.2f}M')} & "
                      f"{cell(row.median_error)} & {mean_std} & {cell(row.published_error)} & "
                      f"{cell(row.difference, '{:+.2f}')} & {versus} \\\\")
+        before = row.configuration
+    previous = (r" vs. previous: the same against the configuration before, which each changes in one thing, in "
+                r"the same Holm family.") if cumulative else ""
     lines += [r"\bottomrule", r"\end{tabular}",
               r"% Test error in %. Difference: our median minus the published value. vs. baseline: mean paired "
               r"difference over matched seeds; $^{*}$: a verdict, the paired t-test rejecting at a Holm-adjusted "
-              r"family-wise 5\% (its interval, at the level it was tested at, excludes zero).", ""]
+              r"family-wise 5\% (its interval, at the level it was tested at, excludes zero)." + previous, ""]
     return "\n".join(lines)
+
+
+def _latex_difference(comparison) -> str:
+    """The mean paired difference, starred where a verdict stands; -- without a matched seed."""
+    if comparison.seeds == 0:
+        return "--"
+    star = "^{*}" if comparison.verdict in ("lower", "higher") else ""
+    return f"${comparison.mean_difference:+.2f}{star}$"
 
 
 HPARAMS_METRICS = ["test_error", "best_val_accuracy", "trainable_params", "seconds_per_epoch"]
@@ -265,8 +289,12 @@ def summary_markdown(study: dict, summary: pd.DataFrame, frame: pd.DataFrame, re
     if results:
         remedy = f"run --seeds {seeds_to_run(frame)}, or --seeds auto"
         tested = sum(result.p_value is not None for result in results)
-        lines += [f"**Verdicts** against {study['baseline']}, on matched seeds (test error in points; paired t-test "
-                  f"of the differences, Holm-adjusted over the {tested} comparison{'' if tested == 1 else 's'} "
+        # A cumulative study's steps share the family (and its level) with the comparisons with the baseline.
+        against, holm = ((f", each configuration against {study['baseline']} and against the one before it (a "
+                          f"cumulative study: each adds one change to the one before),", "all in one Holm family of")
+                         if study["cumulative"] else (f" against {study['baseline']},", "Holm-adjusted over"))
+        lines += [f"**Verdicts**{against} on matched seeds (test error in points; paired t-test "
+                  f"of the differences, {holm} the {tested} comparison{'' if tested == 1 else 's'} "
                   f"with {MIN_SEEDS} seeds or more{' and their looks' if auto_seeding(study) else ''} for a "
                   f"{100 * ALPHA:g}% chance of any false verdict; each interval at the level its comparison was "
                   f"tested at; `{layout.COMPARISONS_FILE}`):", ""]

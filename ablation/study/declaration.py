@@ -32,6 +32,10 @@ class Configuration:
     recipe_overrides: Mapping = dataclasses.field(default_factory=dict)
     published_error: float | None = None  # test error %, where the source has one
     dataset: str | None = None  # None: the study's dataset
+    # The configuration this one is compared with, where not the study's baseline (a second net's own
+    # baseline: ResNet-110 + stochastic depth against ResNet-110). A configuration others are compared
+    # with this way is a baseline of its own, not compared with the study's.
+    versus: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +63,9 @@ class Study:
     published_protocol: str = ""  # how the published numbers were obtained
     smoke: Smoke = Smoke()
     baseline: str | None = None  # the configuration every other is compared with (default: the first)
+    # The configurations in order, each adding one change to the one before (He et al. 2019's cumulative
+    # table): each is compared with the one before it as well as with the baseline, all one Holm family.
+    cumulative: bool = False
 
     def __post_init__(self):
         folder_name("name", self.name)
@@ -68,6 +75,10 @@ class Study:
         if self.baseline is not None and self.baseline not in names:
             raise ConfigError(f"baseline={self.baseline!r} is not valid; expected one of the configurations: "
                               f"{one_of(names)}.")
+        for c in self.configurations:
+            if c.versus is not None and (c.versus not in names or c.versus == c.name):
+                raise ConfigError(f"versus={c.versus!r} of {c.name!r} is not valid; expected another configuration: "
+                                  f"{one_of(n for n in names if n != c.name)}.")
 
     @property
     def baseline_name(self) -> str:

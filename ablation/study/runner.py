@@ -187,10 +187,11 @@ def describe_study(study: Study, options: Options, runs: list[PlannedRun]) -> di
         "heatmap": list(study.heatmap) if study.heatmap else None,
         "protocol": options.protocol, "protocol_description": describe_protocol(study, options),
         "published_protocol": study.published_protocol, "baseline": study.baseline_name,
+        "cumulative": study.cumulative,
         "seeding": ({"auto": True, "sequence": study_seeds(study, options), "looks": list(auto_looks(options.max_seeds))}
                     if options.auto_seeds else {"auto": False}),
-        "configurations": [{"configuration": c.name, "model": c.model, "published_error": c.published_error}
-                           for c in study.configurations],
+        "configurations": [{"configuration": c.name, "model": c.model, "published_error": c.published_error,
+                            **({"versus": c.versus} if c.versus else {})} for c in study.configurations],
         "runs": [{"run_id": r.run_id, "configuration": r.configuration.name, "seed": r.seed, "downsized": r.downsized,
                   "run": r.resolved.to_json()} for r in runs],
     }
