@@ -7,6 +7,9 @@
     dropout            dropout between the convolutions of a block, on and off
     resnet_depth       He et al.'s CIFAR ResNet-20 ... ResNet-110
     plain_vs_residual  ResNet-34/50 against Plain-34/50 on cats_vs_dogs, with SGD and Adam
+    bag_of_tricks      He et al. 2019's tricks added one at a time to ImageNet ResNet-50 (cumulative)
+    bag_of_tricks_cifar the same chain on ResNet-56 and CIFAR-10
+    regularization     dropout, stochastic depth, Cutout, mixup, label smoothing on WRN-28-10
     tune_dropout       a keras-tuner search over the dropout rate of WRN-28-2
 
 Importing a study module imports no TensorFlow: it only declares. `main` is what its
