@@ -30,6 +30,7 @@ from builders.layers import (
     CIFAR_GROUP_STRIDES,
     CIFAR_GROUP_WIDTHS,
     PROJECTIONS,
+    SHORTCUTS,
     Initialization,
     LayerFactory,
     allow_deep_graph,
@@ -42,9 +43,6 @@ from builders.layers import (
     stages,
 )
 
-# Option A (the paper's CIFAR choice), B (a strided 1x1 conv, without a norm as He et al.'s option B is
-# counted here: 1,730,522 params for ResNet-110) or ResNet-D's average pool before that conv.
-SHORTCUTS = ("zero_pad", "projection", "avg_down")
 INITIALIZATION = Initialization(
     reference="facebook/fb.resnet.torch, models/resnet.lua (and KaimingHe/resnet-1k-layers): ConvInit (convs, "
               "fan-out), BNInit (gamma 1), classifier bias 0",
@@ -102,6 +100,8 @@ def cifar_resnet(*, depth=20, shortcut="zero_pad", num_classes=10, input_shape=(
     """ResNet-depth of He et al. for CIFAR: ResNet-20/32/44/56/110 for n = 3/5/7/9/18. The modern
     options: builders.layers.LayerFactory (`zero_init_residual` starts each block's bn2 gamma at 0)."""
     n = _depth_to_n(depth, per_block=6, family="He et al.'s CIFAR ResNet", examples="20, 32, 44, 56, 110, ...")
+    # Every shortcut: option A (the paper's CIFAR choice), B (a strided 1x1 conv, without a norm as He et
+    # al.'s option B is counted here: 1,730,522 params for ResNet-110) or ResNet-D's pool before that conv.
     check_shortcut(shortcut, SHORTCUTS, family="He et al.'s CIFAR ResNet")
     check_rate("drop_path_rate", drop_path_rate)
     check_positive_int("num_classes", num_classes)

@@ -51,7 +51,6 @@ from builders.layers import (
 #   "before_conv": BN-ReLU-dropout-conv, as the paper and its reference code;
 #   "after_conv":  conv-dropout-BN-ReLU, as many hand-written Keras ports do.
 DROPOUT_POSITIONS = ("before_conv", "after_conv")
-SHORTCUTS = PROJECTIONS  # the reference projects where the shape changes; ResNet-D's pool before it
 
 INITIALIZATION = Initialization(
     reference="szagoruyko/wide-residual-networks, models/wide-resnet.lua: utils.MSRinit (convs, fan-out), "
@@ -117,7 +116,7 @@ def wide_resnet(*, depth=28, widen_factor=10, block_type="B(3,3)", dropout_rate=
     check_positive_int("widen_factor", widen_factor)
     check_rate("dropout_rate", dropout_rate)
     check_rate("drop_path_rate", drop_path_rate)
-    check_shortcut(shortcut, SHORTCUTS, family="a Wide ResNet")
+    check_shortcut(shortcut, PROJECTIONS, family="a Wide ResNet")  # the reference projects; ResNet-D pools first
     check_choice("dropout_position", dropout_position, DROPOUT_POSITIONS)
     check_positive_int("num_classes", num_classes)
     check_model_name(name)

@@ -73,13 +73,14 @@ def test_resnet_b_and_the_original_stride_differ_in_function_not_in_weights():
 
 
 # Our nets with the options against timm's resnet.py forward pass (tests/reference_nets.py), weights
-# copied, batch norm statistics random; 40x40 inputs give the third group an odd side (5), where
+# copied, batch norm statistics random, in inference mode; 40x40 inputs give the third group an odd side (5), where
 # the average pool's ceil_mode window covers one row and column.
 TIMM_OPTIONS = {
     "deep-stem": dict(stem="deep"),
     "avg-down": dict(shortcut="avg_down"),
     "se": dict(se_reduction=16),
     "resnet-50-d-se": dict(stem="deep", shortcut="avg_down", se_reduction=16),
+    "drop-path": dict(drop_path_rate=0.3),  # at inference timm's drop_path returns its input
 }
 
 
