@@ -73,3 +73,14 @@ def test_a_versus_that_names_no_other_configuration_is_one_line():
     with pytest.raises(ConfigError, match=r"^versus='nope' of 'b' is not valid; expected another configuration: a"):
         Study(name="s", question="?", varies=("depth",),
               configurations=[Configuration("a", "wrn-10-1"), Configuration("b", "wrn-10-1", versus="nope")])
+
+
+def test_the_imagenet_study_is_tested_on_imagenets_validation_set():
+    # tfds's imagenet2012 (5.1.0) has an unlabelled "test" split; every paper reports the validation set.
+    from ablation.run.data import tfds_splits
+
+    assert bag_of_tricks.STUDY.dataset == "imagenet2012"
+    assert tfds_splits("imagenet2012", {"train", "validation", "test"}) == ("train", "validation")
+    assert tfds_splits("imagenet2012:5.1.0", {"train", "validation", "test"}) == ("train", "validation")
+    assert tfds_splits("cifar10", {"train", "test"}) == ("train", "test")
+    assert tfds_splits("cats_vs_dogs", {"train"}) == ("train[:90%]", "train[90%:]")

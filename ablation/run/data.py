@@ -37,6 +37,9 @@ CACHE_LIMIT_BYTES = 4 * 2**30
 SHUFFLE_BUFFER_LIMIT = 50_000
 # A tensorflow-datasets set with only a train split: the last this many percent is its test split.
 HELD_OUT_PERCENT = 10
+# Sets whose "test" split has no labels, and the split every paper reports instead: ImageNet's test labels
+# are not public (tfds's imagenet2012 5.1.0 added the unlabelled test images as "test").
+TEST_SPLITS = {"imagenet2012": "validation"}
 
 
 def held_out_splits(num_train: int) -> tuple[int, int]:
@@ -247,6 +250,18 @@ def _few_download_retries(downloading: bool):
         _tfds_downloader.MAX_RETRIES = saved
 
 
+def tfds_splits(name: str, known_splits) -> tuple[str, str]:
+    """(train split, test split) of a tensorflow-datasets set: its own test split, else the one its
+    papers report (TEST_SPLITS), else (cats_vs_dogs: a train split only) the last HELD_OUT_PERCENT of train."""
+    reported = TEST_SPLITS.get(name.split(":")[0].split("/")[0])
+    if reported in known_splits:
+        return "train", reported
+    if "test" in known_splits:
+        return "train", "test"
+    kept = 100 - HELD_OUT_PERCENT
+    return f"train[:{kept}%]", f"train[{kept}%:]"
+
+
 def _tfds_source(name, data_dir):
     try:
         builder = tfds.builder(name, data_dir=data_dir)
@@ -260,9 +275,7 @@ def _tfds_source(name, data_dir):
         raise ConfigError(f"dataset {name!r} is not an image-classification dataset (no supervised "
                           f"image and class label).")
     known_splits = set(info.splits.keys()) if info.splits else {"train", "test"}
-    # cats_vs_dogs has only a train split: its last HELD_OUT_PERCENT is the fixed test split.
-    kept = 100 - HELD_OUT_PERCENT
-    train_split, test_split = ("train", "test") if "test" in known_splits else (f"train[:{kept}%]", f"train[{kept}%:]")
+    train_split, test_split = tfds_splits(name, known_splits)
 
     def read():
         prepared = builder.is_prepared()
