@@ -9,7 +9,8 @@ baseline (section 2.1): SGD with Nesterov momentum 0.9, lr 0.1 per 256 images di
 one before it (what that trick added) and with the baseline (what the chain has added so far), all in
 one Holm family.
 
-    python -m studies.bag_of_tricks                    # ImageNet (tfds imagenet2012, downloaded by hand), 120 epochs
+    python -m studies.bag_of_tricks                    # ImageNet (tfds imagenet2012, downloaded by hand; tested
+                                                       # on its validation set), 120 epochs
     python -m studies.bag_of_tricks --protocol smoke   # end to end in minutes on a CPU, never to be quoted
     python -m studies.bag_of_tricks --dry-run
     python -m studies.bag_of_tricks_cifar              # the same chain on ResNet-56 and CIFAR-10
