@@ -39,7 +39,6 @@ from builders.layers import (
     check_model_name,
     check_positive_int,
     check_rate,
-    check_shortcut,
     stages,
 )
 
@@ -102,7 +101,7 @@ def cifar_resnet(*, depth=20, shortcut="zero_pad", num_classes=10, input_shape=(
     n = _depth_to_n(depth, per_block=6, family="He et al.'s CIFAR ResNet", examples="20, 32, 44, 56, 110, ...")
     # Every shortcut: option A (the paper's CIFAR choice), B (a strided 1x1 conv, without a norm as He et
     # al.'s option B is counted here: 1,730,522 params for ResNet-110) or ResNet-D's pool before that conv.
-    check_shortcut(shortcut, SHORTCUTS, family="He et al.'s CIFAR ResNet")
+    check_choice("shortcut", shortcut, SHORTCUTS, family="He et al.'s CIFAR ResNet")
     check_rate("drop_path_rate", drop_path_rate)
     check_positive_int("num_classes", num_classes)
     check_model_name(name)
@@ -142,7 +141,7 @@ def preact_resnet(*, depth=164, num_classes=10, input_shape=(32, 32, 3), bn_mome
     strides the first conv, as resnet-1k-layers does."""
     n = _depth_to_n(depth, per_block=9, family="a pre-activation bottleneck ResNet",
                     examples="164, 1001, ...")
-    check_shortcut(shortcut, PROJECTIONS, family="a pre-activation ResNet")
+    check_choice("shortcut", shortcut, PROJECTIONS, family="a pre-activation ResNet")
     check_choice("bottleneck_stride", bottleneck_stride, BOTTLENECK_STRIDES)
     check_rate("drop_path_rate", drop_path_rate)
     check_positive_int("num_classes", num_classes)

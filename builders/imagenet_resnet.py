@@ -35,7 +35,6 @@ from builders.layers import (
     check_model_name,
     check_positive_int,
     check_rate,
-    check_shortcut,
     stages,
 )
 
@@ -74,7 +73,7 @@ def imagenet_resnet(*, depth=50, residual=True, num_classes=1000, input_shape=(2
                          f"{', '.join(map(str, ARCHITECTURES))}.")
     check_flag("residual", residual)
     check_choice("stem", stem, STEMS)
-    check_shortcut(shortcut, PROJECTIONS, family="an ImageNet-style ResNet")
+    check_choice("shortcut", shortcut, PROJECTIONS, family="an ImageNet-style ResNet")
     check_choice("bottleneck_stride", bottleneck_stride, BOTTLENECK_STRIDES)
     check_rate("drop_path_rate", drop_path_rate)
     check_flag("zero_init_residual", zero_init_residual)

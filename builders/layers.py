@@ -46,8 +46,8 @@ PADDINGS = ("symmetric", "same")
 ACTIVATIONS = ("relu", "silu", "gelu")  # Keras's names; gelu is the exact (erf) one, as torch's nn.GELU
 NORMS = ("batch", "group")
 # Where the shape changes: option A (zero_pad), B (projection: a strided 1x1 conv), or ResNet-D's
-# (avg_down: a 2x2 average pool of stride 2, then the projection at stride 1). Each family takes
-# the ones its reference defines (`SHORTCUTS_OF` in each builder's module).
+# (avg_down: a 2x2 average pool of stride 2, then the projection at stride 1). He et al.'s CIFAR net
+# takes them all; the families that always project take PROJECTIONS.
 SHORTCUTS = ("zero_pad", "projection", "avg_down")
 PROJECTIONS = ("projection", "avg_down")
 # Where a bottleneck strides: its first 1x1 conv (He et al. 2016's original, and resnet-1k-layers) or its
@@ -95,9 +95,10 @@ def msr_initializer(seed):
                                               seed=seed)
 
 
-def check_choice(name, value, valid):
+def check_choice(name, value, valid, *, family=None):
     if value not in valid:
-        raise ValueError(f"{name}={value!r} is not valid; expected one of {', '.join(map(repr, valid))}.")
+        where = f" for {family}" if family else ""
+        raise ValueError(f"{name}={value!r} is not valid{where}; expected one of {', '.join(map(repr, valid))}.")
 
 
 def check_positive_int(name, value):
@@ -118,12 +119,6 @@ def check_count(name, value):
 def check_rate(name, value):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
         raise ValueError(f"{name}={value!r} is not valid; expected a number in [0, 1).")
-
-
-def check_shortcut(shortcut, valid, *, family):
-    if shortcut not in valid:
-        raise ValueError(f"shortcut={shortcut!r} is not valid for {family}; expected one of "
-                         f"{', '.join(map(repr, valid))}.")
 
 
 def check_input_shape(input_shape, min_side=8):

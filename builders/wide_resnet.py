@@ -43,7 +43,6 @@ from builders.layers import (
     check_model_name,
     check_positive_int,
     check_rate,
-    check_shortcut,
     stages,
 )
 
@@ -116,7 +115,7 @@ def wide_resnet(*, depth=28, widen_factor=10, block_type="B(3,3)", dropout_rate=
     check_positive_int("widen_factor", widen_factor)
     check_rate("dropout_rate", dropout_rate)
     check_rate("drop_path_rate", drop_path_rate)
-    check_shortcut(shortcut, PROJECTIONS, family="a Wide ResNet")  # the reference projects; ResNet-D pools first
+    check_choice("shortcut", shortcut, PROJECTIONS, family="a Wide ResNet")  # the reference projects; ResNet-D pools first
     check_choice("dropout_position", dropout_position, DROPOUT_POSITIONS)
     check_positive_int("num_classes", num_classes)
     check_model_name(name)

@@ -373,6 +373,21 @@ def reference_name(layer_name: str) -> str | None:
     return None
 
 
+def randomise_statistics(model, rng):
+    """Batch norm's statistics, gamma and beta (fresh: mean 0, variance 1, which would hide a mix-up of
+    them) and SE's biases moved away from their initial values, before comparing with a reference."""
+    import keras
+
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.moving_mean.assign(rng.normal(0, 0.1, layer.moving_mean.shape))
+            layer.moving_variance.assign(rng.uniform(0.5, 1.5, layer.moving_variance.shape))
+            layer.gamma.assign(rng.uniform(0.5, 1.5, layer.gamma.shape))
+            layer.beta.assign(rng.normal(0, 0.1, layer.beta.shape))
+        elif layer.name.endswith(("_se_reduce", "_se_expand")):
+            layer.bias.assign(rng.normal(0, 0.5, layer.bias.shape))
+
+
 def params_from_keras(model):
     """Our Keras weights under the references' parameter names and layouts (OIHW, out x in)."""
     import keras

@@ -30,6 +30,7 @@ from tests.reference_nets import (
     imagenet_resnet_forward,
     params_from_keras,
     preact_resnet_forward,
+    randomise_statistics,
     wrn_forward,
 )
 
@@ -154,21 +155,11 @@ def _inputs_of(layer):
     return inputs if isinstance(inputs, (list, tuple)) else [inputs]
 
 
-def _random_bn_statistics(model, rng):
-    # Fresh BN layers have mean 0 and variance 1, which would hide a mix-up of the statistics.
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.moving_mean.assign(rng.normal(0, 0.1, layer.moving_mean.shape))
-            layer.moving_variance.assign(rng.uniform(0.5, 1.5, layer.moving_variance.shape))
-            layer.gamma.assign(rng.uniform(0.5, 1.5, layer.gamma.shape))
-            layer.beta.assign(rng.normal(0, 0.1, layer.beta.shape))
-
-
 @pytest.mark.parametrize("block_type", ["B(3,3)", "B(1,3,1)", "B(3,1)"])
 def test_same_logits_as_the_reference_implementation(block_type):
     rng = np.random.default_rng(0)
     model = wide_resnet(depth=10, widen_factor=2, block_type=block_type)
-    _random_bn_statistics(model, rng)
+    randomise_statistics(model, rng)
     x = rng.normal(size=(2, 32, 32, 3)).astype("float32")
     ours = model(x, training=False).numpy()
     kernels = parse_block_type(block_type)
@@ -196,7 +187,7 @@ def test_every_family_computes_its_reference_codes_function(name):
     make, reference = OTHER_REFERENCES[name]
     rng = np.random.default_rng(4)
     model = make()
-    _random_bn_statistics(model, rng)
+    randomise_statistics(model, rng)
     x = rng.normal(size=(2, *model.input.shape[1:])).astype("float32")
     theirs = reference(NumpyOps, params_from_keras(model), x.transpose(0, 3, 1, 2).astype("float64"))
     np.testing.assert_allclose(model(x, training=False).numpy(), theirs, rtol=1e-4, atol=1e-4)
@@ -208,7 +199,7 @@ def test_same_logits_as_pytorch_itself():
 
     rng = np.random.default_rng(1)
     model = wide_resnet(depth=16, widen_factor=2)
-    _random_bn_statistics(model, rng)
+    randomise_statistics(model, rng)
     x = rng.normal(size=(2, 32, 32, 3)).astype("float32")
     params = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in params_from_keras(model).items()}
     theirs = wrn_forward(TorchOps(), params, torch.from_numpy(x.transpose(0, 3, 1, 2).copy()), depth=16, width=2)

@@ -15,7 +15,7 @@ import pytest
 from ablation.report.diagrams import block_stages, describe, folded, summary_text, write_diagrams
 from builders import build, count_params, imagenet_resnet
 from tests.helpers import REAL_SUBSET, real_subset
-from tests.reference_nets import NumpyOps, imagenet_resnet_forward, params_from_keras
+from tests.reference_nets import NumpyOps, imagenet_resnet_forward, params_from_keras, randomise_statistics
 
 # A warning Keras gives about a net the builders made is a bug of the builders.
 pytestmark = pytest.mark.filterwarnings("error::UserWarning")
@@ -84,23 +84,12 @@ TIMM_OPTIONS = {
 }
 
 
-def _random_statistics(model, rng):
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.moving_mean.assign(rng.normal(0, 0.1, layer.moving_mean.shape))
-            layer.moving_variance.assign(rng.uniform(0.5, 1.5, layer.moving_variance.shape))
-            layer.gamma.assign(rng.uniform(0.5, 1.5, layer.gamma.shape))
-            layer.beta.assign(rng.normal(0, 0.1, layer.beta.shape))
-        elif layer.name.endswith(("_se_reduce", "_se_expand")):  # biases away from their init
-            layer.bias.assign(rng.normal(0, 0.5, layer.bias.shape))
-
-
 @pytest.mark.parametrize("name", sorted(TIMM_OPTIONS))
 def test_the_options_compute_timms_function_from_the_same_weights(name):
     options = TIMM_OPTIONS[name]
     rng = np.random.default_rng(5)
     model = imagenet_resnet(depth=50, input_shape=(40, 40, 3), num_classes=10, **options)
-    _random_statistics(model, rng)
+    randomise_statistics(model, rng)
     x = rng.normal(size=(2, 40, 40, 3)).astype("float32")
     theirs = imagenet_resnet_forward(NumpyOps, params_from_keras(model), x.transpose(0, 3, 1, 2).astype("float64"),
                                      depth=50, stem=options.get("stem", "standard"),
@@ -112,7 +101,7 @@ def test_the_average_pool_shortcut_is_not_the_strided_projection():
     # The check above could pass with the pool dropped; the reference with avg_down off differs.
     rng = np.random.default_rng(6)
     model = imagenet_resnet(depth=50, input_shape=(40, 40, 3), num_classes=10, shortcut="avg_down")
-    _random_statistics(model, rng)
+    randomise_statistics(model, rng)
     x = rng.normal(size=(2, 40, 40, 3)).astype("float32")
     strided = imagenet_resnet_forward(NumpyOps, params_from_keras(model), x.transpose(0, 3, 1, 2).astype("float64"),
                                       depth=50)
