@@ -110,6 +110,19 @@ def _wait(condition, seconds: float, message: str):
         time.sleep(0.2)
 
 
+def _pid_in(path: Path) -> int | None:
+    try:
+        return int(path.read_text().split()[0])
+    except (FileNotFoundError, IndexError, ValueError):
+        return None
+
+
+def _wait_for_pid(path: Path, daemon: str) -> int:
+    # A daemon creates its pid file before it writes the pid: CI once read it empty in between.
+    _wait(lambda: _pid_in(path) is not None, 10, f"{daemon} did not write its pid to {path}")
+    return _pid_in(path)
+
+
 def _stop(pid: int | None):
     if pid is None:
         return
@@ -136,11 +149,9 @@ def cluster(folder, cpus: int | None = None):
     try:
         started.append(_start_munge())
         subprocess.run(["slurmctld"], env=env, check=True, capture_output=True)
-        _wait(lambda: (folder / "slurmctld.pid").exists(), 10, "slurmctld did not start")
-        started.append(int((folder / "slurmctld.pid").read_text()))
+        started.append(_wait_for_pid(folder / "slurmctld.pid", "slurmctld"))
         subprocess.run(["slurmd", "-N", "localnode"], env=env, check=True, capture_output=True)
-        _wait(lambda: (folder / "slurmd.pid").exists(), 10, "slurmd did not start")
-        started.append(int((folder / "slurmd.pid").read_text()))
+        started.append(_wait_for_pid(folder / "slurmd.pid", "slurmd"))
         state = lambda: subprocess.run(["sinfo", "-h", "-o", "%t"], env=env, capture_output=True, text=True).stdout  # noqa: E731
         _wait(lambda: state().strip() == "idle", 30, f"the node did not become idle ({folder / 'log'})")
         yield Cluster(folder, env)
