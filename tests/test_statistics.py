@@ -3,6 +3,7 @@ measured by simulating studies through the very code that decides (`compare_all`
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -46,21 +47,36 @@ def test_a_difference_on_every_seed_is_resolved_with_the_paired_t_interval():
                                  f"adjusted p = {result.p_value:.2g}).")
 
 
-def test_the_readmes_old_example_is_no_verdict_under_the_t_test():
-    # 0.61 points lower on 5 of 5 seeds, bootstrap interval 0.35 to 0.88, sign-flip p = 0.062: the
-    # differences below give that summary; their t-test does reject, but only as far as it says.
-    differences = [-0.25, -0.35, -0.9, -0.7, -0.85]
+def test_the_readmes_old_example_is_a_verdict_under_the_t_test_too_and_its_p_value_now_agrees():
+    # The README once read "WRN-28-2 has 0.61 points lower error than ResNet-110 (95% CI 0.35 to 0.88,
+    # better on 5 of 5 seeds, p = 0.062)": a verdict from a percentile-bootstrap interval, beside an
+    # exact sign-flip p-value that could not reject (2/32, its smallest at 5 seeds). Differences that
+    # give that summary (the bootstrap over all 5^5 resamples, exactly):
+    differences = [-1.05, -0.9, -0.45, -0.35, -0.3]
+    resampled = np.mean(list(itertools.product(differences, repeat=5)), axis=1)
+    assert np.mean(differences) == pytest.approx(-0.61) and max(differences) < 0
+    assert np.round(-np.quantile(resampled, [0.975, 0.025]), 2).tolist() == [0.35, 0.88]
+    assert f"{sign_flip_p_value(differences):.2g}" == "0.062"
+    # The interval's width bounds the spread (std about 0.34), so the paired t of such a record is about
+    # -4 on 4 degrees of freedom: a verdict under the t-test as well, now with a p-value that rejects.
     result = compare("WRN-28-2", {s: 6 + d for s, d in zip(BASELINE, differences, strict=True)}, "ResNet-110",
                      {s: 6.0 for s in BASELINE})
-    assert result.p_value == pytest.approx(stats.ttest_1samp(differences, 0).pvalue)
-    assert (result.verdict == "lower") == (result.p_value <= 0.05) == (result.ci_high < 0)
+    reference = stats.ttest_1samp(differences, 0)
+    assert result.p_value == pytest.approx(reference.pvalue) and result.p_value <= 0.05 < sign_flip_p_value(differences)
+    interval = reference.confidence_interval(0.95)
+    assert (result.ci_low, result.ci_high) == pytest.approx((interval.low, interval.high)) and result.ci_high < 0
+    assert result.verdict == "lower"
+    assert result.sentence().startswith(f"WRN-28-2 has 0.61 points lower error than ResNet-110 (95% CI "
+                                        f"{-interval.high:.2f} to {-interval.low:.2f}, better on 5 of 5 seeds, p = ")
 
 
 def test_a_difference_within_the_seed_noise_is_not_resolved_and_says_why():
     noisy = {42: 6.3, 43: 5.9, 44: 6.0, 45: 6.0, 46: 5.9}  # differences +0.3 -0.4 +0.2 -0.1 0.0
     result = compare("WRN-28-2-dropout", noisy, "ResNet-110", BASELINE)
     assert result.ci_low < 0 < result.ci_high and result.verdict == "not resolved"
-    assert result.p_value > 0.5 and result.better_fraction == pytest.approx(2 / 5)
+    d = [noisy[s] - BASELINE[s] for s in sorted(BASELINE)]
+    assert result.p_value == pytest.approx(stats.ttest_1samp(d, 0).pvalue) and result.p_value > 0.5
+    assert result.better_fraction == pytest.approx(2 / 5)
     # A zero mean difference would need any number of seeds: none of that size, and what these resolve.
     assert result.unresolved_reason == NO_DIFFERENCE and result.seeds_needed is None
     assert result.minimum_detectable_difference == pytest.approx(
@@ -74,7 +90,13 @@ def test_a_difference_that_more_seeds_would_resolve_says_too_few_seeds():
     errors = {42: 5.5, 43: 6.0 - 0.5 + 0.5, 44: 6.0 - 1.0}
     result = compare("B", errors, "A", {42: 6.0, 43: 6.0, 44: 6.0})
     assert result.verdict == "not resolved" and result.unresolved_reason == TOO_FEW_SEEDS
-    assert 3 < result.seeds_needed <= 10
+    # The fewest seeds at which a paired t-test at 0.05 has 80% power for a mean of one std (the noncentral t).
+    def power(n):
+        critical = stats.t.isf(0.025, n - 1)
+        return stats.nct.sf(critical, n - 1, math.sqrt(n)) + stats.nct.cdf(-critical, n - 1, math.sqrt(n))
+
+    assert (result.mean_difference, result.std_difference) == pytest.approx((-0.5, 0.5))
+    assert 3 < result.seeds_needed <= 10 and power(result.seeds_needed) >= 0.8 > power(result.seeds_needed - 1)
     assert f"too few seeds to tell: it would need about {result.seeds_needed} seeds" in result.sentence()
 
 
@@ -202,6 +224,8 @@ def test_a_look_not_complete_yet_is_not_tested():
     assert results["c1"].verdict == "lower" and results["c1"].seeds == 3
     # What its seeds hold so far (42, 43, 45, 46), untested.
     assert results["c2"].verdict == "not resolved with 4 seeds" and results["c2"].p_value is None
+    assert results["c2"].sentence() == (f"c2 against c0: not resolved with 4 seeds (difference "
+                                        f"{results['c2'].mean_difference:+.2f} points): run more seeds (--seeds auto).")
 
 
 def test_fewer_than_three_seeds_are_left_out_of_the_family():
@@ -212,11 +236,87 @@ def test_fewer_than_three_seeds_are_left_out_of_the_family():
     assert MIN_SEEDS == 3
 
 
+def sign_flip_p_value(differences) -> float:
+    """The exact two-sided sign-flip (randomisation) p-value of a mean difference of 0, by scipy: every
+    one of the 2^n assignments of signs to the differences, equally likely under the null."""
+    return float(stats.permutation_test((np.asarray(differences, dtype=float),), lambda d, axis: np.mean(d, axis=axis),
+                                        vectorized=True, permutation_type="samples", n_resamples=np.inf,
+                                        alternative="two-sided").pvalue)
+
+
 def test_differences_equal_but_for_rounding_are_a_difference_without_spread(recwarn):
-    # 5.4 - 6.0 and 5.7 - 6.3 differ in their last bits: no t statistic to compute, and no warning.
-    result = compare("C", {0: 5.4, 1: 5.7, 2: 5.2}, "B", {0: 6.0, 1: 6.3, 2: 5.8})
-    assert result.verdict == "lower" and result.std_difference == 0.0 and result.p_value == 0.0
+    # 0.6 points lower on every seed, but 5.4 - 6.0 and 5.1 - 5.7 differ in their last bits. A t-test
+    # of those bits finds an enormous t (and scipy warns of catastrophic cancellation); without spread
+    # the comparison is the sign-flip test's instead: 3 equal differences, p = 2/8, no verdict.
+    errors, baseline = {0: 5.4, 1: 5.1, 2: 5.2}, {0: 6.0, 1: 5.7, 2: 5.8}
+    d = [errors[s] - baseline[s] for s in baseline]
+    assert len(set(d)) == 2  # not exactly equal
+    with pytest.warns(RuntimeWarning, match="catastrophic cancellation"):
+        assert stats.ttest_1samp(d, 0).pvalue < 1e-20
+    result = compare("C", errors, "B", baseline)
+    assert result.std_difference == 0.0 and result.p_value == sign_flip_p_value([-0.6] * 3) == 0.25
+    assert result.verdict == "not resolved" and result.ci_low == result.ci_high == result.mean_difference
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+def test_three_seeds_with_exactly_equal_differences_get_the_sign_flip_p_of_a_quarter_and_no_verdict():
+    # 0.5 points below the baseline on every seed, in binary fractions: the differences are exactly
+    # equal, so the paired t is undefined (no spread). Every seed's sign alike is the most extreme of
+    # the 2^3 equally likely assignments: two-sided p = 2/8, no verdict.
+    baseline = {42: 6.0, 43: 6.5, 44: 5.75}
+    errors = {seed: error - 0.5 for seed, error in baseline.items()}
+    d = [errors[s] - baseline[s] for s in baseline]
+    assert d == [-0.5, -0.5, -0.5]
+    result = compare("C", errors, "B", baseline)
+    assert result.p_value == sign_flip_p_value(d) == 0.25 and result.adjusted_p_value == 0.25
+    assert result.verdict == "not resolved" and not result.decided
+    assert result.std_difference == 0.0 and (result.ci_low, result.ci_high) == (-0.5, -0.5)  # the one value
+    # The same difference on more seeds: a verdict at the first count whose sign-flip p reaches 0.05 (6: 2/64).
+    needed = min(n for n in range(MIN_SEEDS, 20) if sign_flip_p_value([-0.5] * n) <= 0.05)
+    assert result.unresolved_reason == TOO_FEW_SEEDS and result.seeds_needed == needed
+    assert result.sentence() == ("C against B: not resolved, difference -0.50 points on each of 3 seeds (no spread: "
+                                 "exact sign-flip p = 0.25, adjusted p = 0.25); too few seeds to tell: the same "
+                                 f"difference would need {needed} seeds.")
+
+
+def test_eight_seeds_with_exactly_equal_differences_are_a_verdict_in_a_family_of_one():
+    # Test errors quantised by a test set of 1,017 images: one image fewer wrong on every seed, -100/1017
+    # points each (equal but for the last bits of the division). A verdict exactly where the sign-flip
+    # p-value, 2 / 2^n, is at most 0.05: from 6 seeds on.
+    wrong = [100, 97, 103, 99, 101, 98, 102, 100]
+    for n in range(MIN_SEEDS, len(wrong) + 1):
+        baseline = {seed: 100 * k / 1017 for seed, k in enumerate(wrong[:n])}
+        errors = {seed: 100 * (k - 1) / 1017 for seed, k in enumerate(wrong[:n])}
+        d = [errors[s] - baseline[s] for s in baseline]
+        result = compare("C", errors, "B", baseline)
+        assert result.p_value == pytest.approx(sign_flip_p_value(d)) and result.std_difference == 0.0
+        assert result.decided == (result.p_value <= 0.05) == (n >= 6), n
+    assert result.p_value == 2 / 256 and result.adjusted_p_value == result.p_value and result.verdict == "lower"
+    assert result.confidence == 0.95 and result.unresolved_reason is None
+    assert result.sentence() == ("C has 0.10 points lower error than B on each of 8 seeds (no spread: exact sign-flip "
+                                 "p = 0.0078, adjusted p = 0.0078).")
+
+
+def test_seeds_auto_closes_exactly_equal_differences_at_the_first_look_their_sign_flip_p_reaches():
+    # The sign-flip p-value goes through the looks like a t-test's: 0.25, 0.0625, 0.0078 at 3, 5, 8 seeds
+    # against the looks' boundary (about 0.016).
+    sequence, looks = list(range(42, 52)), auto_looks(10)
+    errors = {"B": {s: 6.0 for s in sequence}, "C": {s: 5.5 for s in sequence}}
+    first = next(n for n in looks if sign_flip_p_value([-0.5] * n) <= nominal_level(0.05, looks))
+    result = compare_all(errors, "B", looks=[sequence[:n] for n in looks])[0]
+    assert result.verdict == "lower" and result.seeds == first < looks[-1]
+    assert result.p_value == sign_flip_p_value([-0.5] * first) and result.adjusted_p_value <= 0.05
+    # With the looks before it in, the comparison is open and asks for the seeds of the next one.
+    before = {name: {s: e for s, e in seeds.items() if s in sequence[:first - 1]} for name, seeds in errors.items()}
+    assert auto_seeds_needed(before, "B", sequence, looks) == {"C": sequence[:first], "B": sequence[:first]}
+
+
+def test_differences_all_zero_are_p_one_and_no_difference():
+    # The same errors on every seed: nothing to test, by t or by signs.
+    result = compare("C", dict(BASELINE), "B", BASELINE)
+    assert result.p_value == result.adjusted_p_value == 1.0 and result.verdict == "not resolved"
+    assert (result.ci_low, result.ci_high) == (0.0, 0.0) and not result.without_spread
+    assert result.unresolved_reason == NO_DIFFERENCE and result.seeds_needed is None
 
 
 def test_a_one_look_design_with_a_look_not_complete_yet_decides_the_others():
@@ -224,7 +324,8 @@ def test_a_one_look_design_with_a_look_not_complete_yet_decides_the_others():
     errors = {"c0": {42: 0.0, 43: 0.0, 44: 0.0}, "c1": {42: -5.0, 43: -5.2, 44: -4.9}, "c2": {42: 1.0, 43: 2.0}}
     results = {r.configuration: r for r in compare_all(errors, "c0", looks=[[42, 43, 44]])}
     assert results["c1"].verdict == "lower" and results["c1"].confidence == pytest.approx(1 - 0.05 / 2)
-    assert results["c1"].adjusted_p_value <= 0.05  # c2 counts in the family: tested at alpha / 2
+    # c2 counts in the family, so c1 is tested at alpha / 2: its adjusted p is twice its p (to the bisection's 2^-30).
+    assert 2 * results["c1"].p_value <= results["c1"].adjusted_p_value <= 2 * results["c1"].p_value + 2**-30
     assert results["c2"].verdict == "not resolved with 2 seeds"
 
 
@@ -292,9 +393,10 @@ def test_a_real_step_between_two_neighbours_is_found_by_the_pair_against_the_one
 
 def test_seeds_auto_gives_a_step_left_open_its_seeds_on_both_sides():
     # c1 and c2 are far below the baseline from the first look, but c2 against c1 is open: the next
-    # look's seeds go to c2 and c1, none to the baseline, whose comparisons are all decided.
+    # look's seeds go to c2 and c1, none to the baseline, whose comparisons are all decided. (Each with
+    # some spread: the same difference on all 3 seeds would be the sign-flip test's p = 0.25, open.)
     sequence, looks = list(range(42, 52)), auto_looks(10)
-    errors = {"c0": {42: 6.0, 43: 6.2, 44: 5.9}, "c1": {42: 1.0, 43: 1.2, 44: 0.9},
+    errors = {"c0": {42: 6.0, 43: 6.2, 44: 5.9}, "c1": {42: 1.0, 43: 1.3, 44: 0.8},
               "c2": {42: 1.3, 43: 0.8, 44: 1.1}}
     assert auto_seeds_needed(errors, "c0", sequence, looks) == {}
     assert auto_seeds_needed(errors, "c0", sequence, looks, cumulative=True) == {"c2": sequence[:5],
