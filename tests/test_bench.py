@@ -39,6 +39,8 @@ def test_loop_cost_is_amortised_over_a_real_epoch():
     cost = bench.LoopCost(bare_step=1.0, step_seconds=0.002, fixed_seconds=0.7)
     assert cost.overhead(351) == pytest.approx((351 * 0.002 + 0.7) / 351)
     assert cost.overhead(10) == pytest.approx((10 * 0.002 + 0.7) / 10)
+    # The real epoch of the synthetic input: CIFAR-10's 50,000 training images less the 5,000 a run validates on.
+    assert bench.CIFAR10_TRAIN == 45_000 and bench.CIFAR10_TRAIN // 128 == 351
 
 
 @pytest.mark.slow

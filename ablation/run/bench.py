@@ -35,7 +35,7 @@ import tensorflow as tf
 
 from ablation.core import layout, records
 from ablation.core.errors import ConfigError
-from ablation.run import distribute
+from ablation.run import data, distribute
 from ablation.run.augment import BatchAugmentation
 from ablation.run.axes import AXES, DATA
 from ablation.run.callbacks import PortableExport, RunRecorder
@@ -47,7 +47,9 @@ from builders import count_macs
 FLOPS_PER_MAC = 2
 TRAINING_PASSES = 3  # forward, and backward at about twice the forward's cost
 MATMUL_SIZE = 2048
-CIFAR10_TRAIN = 45_000  # after the 5,000 validation images
+# A real epoch of the synthetic input: CIFAR-10's training images after a run's validation images
+# (45,000 after 5,000).
+CIFAR10_TRAIN = data.SPLIT_SIZES["cifar10"][0] - round(data.SPLIT_SIZES["cifar10"][0] * RunConfig.validation_fraction)
 
 
 # ----------------------------------------------------------------------------------------------
