@@ -11,7 +11,11 @@ tests/test_layout.py checks that this map names every package and module, in the
     cli, __main__                       the command line: `python -m ablation ...`
     study/                              studies and searches, from declaration to finished runs
         sweep                           `ablation sweep`: a study declared on the command line
-        runner | tuning | parallel      a study's plan and runs | the dropout search (keras-tuner) | --parallel N
+        runner | tuning | parallel      a study's runs, start to tables | the dropout search (keras-tuner) | --parallel N
+        dry_run                         --dry-run: the plan, its status and cost
+        seeding                         --seeds auto: which seeds the next look needs, and its rounds
+        claiming                        workers: the runs they claim (locks) or the share they are dealt
+        planning                        a study's runs and run ids, and the study.json recording them
         cost | declaration              the cost before launch | Study, Configuration, Options: what a study declares
     report/                             what a study's folder shows: tables, verdicts, pages, diagrams
         tables                          results.csv, comparisons.csv, summary.md, results.tex, rebuilt from the runs
@@ -28,8 +32,9 @@ tests/test_layout.py checks that this map names every package and module, in the
         randaugment                     RandAugment's 14 ops, as torchvision computes them
     statistics                          verdicts over seeds: paired t, Holm, the sequential design (no TensorFlow)
     core/                               the shared basics
-        records | plots                 a run's bookkeeping and lock | the figures (matplotlib)
-        io | console                    atomic files | the exit protocol and progress lines
+        run_folder | plots              a run's status (done, stale, ...), states and damage | the figures (matplotlib)
+        records                         every record file as a type: read, upgraded from older formats, written
+        locks | io | console            a run's and a report's locks | atomic files | the exit protocol and progress lines
         choices                         the valid values of every setting, and their one check
         layout | errors                 every file name in a results folder | the errors
 

@@ -30,8 +30,8 @@ from ablation.core.console import (
     run_command,
 )
 from ablation.core.errors import TIED_INITIAL_WEIGHTS, ConfigError
+from ablation.core.records import Status
 from ablation.report.server import exposed, make_server
-from ablation.report.tables import write_study_report
 from ablation.run import axes as axes_module
 from ablation.run import bench as bench_module
 from ablation.run.axes import AXES, MODEL, axis, needs_error, parse_setting, typed
@@ -41,10 +41,13 @@ from ablation.run.recipes import RECIPES, get_recipe
 from ablation.run.training import train
 from ablation.statistics import MAX_SEEDS
 from ablation.study import sweep as sweep_module
+from ablation.study.claiming import parse_shard
 from ablation.study.cost import total_text
 from ablation.study.declaration import Options, SearchDefaults, Study
 from ablation.study.parallel import run_parallel
-from ablation.study.runner import parse_shard, plan, run_study
+from ablation.study.planning import plan
+from ablation.study.runner import run_study
+from ablation.study.seeding import write_report
 from ablation.study.sweep import check_nets, sweep_study
 from ablation.study.tuning import TUNERS, Search, run_search, search_cost
 from builders import PRESETS, count_macs, count_params
@@ -95,8 +98,8 @@ def cmd_bench(args):
 
 
 def cmd_report(args):
-    frame = write_study_report(args.results_dir)
-    done = int((frame["status"] == "done").sum())
+    frame = write_report(args.results_dir)
+    done = int((frame["status"] == Status.DONE).sum())
     print(f"{args.results_dir}: {layout.RESULTS_FILE}, {layout.SUMMARY_FILE}, {layout.TEST_RESULTS_FILE}, plots and "
           f"{layout.INDEX_PAGE} rebuilt "
           f"from {done} finished of {len(frame)} runs")

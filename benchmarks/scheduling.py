@@ -26,7 +26,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: the suite, as a package
 from ablation.study import Options  # noqa: E402
-from ablation.study.runner import claim_order, plan, run_costs  # noqa: E402
+from ablation.study.claiming import claim_order  # noqa: E402
+from ablation.study.planning import plan  # noqa: E402
+from ablation.study.runner import run_costs  # noqa: E402
 
 
 def fixed_shares_makespan(seconds: list[float], workers: int) -> float:

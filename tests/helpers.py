@@ -72,7 +72,7 @@ def diagram_drawn(stem: Path) -> bool:
     return stem.with_suffix(".png").read_bytes()[:8] == PNG
 
 
-def assert_test_metrics_of(run_dir: Path, metrics: dict) -> None:
+def assert_test_metrics_of(run_dir: Path, metrics) -> None:
     """metrics.json's test accuracy and error are the run's per-class table over the whole test split
     config.json names: the final net read the test split, once, and nothing else."""
     import pandas as pd
@@ -80,8 +80,8 @@ def assert_test_metrics_of(run_dir: Path, metrics: dict) -> None:
     per_class = pd.read_csv(run_dir / "per_class_accuracy.csv")
     config = json.loads((run_dir / "config.json").read_text())
     assert per_class["support"].sum() == config["data"]["num_test"] > 0
-    assert metrics["test_accuracy"] == pytest.approx(per_class["correct"].sum() / per_class["support"].sum())
-    assert metrics["test_error"] == pytest.approx(100 * (1 - metrics["test_accuracy"]))
+    assert metrics.test_accuracy == pytest.approx(per_class["correct"].sum() / per_class["support"].sum())
+    assert metrics.test_error == pytest.approx(100 * (1 - metrics.test_accuracy))
 
 
 def quiet(*_):

@@ -510,7 +510,7 @@ def test_the_data_axes_and_the_ema_train_over_two_replicas_in_mixed_precision_an
     config = RunConfig(model="wrn-10-1", dataset=easy, recipe_overrides=recipe, max_steps_per_epoch=3,
                        strategy=strategy, precision=precision, jit_compile=jit_compile)
     metrics = train(config, tmp_path / "run", log=quiet)
-    assert metrics["epochs"] == 2 and np.isfinite(metrics["test_loss"])
+    assert metrics.epochs == 2 and np.isfinite(metrics.test_loss)
     environment = json.loads((tmp_path / "run" / "config.json").read_text())["environment"]
     assert environment["replicas"] == (2 if strategy == "mirrored" else 1) and environment["dtype_policy"] == precision
     assert environment["jit_compile"] == ("on" if jit_compile == "on" else "off")

@@ -23,7 +23,7 @@ from ablation.run.axes import ACTS_ON, AXES, MODEL_AXES, RECIPE_AXES, typed
 from ablation.run.config import RunConfig, preset_of
 from ablation.run.recipes import Recipe, get_recipe
 from ablation.study.declaration import Options
-from ablation.study.runner import plan
+from ablation.study.planning import plan
 from ablation.study.sweep import sweep_study
 from builders import PRESETS
 from tests.helpers import ROOT

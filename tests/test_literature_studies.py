@@ -12,7 +12,7 @@ from ablation.core.errors import ConfigError
 from ablation.run.axes import AXES
 from ablation.statistics import compare_all, comparison_pairs
 from ablation.study.declaration import Configuration, Options, Study
-from ablation.study.runner import plan
+from ablation.study.planning import plan
 from studies import bag_of_tricks, bag_of_tricks_cifar, regularization
 
 

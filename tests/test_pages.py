@@ -20,9 +20,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ablation.report import pages
+from ablation.report import pages, tables
 from ablation.report import server as server_module
-from ablation.report import tables as report
 from ablation.study import Options
 from ablation.study.runner import run_study
 from tests.helpers import ROOT, needs_graphviz, quiet
@@ -128,7 +127,7 @@ def test_pages_that_cannot_be_written_are_one_warning(study, monkeypatch, tmp_pa
         path.unlink()
     monkeypatch.setattr(pages, "write_run_page", broken)
     with pytest.warns(UserWarning, match="web pages not written .OSError: No space left on device") as caught:
-        frame = report.write_study_report(copy)
+        frame = tables.write_study_report(copy)
     # A warning per run page, and no run page; the index and the tables are written again.
     assert sum("web pages not written" in str(w.message) for w in caught) == 4 and len(frame) == 4
     assert not list(copy.glob("runs/*/index.html"))
@@ -409,7 +408,7 @@ def injected(study, tmp_path_factory) -> Path:
         per_class.to_csv(run / "per_class_accuracy.csv", index=False)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a page that could not be written is a failure here
-        report.write_study_report(folder)
+        tables.write_study_report(folder)
     return folder
 
 
@@ -498,7 +497,7 @@ def test_a_damaged_model_of_a_finished_run_is_named_by_the_report_and_a_rerun(st
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        frame = report.write_study_report(folder)
+        frame = tables.write_study_report(folder)
     said = [str(w.message) for w in caught]
     assert any(f"{cut}: final.keras is damaged (1,000 bytes;" in line for line in said)
     assert any(f"{changed}: best.keras is damaged (its SHA-256" in line for line in said)

@@ -13,10 +13,10 @@ import time
 import pandas as pd
 import pytest
 
-from ablation.core.records import status
+from ablation.core.run_folder import status
 from ablation.study import Options
 from ablation.study.parallel import child_environment, exit_status
-from ablation.study.runner import plan
+from ablation.study.planning import plan
 from tests.helpers import ROOT
 from tests.tiny_study import STUDY as TINY
 

@@ -95,11 +95,11 @@ def test_a_runs_best_and_final_keras_load_with_keras_alone_and_give_its_test_res
     images = (archive["x_test"].astype(np.float32) / 255.0 - recorded["mean"]) / recorded["std"]
     logits = predict_in_a_clean_interpreter(tmp_path / "run" / "final.keras", images.astype(np.float32), tmp_path)
     # the run's test accuracy and loss are those of its final weights: the file's logits give them again
-    assert (logits.argmax(axis=1) == archive["y_test"]).mean() == pytest.approx(metrics["test_accuracy"], abs=1e-9)
+    assert (logits.argmax(axis=1) == archive["y_test"]).mean() == pytest.approx(metrics.test_accuracy, abs=1e-9)
     log_probs = logits - logits.max(axis=1, keepdims=True)
     log_probs -= np.log(np.exp(log_probs).sum(axis=1, keepdims=True))
     loss = -log_probs[np.arange(len(logits)), archive["y_test"]].mean()
-    assert loss == pytest.approx(metrics["test_loss"], rel=1e-4)
+    assert loss == pytest.approx(metrics.test_loss, rel=1e-4)
     for name in ("best.keras", "final.keras"):
         assert registered_names(tmp_path / "run" / name) == set(), name
     best = predict_in_a_clean_interpreter(tmp_path / "run" / "best.keras", images.astype(np.float32), tmp_path)

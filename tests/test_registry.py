@@ -26,7 +26,7 @@ import pytest
 from ablation.run.config import RunConfig
 from ablation.run.training import train
 from ablation.study import Smoke
-from ablation.study.runner import smoke_downsize
+from ablation.study.planning import smoke_downsize
 from builders import PRESETS
 from builders.layers import MODEL_NAME
 from tests.helpers import LONG_PRESETS, STUDY_ENTRY_POINTS, assert_test_metrics_of, make_npz, preset_params
@@ -61,7 +61,7 @@ def one_step(model, dataset, out, **model_overrides) -> dict:
     metrics = train(config, out, log=lambda *_: None)
     history = pd.read_csv(out / "history.csv")
     assert list(history["epoch"]) == [1] and math.isfinite(history["loss"].iloc[0])
-    assert metrics["epochs"] == 1
+    assert metrics.epochs == 1
     assert_test_metrics_of(out, metrics)
     assert any((out / "tensorboard").rglob("*tfevents*"))
     recorded = json.loads((out / "config.json").read_text())

@@ -1,5 +1,5 @@
 """How runs spread over workers: benchmarks/scheduling.py's makespans, on the order the runner's
-workers take runs (runner.claim_order), with the cost model's estimates."""
+workers take runs (claiming.claim_order), with the cost model's estimates."""
 
 from __future__ import annotations
 

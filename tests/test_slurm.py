@@ -9,9 +9,9 @@ import time
 import pandas as pd
 import pytest
 
-from ablation.core.records import status
+from ablation.core.run_folder import status
 from ablation.study import Options
-from ablation.study.runner import plan
+from ablation.study.planning import plan
 from tests import slurm
 from tests.helpers import ROOT
 from tests.tiny_study import STUDY as TINY

@@ -15,12 +15,13 @@ import pandas as pd
 import pytest
 
 from ablation.cli import main
-from ablation.core import io, layout, records
+from ablation.core import io, layout, records, run_folder
 from ablation.core.errors import StaleRun
 from ablation.run.config import RunConfig
 from ablation.run.training import train
 from ablation.study import Options
-from ablation.study.runner import plan, run_study
+from ablation.study.planning import plan
+from ablation.study.runner import run_study
 from ablation.study.tuning import run_search
 from builders import INITIALIZATIONS
 from tests.helpers import quiet
@@ -33,10 +34,10 @@ TINY_RUN = dict(model="wrn-10-1", recipe_overrides={"epochs": 2, "batch_size": 3
 def as_before_the_fix(run_dir, initialization=None):
     """The run folder as a version before 2026-12-02 wrote it (or, given one, with another initialization)."""
     config = json.loads((run_dir / layout.CONFIG_FILE).read_text())
-    if initialization is None:
-        del config[records.INITIALIZATION_KEY]
+    if initialization is None:  # that version wrote neither an initialization nor a format
+        del config["initialization"], config["format"]
     else:
-        config[records.INITIALIZATION_KEY] = initialization
+        config["initialization"] = initialization
     io.write_json(run_dir / layout.CONFIG_FILE, config)
 
 
@@ -48,31 +49,31 @@ def partial_run(dataset, out):
 
     with pytest.raises(KeyboardInterrupt):
         train(RunConfig(dataset=dataset, **TINY_RUN), out, log=interrupt_after_epoch_1)
-    assert records.latest_state(out)[0] == 1
+    assert run_folder.latest_state(out)[0] == 1
     return out
 
 
 @pytest.mark.slow
 def test_a_run_records_how_its_net_started_and_a_resumed_attempt_keeps_it(easy, tmp_path):
     out = partial_run(easy, tmp_path / "run")
-    recorded = json.loads((out / layout.CONFIG_FILE).read_text())[records.INITIALIZATION_KEY]
+    recorded = json.loads((out / layout.CONFIG_FILE).read_text())["initialization"]
     assert recorded == INITIALIZATIONS["wide_resnet"].to_json() and recorded["draws"] == "per layer"
     earlier = {**recorded, "reference": "what an earlier attempt recorded"}
     as_before_the_fix(out, earlier)
     lines = []
     train(RunConfig(dataset=easy, **TINY_RUN), out, log=lines.append)
     assert any("resuming after epoch 1" in line for line in lines), lines
-    assert json.loads((out / layout.CONFIG_FILE).read_text())[records.INITIALIZATION_KEY] == earlier
+    assert json.loads((out / layout.CONFIG_FILE).read_text())["initialization"] == earlier
 
 
 @pytest.mark.slow
 def test_a_partial_run_from_tied_weights_is_never_resumed_and_is_trained_anew_when_asked(easy, tmp_path, capsys):
     out = as_before = partial_run(easy, tmp_path / "run")
     as_before_the_fix(as_before)
-    assert records.status(out) == "stale"
+    assert run_folder.status(out) == "stale"
     with pytest.raises(StaleRun, match="tied initial weights"):
         train(RunConfig(dataset=easy, **TINY_RUN), out, log=quiet)
-    assert records.latest_state(out)[0] == 1  # left as it was
+    assert run_folder.latest_state(out)[0] == 1  # left as it was
 
     command = ["train", "--model", "wrn-10-1", "--dataset", easy, "--epochs", "2", "--batch-size", "32",
                "--max-steps-per-epoch", "2", "--out", str(out)]
@@ -83,15 +84,15 @@ def test_a_partial_run_from_tied_weights_is_never_resumed_and_is_trained_anew_wh
     assert main([*command, "--retrain-stale"]) == 0
     assert "kept as" in capsys.readouterr().out
     kept = tmp_path / "run.stale"
-    assert records.latest_state(kept)[0] == 1 and records.INITIALIZATION_KEY not in json.loads(
+    assert run_folder.latest_state(kept)[0] == 1 and "initialization" not in json.loads(
         (kept / layout.CONFIG_FILE).read_text())
-    assert records.status(out) == "done" and list(records.read_history(out)["epoch"]) == [1, 2]
-    assert json.loads((out / layout.CONFIG_FILE).read_text())[records.INITIALIZATION_KEY]["draws"] == "per layer"
+    assert run_folder.status(out) == "done" and list(records.read_history(out)["epoch"]) == [1, 2]
+    assert json.loads((out / layout.CONFIG_FILE).read_text())["initialization"]["draws"] == "per layer"
 
 
 def test_a_folder_with_nothing_trained_is_not_stale(tmp_path):
     io.write_json(tmp_path / layout.CONFIG_FILE, {"run": {}})  # an attempt killed before its first epoch
-    assert not records.stale(tmp_path) and records.status(tmp_path) == "pending"
+    assert not run_folder.stale(tmp_path) and run_folder.status(tmp_path) == "pending"
 
 
 def test_moving_aside_never_overwrites_a_kept_folder(tmp_path):
@@ -147,8 +148,8 @@ def test_a_study_leaves_stale_runs_out_of_its_tables_and_trains_them_anew_when_a
     assert sum("2 run(s) started from tied initial weights" in line for line in lines) == 1
     for run_id in stale:  # kept aside whole, and trained anew
         kept = records.run_dir_of(results, run_id).with_name(run_id + layout.STALE_SUFFIX)
-        assert (kept / layout.METRICS_FILE).exists() and records.status(kept) == "stale"
-        assert records.status(records.run_dir_of(results, run_id)) == "done"
+        assert (kept / layout.METRICS_FILE).exists() and run_folder.status(kept) == "stale"
+        assert run_folder.status(records.run_dir_of(results, run_id)) == "done"
     assert set(pd.read_csv(results / "results.csv")["status"]) == {"done"}
     assert "Stale runs" not in (results / "summary.md").read_text()
 
@@ -156,10 +157,11 @@ def test_a_study_leaves_stale_runs_out_of_its_tables_and_trains_them_anew_when_a
 @pytest.mark.slow
 def test_a_search_started_from_tied_weights_is_refused_and_searched_anew_when_asked(easy, tmp_path):
     search, folder = tiny_search(easy, max_trials=1, executions_per_trial=1), tmp_path / "search"
-    io.write_json(folder / "search.json", {"tuner": "random"})  # what a version before the fix wrote, in short
+    old = {"tuner": "random", "run": search.run.resolve().to_json()}  # what a version before the fix wrote, in short
+    io.write_json(folder / "search.json", old)
     with pytest.raises(StaleRun, match="holds a search started from tied initial weights.*--results-dir"):
         run_search(search, folder, log=quiet)
-    assert json.loads((folder / "search.json").read_text()) == {"tuner": "random"}
+    assert json.loads((folder / "search.json").read_text()) == io.json_roundtrip(old)
     assert run_search(search, folder, log=quiet, retrain_stale=True) == 0
-    assert json.loads((tmp_path / "search.stale" / "search.json").read_text()) == {"tuner": "random"}
-    assert json.loads((folder / "search.json").read_text())[records.INITIALIZATION_KEY]["draws"] == "per layer"
+    assert json.loads((tmp_path / "search.stale" / "search.json").read_text()) == io.json_roundtrip(old)
+    assert json.loads((folder / "search.json").read_text())["initialization"]["draws"] == "per layer"

@@ -23,15 +23,18 @@ from scipy import stats
 import studies
 from ablation.cli import main as ablation_main
 from ablation.cli import study_main
-from ablation.core import io, plots, records
+from ablation.core import io, locks, plots, records
 from ablation.core.errors import ConfigError, RunLocked
-from ablation.core.records import RunLock, status
-from ablation.report import tables as report
+from ablation.core.locks import RunLock
+from ablation.core.run_folder import status
+from ablation.report import tables
 from ablation.report.diagrams import block_dot, block_stages, write_diagrams, write_run_diagrams
 from ablation.run.config import RunConfig
 from ablation.run.recipes import get_recipe
-from ablation.study import Configuration, Options, Smoke, Study, runner
-from ablation.study.runner import parse_shard, plan, rename_labelled_folders, run_study, shard_from_environment, slug
+from ablation.study import Configuration, Options, Smoke, Study, claiming
+from ablation.study.claiming import parse_shard
+from ablation.study.planning import plan, slug
+from ablation.study.runner import rename_labelled_folders, run_study
 from builders import build, count_params
 from tests.helpers import PNG, ROOT, STUDY_ENTRY_POINTS, diagram_drawn, needs_graphviz, quiet
 from tests.tiny_study import STUDY as TINY
@@ -119,7 +122,7 @@ def test_smoke_protocol_downsizes_big_nets_and_says_so():
 def test_smoke_study_end_to_end_with_a_failure_recorded_and_retried(easy, tmp_path, monkeypatch):
     results = tmp_path / "tiny"
     options = Options(protocol="smoke", dataset=easy)
-    real_train = runner.train
+    real_train = claiming.train
 
     def failing_once(config, out, **kwargs):
         if out.name == f"{DROPOUT}-s1":
@@ -128,7 +131,7 @@ def test_smoke_study_end_to_end_with_a_failure_recorded_and_retried(easy, tmp_pa
         return real_train(config, out, **kwargs)
 
     lines = []
-    monkeypatch.setattr(runner, "train", failing_once)
+    monkeypatch.setattr(claiming, "train", failing_once)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         code = run_study(TINY, options, results_dir=results, log=lines.append)
@@ -155,7 +158,7 @@ def test_smoke_study_end_to_end_with_a_failure_recorded_and_retried(easy, tmp_pa
 
     # The next call retries the failed run, and only it.
     trained = []
-    monkeypatch.setattr(runner, "train", lambda config, out, **kw: trained.append(out.name) or
+    monkeypatch.setattr(claiming, "train", lambda config, out, **kw: trained.append(out.name) or
                         real_train(config, out, **kw))
     lines.clear()
     assert run_study(TINY, options, results_dir=results, log=lines.append) == 0
@@ -353,10 +356,14 @@ def test_two_workers_share_one_results_directory(shares, easy, tmp_path):
                                      "done")
     for run in (results / "runs").iterdir():  # every run trained exactly once: one history row per epoch
         assert list(pd.read_csv(run / "history.csv")["epoch"]) == [1, 2]
-    # The worker that ended last (no other holding a run) wrote the tables of all four.
+    # The worker that ended last (no other holding a run) wrote the tables of all four; one that ended
+    # while the other held a run left them to it. Each did exactly one of the two (both write, one after
+    # the other, if they end together).
     frame = pd.read_csv(results / "results.csv")
     assert len(frame) == 4 and (frame["status"] == "done").all()
-    assert sum("rebuilds the tables" in o for o in outputs) <= 1
+    wrote = ["tables and plots in" in o for o in outputs]
+    left = ["the last of them rebuilds the tables" in o for o in outputs]
+    assert [w + l for w, l in zip(wrote, left, strict=True)] == [1, 1] and any(wrote), outputs
 
 
 @pytest.mark.slow
@@ -368,7 +375,7 @@ def test_a_run_locked_by_another_process_is_left_alone(easy, tmp_path):
     try:
         # A separate process sees the lock (flock locks are per open file, as across machines).
         probe = subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; "
-                                "from ablation.core.records import status; print(status(Path(sys.argv[1])))",
+                                "from ablation.core.run_folder import status; print(status(Path(sys.argv[1])))",
                                 str(results / "runs" / runs[0].run_id)], cwd=ROOT, capture_output=True, text=True)
         assert probe.stdout.strip() == "running"
         lines = []
@@ -460,23 +467,22 @@ def _fake_study(tmp_path, errors: dict, baseline=None, old_keys=False, cumulativ
                 "test_error": error, "test_accuracy": 1 - error / 100, "test_loss": 0.5, "best_val_accuracy": 0.9 - error / 100,
                 "trainable_params": 2_000_000, "macs": 1e8, "epochs": 2, "seconds_per_epoch": 10.0,
                 "images_per_second": 100.0, ("training_seconds" if old_keys else "total_epoch_seconds"): 20.0})
-            records.save_history(folder, [{"epoch": epoch, "loss": 1.0, "accuracy": 0.5, "val_loss": val_loss,
-                                           "val_accuracy": val_accuracy, "learning_rate": 0.1, "epoch_seconds": 10.0,
-                                           "train_seconds": 9.0, "images_per_second": 100.0}
+            records.save_history(folder, [records.HistoryRow(epoch, 1.0, 0.5, val_loss, val_accuracy, 0.1, 10.0, 9.0, 100.0)
                                           for epoch, val_loss, val_accuracy in ((1, 1.0, 0.5), (2, 0.8, 0.6))])
     io.write_json(tmp_path / "study.json", {
         "name": "fake", "question": "Which is better?", "varies": ["depth"], "heatmap": None,
         **({"metric": "test_error"} if old_keys else {}),
         "protocol": "paper", "protocol_description": "paper protocol", "published_protocol": "",
-        "configurations": [{name_key: label, "published_error": 5.0 if label == "A" else None} for label in errors],
+        "configurations": [{name_key: label, "model": "wrn-10-1", "published_error": 5.0 if label == "A" else None}
+                           for label in errors],
         "runs": runs, **({"baseline": baseline} if baseline else {}), **({"cumulative": True} if cumulative else {})})
 
 
 def test_tables_from_known_run_records(tmp_path):
     _fake_study(tmp_path, {"A": [5.0, 6.0, 4.0, 7.0, 5.5], "B": [8.0, 9.0]})
-    report.write_study_report(tmp_path)
-    study, frame = report.collect_results(tmp_path)
-    table = report.summarise(frame, study["configurations"]).set_index("configuration")
+    tables.write_study_report(tmp_path)
+    study, frame = tables.collect_results(tmp_path)
+    table = tables.summarise(frame, study.configurations).set_index("configuration")
     a, b = table.loc["A"], table.loc["B"]
     assert a["runs"] == 5 and a["median_error"] == 5.5 and a["mean_error"] == pytest.approx(5.5)
     assert a["std_error"] == pytest.approx(np.std([5.0, 6.0, 4.0, 7.0, 5.5], ddof=1))
@@ -498,22 +504,22 @@ def test_tables_from_known_run_records(tmp_path):
 
 def test_a_folder_in_the_old_words_gives_the_same_tables_and_pages(tmp_path):
     errors = {"A": [5.0, 6.0, 4.0], "B": [8.0, 9.0, 8.5]}
-    tables = {}
+    written = {}
     for old_keys in (False, True):
         folder = tmp_path / str(old_keys)
         _fake_study(folder, errors, old_keys=old_keys)
-        report.write_study_report(folder)
-        tables[old_keys] = [(folder / name).read_text() for name in ("results.csv", "comparisons.csv", "summary.md")]
+        tables.write_study_report(folder)
+        written[old_keys] = [(folder / name).read_text() for name in ("results.csv", "comparisons.csv", "summary.md")]
         run_page = (folder / "runs" / "a-s0" / "index.html").read_text()
         assert "total_epoch_seconds" in run_page and "training_seconds" not in run_page
-    assert tables[True] == tables[False]
+    assert written[True] == written[False]
 
 
 def test_comparisons_with_the_baseline_on_matched_seeds(tmp_path):
     # C beats the baseline B by 0.5-0.7 points on each of five seeds; A is within B's noise.
     _fake_study(tmp_path, {"A": [6.3, 5.9, 6.0, 6.0, 5.9], "B": [6.0, 6.3, 5.8, 6.1, 5.9],
                            "C": [5.4, 5.7, 5.3, 5.5, 5.2]}, baseline="B")
-    report.write_study_report(tmp_path)
+    tables.write_study_report(tmp_path)
     table = pd.read_csv(tmp_path / "comparisons.csv")
     assert list(table.columns) == ["configuration", "reference", "seeds", "mean_difference", "std_difference", "interval",
                                    "confidence", "ci_low", "ci_high", "p_value", "adjusted_p_value", "better_fraction",
@@ -551,7 +557,7 @@ def test_a_cumulative_study_compares_each_with_the_baseline_and_the_one_before_i
     a = [6.0, 6.3, 5.8, 6.1, 5.9]
     _fake_study(tmp_path, {"A": a, "B": [6.3, 5.9, 6.0, 6.0, 5.9], "C": [e - 0.6 + 0.05 * (i % 2) for i, e in enumerate(a)],
                            "D_1": [e - 0.6 + 0.1 * (i % 3 - 1) for i, e in enumerate(a)]}, cumulative=True)
-    report.write_study_report(tmp_path)
+    tables.write_study_report(tmp_path)
     table = pd.read_csv(tmp_path / "comparisons.csv")
     assert list(zip(table["configuration"], table["reference"], strict=True)) == [
         ("B", "A"), ("C", "A"), ("C", "B"), ("D_1", "A"), ("D_1", "C")]
@@ -590,12 +596,12 @@ def _hparams_events(folder):
 
 def test_every_finished_run_is_a_session_of_tensorboards_hparams_dashboard(tmp_path):
     _fake_study(tmp_path, {"A": [5.0, 6.0, 4.0], "B": [8.0, 9.0]})
-    report.write_study_report(tmp_path)
-    report.write_study_report(tmp_path)  # rebuilt, not appended to
+    tables.write_study_report(tmp_path)
+    tables.write_study_report(tmp_path)  # rebuilt, not appended to
     root = tmp_path / "hparams"
     (experiment,), _ = _hparams_events(root)
     assert [h.name for h in experiment.experiment.hparam_infos] == ["configuration", "seed", "depth"]
-    assert [m.name.tag for m in experiment.experiment.metric_infos] == report.HPARAMS_METRICS
+    assert [m.name.tag for m in experiment.experiment.metric_infos] == tables.HPARAMS_METRICS
     assert sorted(p.name for p in root.iterdir() if p.is_dir()) == ["a-s0", "a-s1", "a-s2", "b-s0", "b-s1"]
     (session,), scalars = _hparams_events(root / "b-s1")
     values = session.session_start_info.hparams
@@ -612,7 +618,7 @@ def test_tensorboard_itself_serves_the_study_as_hparams_session_groups(tmp_path)
     import urllib.request
 
     _fake_study(tmp_path, {"A": [5.0, 6.0, 4.0], "B": [8.0, 9.0]})
-    report.write_study_report(tmp_path)
+    tables.write_study_report(tmp_path)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -647,7 +653,7 @@ def test_a_study_folder_written_before_the_vocabulary_change_still_reports(tmp_p
     study = json.loads((tmp_path / "study.json").read_text())
     study["preset"], study["protocol"] = study.pop("protocol"), study.pop("protocol_description")
     io.write_json(tmp_path / "study.json", study)
-    frame = report.write_study_report(tmp_path)
+    frame = tables.write_study_report(tmp_path)
     assert set(frame["protocol"]) == {"paper"} and "paper protocol" in (tmp_path / "summary.md").read_text()
 
 
@@ -727,22 +733,37 @@ def test_block_diagram_reads_like_the_papers_table():
 # Shards and command-line errors
 
 
-def test_shards_from_slurm_and_kubernetes():
-    assert shard_from_environment({}) == (0, 1)
-    assert shard_from_environment({"SLURM_ARRAY_TASK_ID": "5", "SLURM_ARRAY_TASK_COUNT": "4",
-                                   "SLURM_ARRAY_TASK_MIN": "3"}) == (2, 4)
-    assert shard_from_environment({"JOB_COMPLETION_INDEX": "1", "JOB_COMPLETIONS": "3"}) == (1, 3)
+def test_a_job_arrays_index_names_the_worker_and_only_shard_deals_a_share(easy, tmp_path, monkeypatch):
+    # Workers claim runs: a SLURM array task or an Indexed Job pod is named by its index in the log
+    # lines, and its variables are checked, but only --shard I/N deals it a fixed share.
+    assert claiming.worker_name({}) == ""
+    assert claiming.worker_name({"SLURM_ARRAY_TASK_ID": "5", "SLURM_ARRAY_TASK_COUNT": "4",
+                               "SLURM_ARRAY_TASK_MIN": "3"}) == " (SLURM array task 2 of 4)"
+    assert claiming.worker_name({"JOB_COMPLETION_INDEX": "1", "JOB_COMPLETIONS": "3"}) == " (Indexed Job pod 1 of 3)"
     with pytest.raises(ValueError, match="JOB_COMPLETIONS"):
-        shard_from_environment({"JOB_COMPLETION_INDEX": "1"})
-    # An index outside the count would run nothing and exit 0; a non-number named, not int()'s words.
+        claiming.worker_name({"JOB_COMPLETION_INDEX": "1"})
+    # An index outside the count is named, as is a non-number (not in int()'s words).
     with pytest.raises(ValueError, match="= 4 is not valid for 4 shards"):
-        shard_from_environment({"SLURM_ARRAY_TASK_ID": "4", "SLURM_ARRAY_TASK_COUNT": "4"})
+        claiming.worker_name({"SLURM_ARRAY_TASK_ID": "4", "SLURM_ARRAY_TASK_COUNT": "4"})
     with pytest.raises(ValueError, match="SLURM_ARRAY_TASK_ID='x' is not valid; expected an integer"):
-        shard_from_environment({"SLURM_ARRAY_TASK_ID": "x", "SLURM_ARRAY_TASK_COUNT": "4"})
+        claiming.worker_name({"SLURM_ARRAY_TASK_ID": "x", "SLURM_ARRAY_TASK_COUNT": "4"})
     assert parse_shard("1/3") == (1, 3)
     for bad in ("3/3", "x", "1/0"):
         with pytest.raises(ValueError, match=f"--shard '{bad}'"):
             parse_shard(bad)
+
+    # As task 1 of an array of 2: every one of the 4 runs is this worker's to claim; with --shard 1/2,
+    # 2 of them are the other shard's.
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "1")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "2")
+    for name in ("SLURM_ARRAY_TASK_MIN", "JOB_COMPLETION_INDEX", "JOB_COMPLETIONS"):
+        monkeypatch.delenv(name, raising=False)
+    options = Options(protocol="smoke", dataset=easy)
+    for shard, others in ((None, 0), ((1, 2), 2)):
+        lines = []
+        assert run_study(TINY, options, results_dir=tmp_path, shard=shard, dry_run=True, log=lines.append) == 0
+        listed = [line for line in lines if line.startswith(f"{PLAIN}-s") or line.startswith(f"{DROPOUT}-s")]
+        assert len(listed) == 4 and sum(line.endswith("other shard") for line in listed) == others, lines
 
 
 def test_the_old_spelling_of_the_protocol_flag_still_works_with_a_notice(easy, tmp_path, capsys):
@@ -770,12 +791,12 @@ def test_a_momentary_probe_of_a_runs_lock_does_not_turn_its_trainer_away(tmp_pat
     probe = RunLock(tmp_path)
     assert probe.acquire()
     threading.Timer(0.2, probe.release).start()
-    with records.locked(tmp_path):
+    with locks.locked(tmp_path):
         assert RunLock(tmp_path).holder().endswith(f" {os.getpid()}")  # the trainer's, after the probe's
     holder = RunLock(tmp_path)  # a trainer's lock, kept: refused after the probe's patience
     assert holder.acquire()
     try:
-        with pytest.raises(RunLocked), records.locked(tmp_path):
+        with pytest.raises(RunLocked), locks.locked(tmp_path):
             pass
     finally:
         holder.release()

@@ -12,11 +12,12 @@ import pytest
 from ablation.cli import main
 from ablation.core import io, layout, records
 from ablation.core.errors import ConfigError
-from ablation.report import tables as report
+from ablation.report import tables
 from ablation.run.config import RunConfig, run_identity
 from ablation.statistics import compare_all
-from ablation.study import Configuration, Options, Study
-from ablation.study.runner import plan, run_study
+from ablation.study import Configuration, Options, Study, seeding
+from ablation.study.planning import plan
+from ablation.study.runner import run_study
 from ablation.study.sweep import check_nets, parse_vary, sweep_study
 from studies import block_types, deepening_factor, depth_vs_width
 
@@ -177,12 +178,12 @@ def test_seeds_auto_trains_what_the_looks_need_once_across_workers_and_a_second_
             "--protocol", "smoke", "--epochs", "1", "--dataset", easy, "--results-dir", str(results)]
     assert main([*args, "--parallel", "2"]) == 0
     out = capsys.readouterr().out
-    study, frame = report.collect_results(results)
-    assert study["seeding"] == {"auto": True, "sequence": [42, 43, 44, 45], "looks": [3, 4]}
+    study, frame = tables.collect_results(results, next_look=seeding.next_look(results))
+    assert study.seeding == records.Seeding(auto=True, sequence=(42, 43, 44, 45), looks=(3, 4))
     assert set(frame["status"]) == {"done"}
     # What was trained is what the decision, replayed from the records, needed: 3 seeds each, and
     # the fourth for both where the first look left the comparison open.
-    decided = compare_all(report.errors_by_configuration(frame, study), "dropout_rate=0",
+    decided = compare_all(tables.errors_by_configuration(frame, study), "dropout_rate=0",
                           looks=[[42, 43, 44]])[0].decided
     assert sorted(set(frame["seed"])) == ([42, 43, 44] if decided else [42, 43, 44, 45])
     assert len(frame) == 2 * frame["seed"].nunique()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -18,9 +19,11 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from ablation.cli import main
+from ablation.core import layout
 from ablation.core.errors import EXIT_LOCKED, RunFailed
-from ablation.core.records import RunLock
-from ablation.core.records import status as run_status
+from ablation.core.locks import RunLock
+from ablation.core.run_folder import damaged_files
+from ablation.core.run_folder import status as run_status
 from ablation.run import augment, callbacks, data
 from ablation.run.config import RunConfig
 from ablation.run.recipes import RECIPES, StepDecay, get_recipe
@@ -202,7 +205,7 @@ def test_tfds_path_with_mock_data(tmp_path):
     assert len(names) == 10 and config["data"]["class_names"] == names  # from tfds metadata
     assert config["data"]["num_train"] + config["data"]["num_validation"] == 80
     assert_test_metrics_of(tmp_path / "run", metrics)
-    assert metrics["epochs"] == 2
+    assert metrics.epochs == 2
 
 
 class TinyColours(tfds.core.GeneratorBasedBuilder):
@@ -272,8 +275,14 @@ def test_cli_run_writes_a_complete_run_folder(easy, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert printed.count("epoch ") >= 3 and "test accuracy" in printed
     for name in ("config.json", "history.csv", "training_history.json", "metrics.json", "per_class_accuracy.csv",
-                 "confusion_matrix.png", "learning_curves.png", "best.keras", "final.keras"):
+                 "confusion_matrix.png", "learning_curves.png", "best.keras", "final.keras", "checksums.json"):
         assert (out / name).stat().st_size > 0, name
+    # checksums.json holds the SHA-256 of each saved net as it is on disk, and the run's own check finds
+    # nothing wrong (its {} alone would not do: it is {} without checksums.json too).
+    recorded = (out / "checksums.json").read_text()
+    for name in layout.CHECKED_FILES:
+        assert hashlib.sha256((out / name).read_bytes()).hexdigest() in recorded, name
+    assert damaged_files(out) == {}
     assert any((out / "tensorboard").rglob("*tfevents*"))
     assert not (out / "state").exists()
     config = json.loads((out / "config.json").read_text())
@@ -313,7 +322,7 @@ def test_tiny_net_learns_the_real_cifar_subset(tmp_path):
     dataset = real_subset()
     metrics = train(RunConfig(model="wrn-10-1", dataset=dataset, recipe_overrides={"epochs": 2}), tmp_path, log=quiet)
     # Two epochs of WRN-10-1 on 4,577 real images: well above chance (0.10) on the 1,017 test images.
-    assert metrics["test_accuracy"] > 0.2
+    assert metrics.test_accuracy > 0.2
 
 
 @pytest.mark.slow
@@ -328,8 +337,8 @@ def test_mirrored_training_on_two_logical_cpus_matches_one_device(easy, tmp_path
     assert environment["strategy"] == "MirroredStrategy" and environment["replicas"] == 2
     # The global batch is split, so both see the same 32 images a step and learn the same problem.
     for metrics in results.values():
-        assert metrics["test_accuracy"] > 0.5
-    assert abs(results["mirrored"]["test_accuracy"] - results["one_device"]["test_accuracy"]) < 0.25
+        assert metrics.test_accuracy > 0.5
+    assert abs(results["mirrored"].test_accuracy - results["one_device"].test_accuracy) < 0.25
 
 
 @pytest.mark.slow
@@ -379,7 +388,7 @@ def test_a_failed_best_checkpoint_save_loses_no_epoch(easy, tmp_path):
     (out / "best.keras").rmdir()
     (out / ".best.tmp-99999.keras").write_bytes(b"left by a killed process")
     metrics = train(config, out, log=quiet)
-    assert list(pd.read_csv(out / "history.csv")["epoch"]) == [1, 2, 3] and metrics["epochs"] == 3
+    assert list(pd.read_csv(out / "history.csv")["epoch"]) == [1, 2, 3] and metrics.epochs == 3
     assert not list(out.glob(".*.tmp-*"))
 
 
@@ -688,8 +697,8 @@ def test_a_finished_run_without_metrics_json_is_rebuilt_from_final_keras_not_ret
     assert (tmp_path / "history.csv").read_text() == history
     for key in ("test_accuracy", "test_error", "best_val_accuracy", "best_epoch", "epochs", "trainable_params",
                 "total_params", "macs", "total_epoch_seconds", "seconds_per_epoch", "images_per_second"):
-        assert rebuilt[key] == first[key], key
-    assert rebuilt["test_loss"] == pytest.approx(first["test_loss"], rel=1e-5)
+        assert getattr(rebuilt, key) == getattr(first, key), key
+    assert rebuilt.test_loss == pytest.approx(first.test_loss, rel=1e-5)
     assert_test_metrics_of(tmp_path, rebuilt)
 
     # A damaged final.keras of a finished run: named at every call, the results kept.

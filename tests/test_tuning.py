@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from ablation.cli import search_main
-from ablation.core import io
+from ablation.core import io, records
 from ablation.run import setup
 from ablation.run import training as run_module
 from ablation.run.config import RunConfig
@@ -151,18 +151,19 @@ def test_a_failed_trial_is_recorded_and_warned_about(easy, tmp_path, monkeypatch
 
 def test_a_search_recorded_before_the_recipe_axes_goes_on_and_a_changed_one_is_refused(easy):
     search = tiny_search(easy)
-    now = {"tuner": search.tuner, "run": search.run.resolve().to_json()}
-    before = json.loads(json.dumps(now))
+    now = records.SearchRecord({"tuner": search.tuner}, search.run.resolve().to_json(), None)
+    before = records.SearchRecord({"tuner": search.tuner}, json.loads(json.dumps(now.run)), None)
     for name in ("label_smoothing", "mixup_alpha", "ema_decay", "lr_schedule"):  # not recorded then
-        del before["run"]["recipe_fields"][name]
+        del before.run["recipe_fields"][name]
     assert changed_settings(before, now) == []
     smoothed = dataclasses.replace(search, run=dataclasses.replace(search.run, recipe_overrides={
         **search.run.recipe_overrides, "label_smoothing": 0.1}))
-    assert changed_settings(before, {"tuner": search.tuner, "run": smoothed.run.resolve().to_json()}) == ["run"]
+    assert changed_settings(before, dataclasses.replace(now, run=smoothed.run.resolve().to_json())) == ["run"]
 
 
 def test_changed_settings_are_refused(easy, tmp_path):
-    io.write_json(tmp_path / "search.json", {"tuner": "hyperband", "initialization": {"draws": "per layer"}})
+    io.write_json(tmp_path / "search.json", {"tuner": "hyperband", "run": tiny_search(easy).run.resolve().to_json(),
+                                             "initialization": {"draws": "per layer"}})
     with pytest.raises(ValueError, match="other settings"):
         run_search(tiny_search(easy), tmp_path, log=quiet)
 
@@ -230,10 +231,10 @@ def test_the_best_rate_is_compared_with_the_runner_up_on_matched_executions(exec
     trials = pd.DataFrame([{"trial_id": f"t{rate}", "dropout_rate": rate, "status": "COMPLETED",
                             **{f"val_accuracy_seed{s}": a for s, a in zip(search.seeds(), scores, strict=True)},
                             "mean_val_accuracy": np.mean(scores)} for rate, scores in executions.items()])
-    markdown = tuning.summary_markdown(search, trials, None)
+    markdown = tuning.search_summary(search, trials, None)
     assert "**Best rate: 0.3**" in markdown and separated in markdown
     assert markdown.count(" to ") >= 2  # each trial's 95% interval of its mean
-    one = tuning.summary_markdown(dataclasses.replace(search, executions_per_trial=1),
+    one = tuning.search_summary(dataclasses.replace(search, executions_per_trial=1),
                                   trials[["trial_id", "dropout_rate", "status", "val_accuracy_seed42",
                                           "mean_val_accuracy"]], None)
     assert "not resolved with 1 seed" in one and "run --executions-per-trial 5" in one and "n/a: 1 execution |" in one

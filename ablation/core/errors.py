@@ -32,7 +32,7 @@ class RunLocked(Exception):
         self.out = Path(out)
 
 
-# Why a run is stale, in every message that says so (records.stale).
+# Why a run is stale, in every message that says so (run_folder.stale).
 TIED_INITIAL_WEIGHTS = ("started from tied initial weights (a version before 2026-12-02 began every conv of one "
                         "shape from the same kernel)")
 

@@ -15,6 +15,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ablation.core import io
+from ablation.core.records import Status
 
 
 def safe_plot(path: Path, plot, *args) -> bool:
@@ -100,7 +101,7 @@ def plot_seed_errors(frame: pd.DataFrame, summary: pd.DataFrame, title: str):
     """Test error per configuration: every seed a point, the mean with its 95% interval as a bar
     (where there are enough seeds for one), the published value a cross."""
     figure, ax = _figure((max(6.5, 1.2 * len(summary)), 4.5))
-    done = frame[frame["status"] == "done"]
+    done = frame[frame["status"] == Status.DONE]
     spread = np.random.default_rng(0)  # a fixed horizontal jitter, so that equal errors stay visible
     legend = set()
 
@@ -137,7 +138,7 @@ def plot_per_class(table: pd.DataFrame, title: str):
 
 def plot_heatmap(frame: pd.DataFrame, rows: str, columns: str, title: str):
     """Median test error over two varying settings (depth x widen_factor for the widening study)."""
-    done = frame[frame["status"] == "done"]
+    done = frame[frame["status"] == Status.DONE]
     grid = done.pivot_table(index=rows, columns=columns, values="test_error", aggfunc="median")
     figure, ax = _figure((1.5 + 0.9 * len(grid.columns), 1.2 + 0.7 * len(grid.index)))
     image = ax.imshow(grid.values.astype(float), cmap="viridis_r")

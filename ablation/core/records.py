@@ -1,128 +1,428 @@
-"""What a run folder's records say about the run: its state (`status()`), its history, metrics,
-resumable state and last failure, read in today's words, and its lock (`RunLock`).
+"""Every record a results folder holds, as a type: read in today's words, written whole with its format.
 
-The files' names and what each holds: `ablation.core.layout`. Every module asks for a run's state
-here, and locks a run through `locked()`.
+    config.json     RunRecord      the resolved run (its identity), how its net started, its data, its machine
+    metrics.json    Metrics        the test results, written last: its presence marks the run finished
+    history.csv     HistoryRow     a row per finished epoch (training_history.json: the same, by column)
+    study.json      StudyRecord    the plan a study's tables are rebuilt from
+    search.json     SearchRecord   what defines a dropout search, and how its nets start
+    checksums.json  Checksums      each saved net's size, SHA-256 and modification time
+    failure.json    Failure        why a run's last attempt failed
+    blocks.json     Blocks         the net's stages, spelled as the papers do
+    executions.json Execution      a search trial's executions (a list), each seed's score
+
+Each JSON record is written with `"format": N` (the class's FORMAT); a file without one is format 1,
+written before records had formats. Older formats are upgraded here and nowhere else (`UPGRADES`):
+every other module gets today's typed object, or DamagedFile naming what is wrong. Folder
+migrations (a run folder renamed to its run id, a stale one kept aside) are here too: they are the
+records' older layouts. Writes are atomic (`ablation.core.io`); file names: `ablation.core.layout`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
+import dataclasses
+import enum
 import hashlib
 import itertools
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, ClassVar
 
-import h5py
 import pandas as pd
 
 from ablation.core import io, layout
 from ablation.core.errors import ConfigError, DamagedFile, RunFailed, RunLocked
-
-INITIALIZATION_KEY = "initialization"  # config.json: how the net started, kept from the run's first attempt
-PROBE_SECONDS = 1.0  # how long a trainer waits out another process's probe of a run's lock
-
-STATUSES = ("done", "failed", "partial", "pending", "running", "stale")
-HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "epoch_seconds",
-                   "train_seconds", "images_per_second"]
+from ablation.core.locks import RunLock
 
 
 def run_dir_of(results_dir, run_id: str) -> Path:
     return Path(results_dir) / layout.RUNS_DIR / run_id
 
 
-def status(run_dir) -> str:
-    """done; stale (trained from tied initial weights: see `stale`); failed (the last attempt);
-    running (another process holds its lock); partial (epochs finished, resumable); or pending."""
-    run_dir = Path(run_dir)
-    if (run_dir / layout.METRICS_FILE).exists():
-        return "stale" if stale(run_dir) else "done"
-    if (run_dir / layout.LOCK_FILE).exists() and RunLock(run_dir).held_elsewhere():
-        return "running"
-    if stale(run_dir):
-        return "stale"
-    if (run_dir / layout.FAILURE_FILE).exists():
-        return "failed"
-    if latest_state(run_dir)[1] is not None:
-        return "partial"
-    return "pending"
+# ----------------------------------------------------------------------------------------------
+# The records
 
 
-def recorded_initialization(run_dir) -> dict | None:
-    """How the run's net started, as config.json records it (None before runs recorded it)."""
-    return (io.read_json(Path(run_dir) / layout.CONFIG_FILE) or {}).get(INITIALIZATION_KEY)
+class Status(enum.StrEnum):
+    """A run's state (run_folder.status decides it), as results.csv, the pages and `--dry-run` spell it: a
+    StrEnum, so each is its word."""
+
+    DONE = "done"  # metrics.json written
+    STALE = "stale"  # trained from tied initial weights: another experiment (`stale`)
+    FAILED = "failed"  # its last attempt failed (failure.json), or its records are damaged
+    RUNNING = "running"  # another process holds its lock
+    PARTIAL = "partial"  # epochs finished, resumable
+    PENDING = "pending"  # nothing trained yet
 
 
-def stale(run_dir) -> bool:
-    """Whether the folder holds epochs trained from tied initial weights: before 2026-12-02 one
-    initializer instance per net gave every conv of one shape the same kernel, and config.json
-    recorded no initialization. Such a run is another experiment than today's net: it is never
-    resumed nor counted in a study's tables; `move_aside` keeps it when it is trained anew. A folder
-    with nothing trained yet is not stale: its next attempt starts from scratch anyway."""
-    run_dir = Path(run_dir)
+@dataclasses.dataclass(frozen=True)
+class RunRecord:
+    """config.json. `initialization` is None only in a folder written before 2026-12-02, whose nets
+    started from tied initial weights (run_folder.stale)."""
+
+    FORMAT: ClassVar[int] = 2
+    run: dict  # ResolvedRun.to_json(): what makes the run this run (config.run_identity)
+    initialization: dict | None  # how the net started, kept from the run's first attempt
+    data: dict  # class names, split sizes, steps per epoch, normalisation
+    environment: dict  # versions, devices, strategy, precision
+
+
+@dataclasses.dataclass(frozen=True)
+class Metrics:
+    """metrics.json: the test split read once, by the final weights; the run's size and speed."""
+
+    FORMAT: ClassVar[int] = 2
+    test_accuracy: float
+    test_loss: float
+    test_error: float  # in %
+    best_val_accuracy: float | None
+    best_epoch: int | None
+    final_val_accuracy: float | None
+    epochs: int
+    trainable_params: int
+    total_params: int
+    macs: int | None
+    total_epoch_seconds: float | None  # the sum of history.csv's epoch_seconds
+    seconds_per_epoch: float | None
+    images_per_second: float | None
+
+
+@dataclasses.dataclass(frozen=True)
+class HistoryRow:
+    """A row of history.csv: one finished epoch."""
+
+    epoch: int
+    loss: float
+    accuracy: float
+    val_loss: float | None
+    val_accuracy: float | None
+    learning_rate: float
+    epoch_seconds: float
+    train_seconds: float
+    images_per_second: float
+
+
+HISTORY_COLUMNS = [field.name for field in dataclasses.fields(HistoryRow)]
+HISTORY_FORMAT = 2  # training_history.json's; history.csv's format is its header, HISTORY_COLUMNS
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfigurationEntry:
+    """A configuration of study.json: its name (results.csv's `configuration`), net and published error."""
+
+    configuration: str
+    model: str
+    published_error: float | None
+    versus: str | None = None  # the configuration it is compared with, if not the baseline
+
+
+@dataclasses.dataclass(frozen=True)
+class PlannedRunEntry:
+    """A run of study.json: its id (its folder under runs/), configuration, seed and resolved run."""
+
+    run_id: str
+    configuration: str
+    seed: int
+    downsized: str  # what the smoke protocol changed in the net, if anything
+    run: dict  # ResolvedRun.to_json()
+
+    def __post_init__(self):
+        # The report writes a page into runs/RUN_ID: a run id is never a path out of runs/.
+        run_id = self.run_id
+        if not isinstance(run_id, str) or run_id in ("", ".", "..") or "/" in run_id or "\0" in run_id:
+            raise ValueError(f"the run id {run_id!r} is not a folder name")
+
+
+@dataclasses.dataclass(frozen=True)
+class Seeding:
+    """How a study chooses its seeds: declared, or `--seeds auto` (its seed sequence and looks)."""
+
+    auto: bool = False
+    sequence: tuple[int, ...] = ()
+    looks: tuple[int, ...] = ()
+
+    @classmethod
+    def from_json(cls, data: dict) -> Seeding:
+        return cls(auto=data["auto"], sequence=tuple(data.get("sequence", ())), looks=tuple(data.get("looks", ())))
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyRecord:
+    """study.json: what `ablation report` rebuilds a study's tables from, without the study module."""
+
+    FORMAT: ClassVar[int] = 2
+    name: str
+    question: str
+    varies: tuple[str, ...]
+    heatmap: tuple[str, str] | None
+    protocol: str  # choices.PROTOCOLS
+    protocol_description: str
+    published_protocol: str
+    baseline: str
+    cumulative: bool
+    seeding: Seeding
+    configurations: tuple[ConfigurationEntry, ...]
+    runs: tuple[PlannedRunEntry, ...]
+
+    @classmethod
+    def from_json(cls, data: dict) -> StudyRecord:
+        return cls(**{**data, "varies": tuple(data["varies"]),
+                      "heatmap": tuple(data["heatmap"]) if data["heatmap"] else None,
+                      "seeding": _typed(Seeding, data["seeding"]),
+                      "configurations": tuple(_typed(ConfigurationEntry, c) for c in data["configurations"]),
+                      "runs": tuple(_typed(PlannedRunEntry, r) for r in data["runs"])})
+
+    def configuration_names(self) -> list[str]:
+        return [c.configuration for c in self.configurations]
+
+    def versus(self) -> dict[str, str]:
+        """The configurations compared with another than the baseline: configuration -> its reference."""
+        return {c.configuration: c.versus for c in self.configurations if c.versus}
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchRecord:
+    """search.json: the settings that define a dropout search (not max_trials, which may grow), its
+    run and how its nets start (None: trials from tied initial weights, before 2026-12-02)."""
+
+    FORMAT: ClassVar[int] = 2
+    settings: dict  # tuning.Search's fields but run and max_trials
+    run: dict  # ResolvedRun.to_json()
+    initialization: dict | None
+
+    @classmethod
+    def from_json(cls, data: dict) -> SearchRecord:
+        data = dict(data)
+        return cls(run=data.pop("run"), initialization=data.pop("initialization"), settings=data)
+
+    def to_json(self) -> dict:
+        return {**self.settings, "run": self.run, "initialization": self.initialization}
+
+
+@dataclasses.dataclass(frozen=True)
+class FileChecksum:
+    bytes: int
+    sha256: str
+    mtime_ns: int
+
+    def __post_init__(self):
+        if not (type(self.bytes) is int and type(self.mtime_ns) is int and isinstance(self.sha256, str)):
+            raise ValueError("not a size, SHA-256 and time")
+
+
+@dataclasses.dataclass(frozen=True)
+class Checksums:
+    """checksums.json: each saved net as it was written (layout.CHECKED_FILES)."""
+
+    FORMAT: ClassVar[int] = 2
+    files: dict[str, FileChecksum]
+
+    @classmethod
+    def from_json(cls, data: dict) -> Checksums:
+        return cls({name: _typed(FileChecksum, entry) for name, entry in data["files"].items()})
+
+
+@dataclasses.dataclass(frozen=True)
+class Failure:
+    """failure.json: the error of a run's last attempt (one line) and its traceback."""
+
+    FORMAT: ClassVar[int] = 2
+    error: str
+    time: str
+    traceback: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Blocks:
+    """blocks.json: the net's stages as the stage view draws them."""
+
+    FORMAT: ClassVar[int] = 2
+    title: str
+    stages: list
+
+
+@dataclasses.dataclass(frozen=True)
+class Execution:
+    """An execution of a search trial (trial_*/executions.json holds a list): its seed and scores."""
+
+    FORMAT: ClassVar[int] = 2
+    seed: int
+    val_accuracy: float
+    final_val_accuracy: float
+    epochs: int
+    seconds: float
+
+
+# ----------------------------------------------------------------------------------------------
+# Older formats: the one place that knows them. UPGRADES[kind][n] turns format n into n + 1.
+
+
+def _study_1(data: dict) -> dict:
+    """Before formats: "preset" was the protocol (and "protocol" its description), "label" a
+    configuration's name; "metric" named test error without choosing it; a study without a declared
+    baseline compares with its first configuration, one without `cumulative` is not."""
+    data = dict(data)
+    if "preset" in data:
+        data["protocol_description"] = data.pop("protocol")
+        data["protocol"] = data.pop("preset")
+    for key in ("configurations", "runs"):
+        data[key] = [{("configuration" if k == "label" else k): v for k, v in entry.items()} for entry in data[key]]
+    data.pop("metric", None)
+    data.setdefault("baseline", data["configurations"][0]["configuration"])
+    data.setdefault("cumulative", False)
+    data.setdefault("published_protocol", "")
+    data.setdefault("seeding", {"auto": False})
+    return data
+
+
+def _search_1(data: dict) -> dict:
+    """Before formats: "preset" was the protocol; no "initialization": trials from tied weights."""
+    data = {("protocol" if k == "preset" else k): v for k, v in data.items()}
+    data.setdefault("initialization", None)
+    return data
+
+
+UPGRADES: dict[type, dict[int, Callable[[Any], dict]]] = {
+    # No "initialization" before 2026-12-02: the net started from tied initial weights (run_folder.stale);
+    # a folder holding only its run (a run id's folder before it trained) has no data or machine yet.
+    RunRecord: {1: lambda data: {"initialization": None, "data": {}, "environment": {}, **data}},
+    # "training_seconds" was the sum of the epochs' seconds.
+    Metrics: {1: lambda data: {**{f.name: None for f in dataclasses.fields(Metrics)},
+                               **{("total_epoch_seconds" if k == "training_seconds" else k): v for k, v in data.items()}}},
+    StudyRecord: {1: _study_1},
+    SearchRecord: {1: _search_1},
+    Checksums: {1: lambda data: {"files": data}},  # the files' entries were the whole object
+    Failure: {1: lambda data: {"error": "unknown error", "time": "", "traceback": "", **data}},
+    Blocks: {1: lambda data: data},
+    Execution: {1: lambda data: data},
+}
+
+
+def _upgraded(kind: type, data) -> dict:
+    version = data.pop("format", 1) if isinstance(data, dict) else 1
+    if not isinstance(version, int) or version > kind.FORMAT:
+        raise ValueError(f"format {version!r}, newer than this version's {kind.FORMAT}: written by a newer version "
+                         f"of the suite")
+    for old in range(version, kind.FORMAT):
+        data = UPGRADES[kind][old](data)
+    return data
+
+
+def _typed(kind: type, data):
+    if not isinstance(data, dict):
+        raise ValueError(f"{type(data).__name__}, not an object")
+    if hasattr(kind, "from_json"):
+        return kind.from_json(data)
+    names = {field.name for field in dataclasses.fields(kind)}
+    if unknown := sorted(set(data) - names):
+        raise ValueError(f"unknown key {unknown[0]!r}")
+    return kind(**data)
+
+
+def _read(path: Path, kind: type):
+    """The record at `path` in today's type; None if there is no such file; DamagedFile if it does not
+    read as one."""
+    data = io.read_json(path)
+    if data is None:
+        return None
     try:
-        config = io.read_json(run_dir / layout.CONFIG_FILE)
-    except DamagedFile:
-        return False  # reported where the run's identity is read
-    if config is None or INITIALIZATION_KEY in config:
-        return False
-    return ((run_dir / layout.METRICS_FILE).exists() or (run_dir / layout.HISTORY_FILE).exists()
-            or latest_state(run_dir)[1] is not None)
+        return _typed(kind, _upgraded(kind, data))
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise DamagedFile(path, f"not a {path.name} record: {type(error).__name__}: {error}") from None
 
 
-def move_aside(run_dir) -> Path:
-    """Rename a run folder to the first free NAME.stale, NAME.stale-2, ... beside it, under its lock
-    (RunLocked if another process trains it): a run is never deleted, only kept aside."""
-    run_dir = Path(run_dir)
-    lock = RunLock(run_dir)
-    if not lock.acquire(create=False):
-        raise RunLocked(run_dir, lock.holder())
+def _write(path: Path, record) -> None:
+    data = record.to_json() if hasattr(record, "to_json") else dataclasses.asdict(record)
+    io.write_json(path, {"format": record.FORMAT, **data})
+
+
+def read_config(run_dir) -> RunRecord | None:
+    return _read(Path(run_dir) / layout.CONFIG_FILE, RunRecord)
+
+
+def write_config(run_dir, record: RunRecord) -> None:
+    _write(Path(run_dir) / layout.CONFIG_FILE, record)
+
+
+def read_metrics(run_dir) -> Metrics | None:
+    """metrics.json (None for an unfinished run)."""
+    return _read(Path(run_dir) / layout.METRICS_FILE, Metrics)
+
+
+def write_metrics(run_dir, metrics: Metrics) -> None:
+    _write(Path(run_dir) / layout.METRICS_FILE, metrics)
+
+
+def read_study(results_dir) -> StudyRecord:
+    """study.json; ConfigError if the folder holds none (not a study's folder)."""
+    study = _read(Path(results_dir) / layout.STUDY_FILE, StudyRecord)
+    if study is None:
+        raise ConfigError(f"{results_dir} holds no {layout.STUDY_FILE}; expected a folder written by "
+                          f"python -m studies.NAME.")
+    return study
+
+
+def write_study(results_dir, study: StudyRecord) -> None:
+    _write(Path(results_dir) / layout.STUDY_FILE, study)
+
+
+def read_search(results_dir) -> SearchRecord | None:
+    return _read(Path(results_dir) / layout.SEARCH_FILE, SearchRecord)
+
+
+def write_search(results_dir, search: SearchRecord) -> None:
+    _write(Path(results_dir) / layout.SEARCH_FILE, search)
+
+
+def read_failure(run_dir) -> Failure | None:
+    return _read(Path(run_dir) / layout.FAILURE_FILE, Failure)
+
+
+def record_failure(out: Path, error: BaseException, traceback_text: str) -> RunFailed:
+    """Write the run's failure.json (error and traceback) and return the RunFailed to raise."""
+    failure = RunFailed(out, Path(out) / layout.FAILURE_FILE, error)
+    _write(failure.record, Failure(error=str(failure), time=time.strftime("%Y-%m-%dT%H:%M:%S"),
+                                   traceback=traceback_text))
+    return failure
+
+
+def clear_failure(run_dir: Path) -> None:
+    (Path(run_dir) / layout.FAILURE_FILE).unlink(missing_ok=True)
+
+
+def read_blocks(run_dir) -> Blocks | None:
+    return _read(Path(run_dir) / layout.BLOCKS_FILE, Blocks)
+
+
+def write_blocks(run_dir, blocks: Blocks) -> None:
+    _write(Path(run_dir) / layout.BLOCKS_FILE, blocks)
+
+
+def read_executions(trial_dir) -> list[Execution]:
+    """A search trial's executions ([] before its first)."""
+    path = Path(trial_dir) / layout.EXECUTIONS_FILE
+    data = io.read_json(path)
+    if data is None:
+        return []
     try:
-        for n in itertools.count(1):
-            aside = run_dir.with_name(run_dir.name + layout.STALE_SUFFIX + ("" if n == 1 else f"-{n}"))
-            if not aside.exists():
-                break
-        os.rename(run_dir, aside)  # atomic; the lock file moves with it
-    finally:
-        lock.release()
-    return aside
+        version = data.get("format", 1) if isinstance(data, dict) else 1
+        entries = data if version == 1 else data["executions"]
+        return [_typed(Execution, _upgraded(Execution, {"format": version, **entry})) for entry in entries]
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise DamagedFile(path, f"not a {path.name} record: {type(error).__name__}: {error}") from None
 
 
-def state_files(run_dir: Path) -> list[tuple[int, Path]]:
-    """(epochs finished, path) of every resumable state the run folder holds."""
-    folder = Path(run_dir) / layout.STATE_DIR
-    return [(int(m.group(1)), path) for path in (folder.iterdir() if folder.is_dir() else ())
-            if (m := layout.STATE_FILES.fullmatch(path.name))]
-
-
-def latest_state(run_dir: Path):
-    """(epochs finished, path) of the newest resumable state, or (0, None)."""
-    return max(state_files(run_dir), default=(0, None))
-
-
-def readable_checkpoint(path: Path) -> bool:
-    """Whether an HDF5 checkpoint opens and its tree of arrays can be walked: HDF5 compares the end
-    of file it recorded with the file's size at open, so a truncated one fails here, without
-    reading the arrays that load_weights reads next."""
-    try:
-        with h5py.File(path, "r") as checkpoint:
-            checkpoint.visititems(lambda *_: None)
-        return True
-    except Exception:  # h5py raises OSError, KeyError or ValueError on damaged files
-        return False
-
-
-def state_path(run_dir: Path, epoch: int) -> Path:
-    return Path(run_dir) / layout.STATE_DIR / layout.state_file(epoch)
+def write_executions(trial_dir, executions: list[Execution]) -> None:
+    io.write_json(Path(trial_dir) / layout.EXECUTIONS_FILE,
+                  {"format": Execution.FORMAT, "executions": [dataclasses.asdict(e) for e in executions]})
 
 
 def empty_history() -> pd.DataFrame:
     return pd.DataFrame(columns=HISTORY_COLUMNS)
 
 
-def read_history(run_dir: Path) -> pd.DataFrame:
+def read_history(run_dir) -> pd.DataFrame:
     """history.csv: a row per finished epoch, 1..n; DamagedFile if it does not read as one."""
     path = Path(run_dir) / layout.HISTORY_FILE
     if not path.exists():
@@ -139,94 +439,43 @@ def read_history(run_dir: Path) -> pd.DataFrame:
     return history
 
 
-def save_history(run_dir: Path, rows: list[dict]) -> None:
-    history = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
+def save_history(run_dir, rows: list[HistoryRow]) -> None:
+    history = pd.DataFrame([dataclasses.asdict(row) for row in rows], columns=HISTORY_COLUMNS)
     io.write_csv(Path(run_dir) / layout.HISTORY_FILE, history)
-    io.write_json(Path(run_dir) / layout.HISTORY_JSON_FILE, {column: history[column].tolist() for column in history.columns})
+    io.write_json(Path(run_dir) / layout.HISTORY_JSON_FILE,
+                  {"format": HISTORY_FORMAT, **{column: history[column].tolist() for column in history.columns}})
 
 
-# metrics.json keys renamed since runs were first written: old name -> today's.
-RENAMED_METRICS = {"training_seconds": "total_epoch_seconds"}  # the sum of history.csv's epoch_seconds
+def read_per_class(run_dir) -> pd.DataFrame | None:
+    """per_class_accuracy.csv (None before the run finished): class, support, correct, accuracy."""
+    path = Path(run_dir) / layout.PER_CLASS_FILE
+    return pd.read_csv(path) if path.exists() else None
 
 
-def read_metrics(run_dir: Path) -> dict | None:
-    """metrics.json in today's words (None for an unfinished run)."""
-    metrics = io.read_json(Path(run_dir) / layout.METRICS_FILE)
-    for old, new in RENAMED_METRICS.items():
-        if metrics is not None and old in metrics:
-            metrics[new] = metrics.pop(old)
-    return metrics
+def write_per_class(run_dir, table: pd.DataFrame) -> None:
+    io.write_csv(Path(run_dir) / layout.PER_CLASS_FILE, table)
 
 
 # ----------------------------------------------------------------------------------------------
-# A finished run's files, checked rather than trusted by name
+# Checksums: a finished run's saved nets, checked rather than trusted by name
 
 
 def record_checksums(run_dir: Path) -> None:
     """checksums.json: each saved net's size, SHA-256 and modification time, as it is written."""
     run_dir = Path(run_dir)
-    recorded = {}
+    files = {}
     for name in layout.CHECKED_FILES:
         if (path := run_dir / name).exists():
             found = path.stat()
-            recorded[name] = {"bytes": found.st_size, "sha256": _sha256(path), "mtime_ns": found.st_mtime_ns}
-    io.write_json(run_dir / layout.CHECKSUMS_FILE, recorded)
+            files[name] = FileChecksum(bytes=found.st_size, sha256=sha256(path), mtime_ns=found.st_mtime_ns)
+    _write(run_dir / layout.CHECKSUMS_FILE, Checksums(files))
 
 
-def damaged_files(run_dir: Path) -> dict[str, str]:
-    """What is wrong with a finished run's saved nets: file name -> one line ({} if nothing, or if
-    the run predates checksums.json). Bounded cost: a file whose size and modification time are as
-    recorded is trusted; only one whose time changed (a copy, a touch) is read and hashed."""
-    run_dir = Path(run_dir)
-    try:
-        recorded = io.read_json(run_dir / layout.CHECKSUMS_FILE) or {}
-    except DamagedFile as error:
-        return {layout.CHECKSUMS_FILE: str(error)}
-    if not isinstance(recorded, dict) or not all(isinstance(entry, dict) and {"bytes", "sha256", "mtime_ns"} <= set(entry)
-                                                 for entry in recorded.values()):
-        return {layout.CHECKSUMS_FILE: f"{layout.CHECKSUMS_FILE} is damaged (not a size, SHA-256 and time per file)"}
-    problems = {}
-    for name, expected in recorded.items():
-        path = run_dir / name
-        if not path.is_file():
-            problems[name] = f"{name} is missing"
-            continue
-        found = path.stat()
-        if found.st_size != expected["bytes"]:
-            problems[name] = f"{name} is damaged ({found.st_size:,} bytes; {expected['bytes']:,} when written)"
-        elif found.st_mtime_ns != expected["mtime_ns"] and _sha256(path) != expected["sha256"]:
-            problems[name] = f"{name} is damaged (its SHA-256 is not the one recorded when it was written)"
-    return problems
+def read_checksums(run_dir) -> Checksums | None:
+    return _read(Path(run_dir) / layout.CHECKSUMS_FILE, Checksums)
 
 
-def damaged_text(problems: dict[str, str]) -> str:
-    """damaged_files' problems as one text ("" if none): results.csv's `damaged` column."""
-    return "; ".join(problems.values())
-
-
-def damage_report(run_dir: Path, damaged: str) -> str:
-    """One line: what is damaged (damaged_text), what stands and what cannot be recovered."""
-    return (f"{run_dir}: {damaged}. The run's results stand ({layout.METRICS_FILE}, "
-            f"{layout.HISTORY_FILE}: its test results were computed before); a damaged net's weights cannot be "
-            f"recovered but by training the run again (delete {run_dir} and run the same command)")
-
-
-def finished_without_metrics(run_dir: Path, epochs: int) -> bool:
-    """Whether a run of `epochs` trained every one and saved final.keras, but its metrics.json is gone
-    (deleted, or a kill between the two): its results can be rebuilt from final.keras, not retrained."""
-    run_dir = Path(run_dir)
-    if (run_dir / layout.METRICS_FILE).exists() or not (run_dir / layout.FINAL_MODEL_FILE).is_file():
-        return False
-    if latest_state(run_dir)[1] is not None:  # the state of a later epoch: resuming finishes it
-        return False
-    try:
-        history = read_history(run_dir)
-    except DamagedFile:
-        return False
-    return len(history) > 0 and int(history["epoch"].max()) == epochs
-
-
-def _sha256(path: Path) -> str:
+def sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as file:
         for chunk in iter(lambda: file.read(2**20), b""):
@@ -234,13 +483,17 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+# ----------------------------------------------------------------------------------------------
+# A run's identity, against the folder that holds it
+
+
 def run_differences(out: Path, run: dict, identity) -> list[str] | None:
     """How the run a folder holds differs from `run` (the resolved config as JSON data; `identity`:
     what of it must match, config.run_identity): [] for the same run, None if it holds none yet."""
-    previous = io.read_json(Path(out) / layout.CONFIG_FILE)
+    previous = read_config(out)
     if previous is None:
         return None
-    old, new = identity(previous.get("run", {})), identity(io.json_roundtrip(run))
+    old, new = identity(previous.run), identity(io.json_roundtrip(run))
     return [f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
 
 
@@ -252,109 +505,52 @@ def check_same_run(out: Path, run: dict, identity) -> None:
                           f"choose another --out or --results-dir, or remove it.")
 
 
-def record_failure(out: Path, error: BaseException, traceback_text: str) -> RunFailed:
-    """Write the run's failure.json (error and traceback) and return the RunFailed to raise."""
-    failure = RunFailed(out, Path(out) / layout.FAILURE_FILE, error)
-    io.write_json(failure.record, {"error": str(failure), "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                                   "traceback": traceback_text})
-    return failure
+# ----------------------------------------------------------------------------------------------
+# Folder migrations: the records' older layouts
 
 
-def last_failure(run_dir: Path) -> str | None:
-    """The error of the run's last failed attempt, or None if it has not failed."""
-    try:
-        record = io.read_json(Path(run_dir) / layout.FAILURE_FILE)
-    except DamagedFile:
-        return f"unknown error: its {layout.FAILURE_FILE} is damaged"
-    return None if record is None else record.get("error", "unknown error")
-
-
-def clear_failure(run_dir: Path) -> None:
-    (Path(run_dir) / layout.FAILURE_FILE).unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def locked(run_dir: Path):
-    """Hold the run folder's lock while the block runs; RunLocked if another process holds it.
-    `status()` probes a lock by taking it for an instant (a study's progress tally does, each
-    time a run starts): a lock still held after PROBE_SECONDS is a trainer's, not a probe's."""
+def move_aside(run_dir) -> Path:
+    """Rename a run folder (or a search's) to the first free NAME.stale, NAME.stale-2, ... beside it,
+    under its lock (RunLocked if another process trains it): a run is never deleted, only kept aside."""
+    run_dir = Path(run_dir)
     lock = RunLock(run_dir)
-    deadline = time.monotonic() + PROBE_SECONDS
-    while not lock.acquire():
-        if time.monotonic() > deadline:
-            raise RunLocked(run_dir, lock.holder())
-        time.sleep(0.02)
+    if not lock.acquire(create=False):
+        raise RunLocked(run_dir, lock.holder())
     try:
-        yield
+        for n in itertools.count(1):
+            aside = run_dir.with_name(run_dir.name + layout.STALE_SUFFIX + ("" if n == 1 else f"-{n}"))
+            if not aside.exists():
+                break
+        os.rename(run_dir, aside)  # atomic; the lock file moves with it
     finally:
         lock.release()
+    return aside
 
 
-@contextlib.contextmanager
-def report_lock(results_dir: Path):
-    """Hold the study folder's report lock while the block runs, waiting for it: two workers that end
-    together rebuild the tables one after the other, not into each other's files."""
-    Path(results_dir).mkdir(parents=True, exist_ok=True)
-    fd = os.open(Path(results_dir) / layout.REPORT_LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+def older_folder(old: Path, new: Path, run: dict, identity) -> Path | None:
+    """`old`, a run's folder under the name an older version gave it, if it holds this very run (`run`,
+    the resolved config as JSON) and has not been renamed to `new` yet."""
+    if old == new or new.exists() or not old.is_dir():
+        return None
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
+        return old if run_differences(old, run, identity) == [] else None
+    except DamagedFile:
+        return None
+
+
+def rename_older_folder(old: Path, new: Path) -> str | None:
+    """Rename a run's folder to today's name, under its lock, so that its epochs are resumed, not
+    trained again; one a process is training (an older version's) keeps its name. One line saying
+    what happened (None if another worker renamed it first)."""
+    lock = RunLock(old)
+    if not lock.acquire(create=False):
+        if old.exists():
+            return f"{old.name}: being trained by another process; renamed to {new.name} on a later call"
+        return None
+    try:
+        os.rename(old, new)  # atomic; the lock moves with it
+    except OSError as error:  # another worker renamed it first, or started the run anew meanwhile
+        return f"{old.name}: not renamed to {new.name} ({error.strerror})"
     finally:
-        os.close(fd)  # closing the descriptor releases the lock
-
-
-def remove_stale_temporaries(run_dir: Path) -> None:
-    """Temporary files of atomic writes (io.atomic_path) that a killed process left behind; only
-    called under the run's lock, when no writer can be at work."""
-    for path in Path(run_dir).rglob(io.TEMPORARY_GLOB):  # the run folder and its state/
-        if path.is_file():
-            path.unlink()
-
-
-class RunLock:
-    """An exclusive lock on a run folder, so that no two processes (shards, machines on a shared
-    file system, a second terminal) train the same run. `flock` locks die with their process,
-    so a killed run never leaves a stale lock behind."""
-
-    def __init__(self, run_dir: Path):
-        self.path = Path(run_dir) / layout.LOCK_FILE
-        self.fd = None
-
-    def acquire(self, create: bool = True) -> bool:
-        """True if locked; False if another process holds it (or, with create=False, the folder is gone)."""
-        if create:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except FileNotFoundError:
-            if create:
-                raise
-            return False
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self.fd)
-            self.fd = None
-            return False
-        os.ftruncate(self.fd, 0)
-        os.write(self.fd, f"{os.uname().nodename} {os.getpid()}\n".encode())
-        return True
-
-    def release(self):
-        if self.fd is not None:
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-            os.close(self.fd)
-            self.fd = None
-
-    def holder(self) -> str:
-        """Who holds the lock, as its holder wrote it: "host pid"."""
-        try:
-            return self.path.read_text().strip()
-        except OSError:
-            return ""
-
-    def held_elsewhere(self) -> bool:
-        if self.acquire():
-            self.release()
-            return False
-        return True
+        lock.release()
+    return f"{old.name}: renamed to {new.name} (run ids now name what a run is)"

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import keras
 
-from ablation.core import io, layout
+from ablation.core import io, layout, records
 from ablation.run.config import RunConfig, build_model
 from builders.cifar_resnet import ZeroPadShortcut
 
@@ -58,7 +58,7 @@ def write_diagrams(model: keras.Model, run_dir: Path, *, title: str | None = Non
     """Write the summary and both diagrams; returns {file: "png" | "dot"} of what was written."""
     io.write_text(run_dir / layout.MODEL_SUMMARY_FILE, summary_text(model))
     stages = block_stages(model)
-    io.write_json(run_dir / layout.BLOCKS_FILE, {"title": title or model.name, "stages": stages})
+    records.write_blocks(run_dir, records.Blocks(title=title or model.name, stages=stages))
     written = {"architecture": _plot_model(model, run_dir),
                "blocks": _render(block_dot(stages, title=title or model.name), run_dir, layout.BLOCKS_PNG,
                                  layout.BLOCKS_SVG, layout.BLOCKS_DOT, dpi=110)}

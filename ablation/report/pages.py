@@ -29,8 +29,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from ablation.core import io, layout, records
+from ablation.core import io, layout, records, run_folder
 from ablation.core.errors import TIED_INITIAL_WEIGHTS, DamagedFile
+from ablation.core.records import Status
 from ablation.report import escaping
 from ablation.run.axes import AXES, DATA
 
@@ -62,7 +63,7 @@ def safe_pages(write, *args, **kwargs) -> None:
 # Studies and sweeps
 
 
-def write_study_pages(results_dir: Path, study: dict, frame: pd.DataFrame) -> None:
+def write_study_pages(results_dir: Path, study: records.StudyRecord, frame: pd.DataFrame) -> None:
     """index.html of a study (from its summary.md, plots and results), and a page per run folder."""
     results_dir = Path(results_dir)
     runs = frame.copy()
@@ -70,7 +71,7 @@ def write_study_pages(results_dir: Path, study: dict, frame: pd.DataFrame) -> No
     for row in runs.itertuples():
         if row.run_id in present:  # one run's damaged record costs its page, not the others'
             safe_pages(write_run_page, records.run_dir_of(results_dir, row.run_id), title=row.run_id,
-                       configuration=row.configuration, up=(f"../../{layout.INDEX_PAGE}", study["name"]),
+                       configuration=row.configuration, up=(f"../../{layout.INDEX_PAGE}", study.name),
                        damaged=row.damaged if isinstance(row.damaged, str) else "")
     runs["run_id"] = [_link(f"{layout.RUNS_DIR}/{run_id}/{layout.INDEX_PAGE}", run_id) if run_id in present
                       else html.escape(run_id) for run_id in runs["run_id"]]
@@ -80,12 +81,12 @@ def write_study_pages(results_dir: Path, study: dict, frame: pd.DataFrame) -> No
             _file_list(results_dir, STUDY_FILES),
             "<p class=muted>TensorBoard's HParams dashboard shows the same runs: "
             f"<code>tensorboard --logdir {html.escape(str(results_dir))}</code></p>"]
-    io.write_text(results_dir / layout.INDEX_PAGE, _page(study["name"], body))
+    io.write_text(results_dir / layout.INDEX_PAGE, _page(study.name, body))
 
 
-def _run_columns(study: dict) -> list:
+def _run_columns(study: records.StudyRecord) -> list:
     """The runs table's columns: the run, then what the study varies, then the results."""
-    varies = [name for name in study.get("varies", []) if name not in RUN_COLUMNS]
+    varies = [name for name in study.varies if name not in RUN_COLUMNS]
     return RUN_COLUMNS[:2] + varies + RUN_COLUMNS[2:]
 
 
@@ -103,33 +104,33 @@ def write_run_page(run_dir: Path, *, title: str, configuration: str = "", up: tu
     `damaged`: what the study's report found wrong with its saved nets (None: checked here)."""
     run_dir = Path(run_dir)
     unreadable = []
-    config = _record(io.read_json, run_dir / layout.CONFIG_FILE, unreadable)
+    config = _record(records.read_config, run_dir, unreadable)
     metrics = _record(records.read_metrics, run_dir, unreadable)
-    failure = _record(io.read_json, run_dir / layout.FAILURE_FILE, unreadable)
-    state = records.status(run_dir)
+    failure = _record(records.read_failure, run_dir, unreadable)
+    state = run_folder.status(run_dir)
     body = [f"<nav><a href=\"{html.escape(up[0])}\">&larr; {html.escape(up[1])}</a></nav>" if up else "",
             f"<h1>{html.escape(title)}</h1>",
             f"<p>{html.escape(configuration)} &middot; <span class=\"status-{state}\">{state}</span>"
-            + (f" &middot; {html.escape(config['run']['model'])}" if "run" in config else "") + "</p>"]
-    if failure and state not in ("done", "stale"):
-        body.append(f"<blockquote>Last attempt failed: {html.escape(str(failure.get('error', '')))}</blockquote>")
-    if state == "stale":
+            + (f" &middot; {html.escape(str(config.run.get('model')))}" if config else "") + "</p>"]
+    if failure and state not in (Status.DONE, Status.STALE):
+        body.append(f"<blockquote>Last attempt failed: {html.escape(failure.error)}</blockquote>")
+    if state == Status.STALE:
         body.append(f"<blockquote>Stale: this run {html.escape(TIED_INITIAL_WEIGHTS)}. It is another experiment than "
                     f"today's net and is left out of the study's tables; <code>--retrain-stale</code> trains it "
                     f"anew.</blockquote>")
-    if damaged is None and state == "done":
-        damaged = records.damaged_text(records.damaged_files(run_dir))
+    if damaged is None and state == Status.DONE:
+        damaged = run_folder.damaged_text(run_folder.damaged_files(run_dir))
     if damaged:
-        unreadable.append(records.damage_report(run_dir, damaged))
+        unreadable.append(run_folder.damage_report(run_dir, damaged))
     body += [f"<blockquote>{html.escape(str(error))}</blockquote>" for error in unreadable]
     if metrics:
-        body += ["<h2 id=metrics>Metrics</h2>", _pairs({k: metrics[k] for k in METRICS if k in metrics})]
+        body += ["<h2 id=metrics>Metrics</h2>", _pairs({k: getattr(metrics, k) for k in METRICS})]
     body.append(_figures(run_dir, [(layout.LEARNING_CURVES_PLOT, "Learning curves"),
                                    (layout.CONFUSION_PLOT, "Confusion matrix on the test split")]))
-    per_class = run_dir / layout.PER_CLASS_FILE
-    if per_class.exists():
-        body += ["<h2 id=per-class>Per-class test accuracy</h2>", _per_class(pd.read_csv(per_class))]
-    if "run" in config:
+    per_class = records.read_per_class(run_dir)
+    if per_class is not None:
+        body += ["<h2 id=per-class>Per-class test accuracy</h2>", _per_class(per_class)]
+    if config:
         body += ["<h2 id=configuration>Configuration</h2>", _configuration(config)]
     body.append(_architecture(run_dir))
     summary = run_dir / layout.MODEL_SUMMARY_FILE
@@ -140,17 +141,17 @@ def write_run_page(run_dir: Path, *, title: str, configuration: str = "", up: tu
     io.write_text(run_dir / layout.INDEX_PAGE, _page(title, body))
 
 
-def _record(read, path: Path, unreadable: list) -> dict:
-    """A JSON record of the run folder, {} if absent; a damaged one is shown on the page, not fatal."""
+def _record(read, run_dir: Path, unreadable: list):
+    """A record of the run folder, None if absent; a damaged one is shown on the page, not fatal."""
     try:
-        return read(path) or {}
+        return read(run_dir)
     except DamagedFile as error:
         unreadable.append(error)
-        return {}
+        return None
 
 
-def _configuration(config: dict) -> str:
-    run = dict(config["run"])
+def _configuration(config: records.RunRecord) -> str:
+    run = dict(config.run)
     recipe = run.pop("recipe_fields", {})
     kwargs = run.pop("model_kwargs", {})
     # The recipe's fields as their axes group them: how the net is trained, and what it sees.
@@ -161,8 +162,8 @@ def _configuration(config: dict) -> str:
              f"{_pairs({k: v for k, v in recipe.items() if k not in data})}</div>"]
     if data:
         parts.append(f"<div><h3>Data augmentation</h3>{_pairs(data)}</div>")
-    if config.get("environment"):
-        parts.append(f"<div><h3>Environment</h3>{_pairs(config['environment'])}</div>")
+    if config.environment:
+        parts.append(f"<div><h3>Environment</h3>{_pairs(config.environment)}</div>")
     return "\n".join(parts + ["</div>"])
 
 
@@ -174,9 +175,13 @@ def _per_class(table: pd.DataFrame) -> str:
 
 def _architecture(run_dir: Path) -> str:
     parts = ["<h2 id=architecture>Architecture</h2>"]
-    blocks = run_dir / layout.BLOCKS_FILE
-    if blocks.exists():
-        parts.append(stage_view(json.loads(blocks.read_text())))
+    try:
+        blocks = records.read_blocks(run_dir)
+    except DamagedFile as error:
+        blocks = None
+        parts.append(f"<blockquote>{html.escape(str(error))}</blockquote>")
+    if blocks is not None:
+        parts.append(stage_view(blocks))
     elif (run_dir / layout.BLOCKS_PNG).exists():
         parts.append(_figures(run_dir, [(layout.BLOCKS_PNG, "Stages")]))
     svg = run_dir / layout.ARCHITECTURE_SVG
@@ -198,11 +203,11 @@ def _architecture(run_dir: Path) -> str:
     return "\n".join(parts)
 
 
-def stage_view(blocks: dict) -> str:
+def stage_view(blocks: records.Blocks) -> str:
     """The stages of diagrams.block_stages as the papers draw them: one box per stage, identical
     blocks counted, widths and strides (conv3x3 64/2), dropout marked."""
     items = []
-    for row in blocks["stages"]:  # blocks.json is read from the folder: every value is escaped
+    for row in blocks.stages:  # blocks.json is read from the folder: every value is escaped
         name = f"<b>{_text(row['stage'])}</b>"
         shape = f"<span class=shape>{_text(row.get('size'))}, {_text(row.get('channels'))} channels</span>"
         if "blocks" in row:
@@ -213,7 +218,7 @@ def stage_view(blocks: dict) -> str:
             items.append(f"<li>{name} <span class=block>{_marked(row['layers'])}</span></li>")
         else:
             items.append(f"<li>{name}{shape}</li>")
-    return (f"<p class=muted>{_text(blocks.get('title', ''))}: conv3x3 64/2 is a 3x3 convolution with 64 "
+    return (f"<p class=muted>{_text(blocks.title)}: conv3x3 64/2 is a 3x3 convolution with 64 "
             f"filters and stride 2; [ ] is a block's branch, + identity or + shortcut what the block adds to it "
             f"(a plain block adds nothing).</p>"
             f"<ol class=stages>{''.join(items)}</ol>")

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ablation.core import io, layout, records
-from ablation.core.errors import TIED_INITIAL_WEIGHTS, ConfigError, DamagedFile
+from ablation.core import io, layout, records, run_folder
+from ablation.core.errors import TIED_INITIAL_WEIGHTS, DamagedFile
 from ablation.core.plots import (
     plot_error_vs,
     plot_heatmap,
@@ -23,13 +23,13 @@ from ablation.core.plots import (
     plot_study_curves,
     safe_plot,
 )
+from ablation.core.records import Status
 from ablation.report import hparams, pages
 from ablation.report.escaping import latex_comment, latex_text
 from ablation.run.config import ResolvedRun
 from ablation.statistics import (
     ALPHA,
     MIN_SEEDS,
-    auto_seeds_needed,
     compare_all,
     interval_of_mean,
 )
@@ -44,107 +44,73 @@ COMPARISON_COLUMNS = ["configuration", "reference", "seeds", "mean_difference", 
 INTERVAL = "paired t at the adjusted level"
 
 
-def read_study(results_dir: Path) -> dict:
-    """study.json, with a study written before a vocabulary change read in today's words: "preset"
-    for the protocol, "label" for a configuration's name (its `configuration` column); one written
-    before baselines or cumulative studies were declared compares with its first configuration only."""
-    study = io.read_json(Path(results_dir) / layout.STUDY_FILE)
-    if study is None:
-        raise ConfigError(f"{results_dir} holds no {layout.STUDY_FILE}; expected a folder written by "
-                          f"python -m studies.NAME.")
-    if "preset" in study:
-        study["protocol_description"] = study.pop("protocol")
-        study["protocol"] = study.pop("preset")
-    for entry in study["configurations"] + study["runs"]:
-        if "label" in entry:
-            entry["configuration"] = entry.pop("label")
-    study.pop("metric", None)  # always test error: the key named it without choosing it
-    # A run id names a folder under runs/, which the report writes a page into: never a path out of it.
-    for run_id in (entry["run_id"] for entry in study["runs"]):
-        if not isinstance(run_id, str) or run_id in ("", ".", "..") or "/" in run_id or "\0" in run_id:
-            raise DamagedFile(Path(results_dir) / layout.STUDY_FILE, f"the run id {run_id!r} is not a folder name")
-    study.setdefault("baseline", study["configurations"][0]["configuration"])  # written before baselines were declared
-    study.setdefault("cumulative", False)  # written before cumulative studies were declared
-    return study
-
-
-def collect_results(results_dir: Path, study: dict | None = None) -> tuple[dict, pd.DataFrame]:
+def collect_results(results_dir: Path, study: records.StudyRecord | None = None,
+                    next_look: dict[str, list[int]] | None = None) -> tuple[records.StudyRecord, pd.DataFrame]:
     """study.json (or `study`, the same not yet written) and one row per planned run, from whatever
-    the run folders hold now; of a `--seeds auto` study, the runs trained and those the next look needs."""
-    study = study or read_study(results_dir)
+    the run folders hold now; of a `--seeds auto` study given `next_look` (the seeds each
+    configuration's next look needs, as `ablation.study.seeding` decides), the runs trained or
+    started and those the next look needs."""
+    study = study or records.read_study(results_dir)
     rows = []
-    for planned in study["runs"]:
-        run_dir = records.run_dir_of(results_dir, planned["run_id"])
-        run_status = records.status(run_dir)
+    for planned in study.runs:
+        run_dir = records.run_dir_of(results_dir, planned.run_id)
+        run_status = run_folder.status(run_dir)
         try:
-            metrics = records.read_metrics(run_dir) or {}
+            metrics = records.read_metrics(run_dir)
         except DamagedFile as error:  # the table goes on without that run's numbers
             warnings.warn(str(error), stacklevel=2)
-            metrics, run_status = {}, "failed"
-        if run_status == "stale":  # another experiment's numbers: not in any table (its run page has them)
-            metrics = {}
-        damaged = records.damaged_text(records.damaged_files(run_dir)) if run_status == "done" else ""
+            metrics, run_status = None, Status.FAILED
+        if run_status == Status.STALE:  # another experiment's numbers: not in any table (its run page has them)
+            metrics = None
+        damaged = run_folder.damaged_text(run_folder.damaged_files(run_dir)) if run_status == Status.DONE else ""
         if damaged:  # its results stand; say what is lost, once per report (the run's page shows this text)
-            warnings.warn(records.damage_report(run_dir, damaged), stacklevel=2)
-        run = ResolvedRun.from_json(planned["run"])
-        row = {"run_id": planned["run_id"], "configuration": planned["configuration"], "model": run.model,
-               "seed": planned["seed"], "status": run_status, "protocol": study["protocol"],
-               "downsized": planned["downsized"], "damaged": damaged,
+            warnings.warn(run_folder.damage_report(run_dir, damaged), stacklevel=2)
+        run = ResolvedRun.from_json(planned.run)
+        row = {"run_id": planned.run_id, "configuration": planned.configuration, "model": run.model,
+               "seed": planned.seed, "status": run_status, "protocol": study.protocol,
+               "downsized": planned.downsized, "damaged": damaged,
                **{key: _cell(run.setting(key)) for key in varied_columns(study)}}
-        row.update({k: metrics.get(k) for k in RESULT_COLUMNS if k in metrics})
+        if metrics is not None:
+            row.update({k: v for k, v in dataclasses.asdict(metrics).items() if k in RESULT_COLUMNS})
         rows.append(row)
     columns = RESULT_COLUMNS[:3] + varied_columns(study) + RESULT_COLUMNS[3:]
     frame = pd.DataFrame(rows).reindex(columns=columns)
-    if auto_seeding(study):  # of the budget's runs, those trained or started, and those the next look needs
-        needed = {(label, seed) for label, seeds in seeds_needed_now(frame, study).items() for seed in seeds}
-        keep = [row.status != "pending" or (row.configuration, row.seed) in needed for row in frame.itertuples()]
+    if study.seeding.auto and next_look is not None:  # of the budget's runs, those trained or started, and the next look's
+        needed = {(label, seed) for label, seeds in next_look.items() for seed in seeds}
+        keep = [row.status != Status.PENDING or (row.configuration, row.seed) in needed for row in frame.itertuples()]
         frame = frame[keep].reset_index(drop=True)
     return study, frame
 
 
-def varied_columns(study: dict) -> list[str]:
+def varied_columns(study: records.StudyRecord) -> list[str]:
     """The columns of what a study varies, but for one a result column already shows (epochs: the
     epochs trained, which are the run's)."""
-    return [name for name in study["varies"] if name not in RESULT_COLUMNS]
+    return [name for name in study.varies if name not in RESULT_COLUMNS]
 
 
-def auto_seeding(study: dict) -> dict | None:
-    """study.json's `seeding` of a `--seeds auto` study (its seed sequence and looks), else None."""
-    seeding = study.get("seeding")
-    return seeding if seeding and seeding.get("auto") else None
-
-
-def errors_by_configuration(frame: pd.DataFrame, study: dict) -> dict:
+def errors_by_configuration(frame: pd.DataFrame, study: records.StudyRecord) -> dict:
     """configuration -> {seed: test error} of the finished runs, in the study's order."""
-    done = frame[frame["status"] == "done"]
+    done = frame[frame["status"] == Status.DONE]
     errors = {label: dict(zip(runs["seed"], runs["test_error"].astype(float), strict=True))
               for label, runs in done.groupby("configuration")}
-    return {c["configuration"]: errors.get(c["configuration"], {}) for c in study["configurations"]}
+    return {name: errors.get(name, {}) for name in study.configuration_names()}
 
 
-def seeds_needed_now(frame: pd.DataFrame, study: dict) -> dict[str, list[int]]:
-    """Of a `--seeds auto` study, the seeds each configuration needs for its next look (empty:
-    seeding has stopped), from the finished runs."""
-    seeding = auto_seeding(study)
-    return auto_seeds_needed(errors_by_configuration(frame, study), study["baseline"], seeding["sequence"],
-                             seeding["looks"], cumulative=study["cumulative"], versus=versus_of(study))
-
-
-def summarise(frame: pd.DataFrame, configurations: list[dict]) -> pd.DataFrame:
+def summarise(frame: pd.DataFrame, configurations: tuple[records.ConfigurationEntry, ...]) -> pd.DataFrame:
     """Per configuration, over its finished seeds: test error median (the papers' protocol),
     mean, std, min, max; the published value and the difference; efficiency."""
-    done = frame[frame["status"] == "done"]
+    done = frame[frame["status"] == Status.DONE]
     out = []
     for configuration in configurations:
-        runs = done[done["configuration"] == configuration["configuration"]]
+        runs = done[done["configuration"] == configuration.configuration]
         errors = runs["test_error"].astype(float)
-        published = configuration.get("published_error")
+        published = configuration.published_error
         median = errors.median() if len(errors) else np.nan
         trainable_params = runs["trainable_params"].iloc[0] if len(runs) else np.nan
         accuracy = runs["test_accuracy"].astype(float).median() if len(runs) else np.nan
         interval = interval_of_mean(errors)
         out.append({
-            "configuration": configuration["configuration"], "runs": len(runs),
+            "configuration": configuration.configuration, "runs": len(runs),
             "trainable_params": trainable_params, "macs": runs["macs"].iloc[0] if len(runs) else np.nan,
             "median_error": median, "mean_error": errors.mean() if len(errors) else np.nan,
             "std_error": errors.std(ddof=1) if len(errors) > 1 else np.nan,
@@ -159,19 +125,14 @@ def summarise(frame: pd.DataFrame, configurations: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def comparisons(frame: pd.DataFrame, study: dict) -> list:
+def comparisons(frame: pd.DataFrame, study: records.StudyRecord) -> list:
     """Every configuration against the study's baseline (and, in a cumulative study, against the
     one before it), on matched seeds of finished runs, as one family (`statistics.compare_all`);
     over the looks of a `--seeds auto` study."""
-    seeding = auto_seeding(study)
-    looks = [seeding["sequence"][:n] for n in seeding["looks"]] if seeding else None
-    return compare_all(errors_by_configuration(frame, study), study["baseline"], cumulative=study["cumulative"],
-                       versus=versus_of(study), looks=looks, **({"max_seeds": seeding["looks"][-1]} if seeding else {}))
-
-
-def versus_of(study: dict) -> dict[str, str]:
-    """The configurations compared with another than the baseline: configuration -> its reference."""
-    return {c["configuration"]: c["versus"] for c in study["configurations"] if c.get("versus")}
+    seeding = study.seeding
+    looks = [list(seeding.sequence[:n]) for n in seeding.looks] if seeding.auto else None
+    return compare_all(errors_by_configuration(frame, study), study.baseline, cumulative=study.cumulative,
+                       versus=study.versus(), looks=looks, **({"max_seeds": seeding.looks[-1]} if seeding.auto else {}))
 
 
 def comparisons_frame(results: list) -> pd.DataFrame:
@@ -188,18 +149,17 @@ def seeds_to_run(frame: pd.DataFrame) -> str:
     return ",".join(str(first + i) for i in range(SUGGESTED_SEEDS))
 
 
-def seeding_line(study: dict, frame: pd.DataFrame, results: list) -> str:
-    """Why `--seeds auto` stopped adding seeds (or what it waits for)."""
-    seeding = auto_seeding(study)
-    looks = ", ".join(map(str, seeding["looks"]))
-    head = f"**Seeds.** `--seeds auto`: looks after {looks} seeds, at most {seeding['looks'][-1]} per configuration; "
-    needed = seeds_needed_now(frame, study)
-    if needed:
+def seeding_line(study: records.StudyRecord, next_look: dict[str, list[int]], results: list) -> str:
+    """Why `--seeds auto` stopped adding seeds (or what it waits for: `next_look`, the seeds each
+    configuration's next look needs, as `ablation.study.seeding` decides)."""
+    looks = ", ".join(map(str, study.seeding.looks))
+    head = f"**Seeds.** `--seeds auto`: looks after {looks} seeds, at most {study.seeding.looks[-1]} per configuration; "
+    if needed := {name: seeds for name, seeds in next_look.items() if seeds}:
         runs = sum(len(seeds) for seeds in needed.values())
         per = ", ".join(f"{label} {len(seeds)} seeds" for label, seeds in needed.items())
         return head + f"in progress: the next look needs {runs} runs ({per}), some not trained yet; run the study again."
     # A step of a cumulative study names its reference: the configuration alone is its comparison with the baseline.
-    still_open = [r.configuration if r.reference == study["baseline"] else f"{r.configuration} against {r.reference}"
+    still_open = [r.configuration if r.reference == study.baseline else f"{r.configuration} against {r.reference}"
                   for r in results if not r.decided]
     if not still_open:
         return head + f"stopped: every comparison decided (the last after {max(r.seeds for r in results)} seeds)."
@@ -219,27 +179,27 @@ def published_agreement(row, smoke: bool) -> str:
     return f"ours {'above' if row.published_error < row.ci_low else 'below'}"
 
 
-def results_latex(study: dict, summary: pd.DataFrame, results: list) -> str:
+def results_latex(study: records.StudyRecord, summary: pd.DataFrame, results: list) -> str:
     """results.tex: the summary as a booktabs table for a paper (needs \\usepackage{booktabs}); a
     cumulative study's has a column against the configuration before each, beside the baseline's."""
     marks = {(r.configuration, r.reference): r for r in results}
-    cumulative = study["cumulative"]
-    lines = [latex_comment(f"{study['name']}: {study['question']}"), latex_comment(study["protocol_description"]),
+    cumulative = study.cumulative
+    lines = [latex_comment(f"{study.name}: {study.question}"), latex_comment(study.protocol_description),
              r"\begin{tabular}{lrrrrrr" + ("r" if cumulative else "") + "}", r"\toprule",
              r"Configuration & Params & Error median & Error mean $\pm$ std & Published & Difference & "
-             r"vs.\ " + latex_text(study["baseline"]) + (r" & vs.\ previous" if cumulative else "") + r" \\",
+             r"vs.\ " + latex_text(study.baseline) + (r" & vs.\ previous" if cumulative else "") + r" \\",
              r"\midrule"]
 
     def cell(value, spec="{:.2f}"):
         return _fmt(value, spec, missing="--")
 
-    before, own = None, versus_of(study)
+    before, own = None, study.versus()
     for row in summary.itertuples():
         mean_std = f"{cell(row.mean_error)} $\\pm$ {cell(row.std_error)}" if row.runs > 1 else cell(row.mean_error)
-        reference = own.get(row.configuration, study["baseline"])  # a configuration with its own reference names it
+        reference = own.get(row.configuration, study.baseline)  # a configuration with its own reference names it
         comparison = marks.get((row.configuration, reference))
         versus = "baseline" if comparison is None else _latex_difference(comparison) + (
-            "" if reference == study["baseline"] else rf" (vs.\ {latex_text(reference)})")
+            "" if reference == study.baseline else rf" (vs.\ {latex_text(reference)})")
         if cumulative:  # the first has none before it; the one after the baseline repeats its pair with it
             step = marks.get((row.configuration, before))
             versus += " & " + ("--" if step is None else _latex_difference(step))
@@ -267,11 +227,11 @@ def _latex_difference(comparison) -> str:
 HPARAMS_METRICS = ["test_error", "best_val_accuracy", "trainable_params", "seconds_per_epoch"]
 
 
-def write_hparams(results_dir: Path, study: dict, frame: pd.DataFrame) -> None:
+def write_hparams(results_dir: Path, study: records.StudyRecord, frame: pd.DataFrame) -> None:
     """Every finished run as a session of TensorBoard's HParams dashboard: its configuration, seed
     and varying hyperparameters, and its metrics."""
-    names = ["configuration", "seed", *study["varies"]]
-    done = frame[frame["status"] == "done"]
+    names = ["configuration", "seed", *study.varies]
+    done = frame[frame["status"] == Status.DONE]
     sessions = [(row["run_id"], {n: row[n] for n in names}, {m: row[m] for m in HPARAMS_METRICS})
                 for _, row in done.iterrows()]
     hparams.write_sessions(results_dir, sessions, hparams=names, metrics=HPARAMS_METRICS)
@@ -281,35 +241,37 @@ def _fmt(value, spec="{:.2f}", missing="–"):
     return missing if value is None or (isinstance(value, float) and np.isnan(value)) else spec.format(value)
 
 
-def summary_markdown(study: dict, summary: pd.DataFrame, frame: pd.DataFrame, results: list) -> str:
-    lines = [f"# {study['name']}", ""]
-    if study["protocol"] != "paper":
-        lines += [f"> **{study['protocol'].upper()} PROTOCOL.** These numbers check the pipeline end to end; they are "
+def study_summary(study: records.StudyRecord, summary: pd.DataFrame, frame: pd.DataFrame, results: list,
+                  next_look: dict[str, list[int]] | None) -> str:
+    """summary.md: the verdicts, the question and protocol, the table, the best on validation, the runs."""
+    lines = [f"# {study.name}", ""]
+    if study.protocol != "paper":
+        lines += [f"> **{study.protocol.upper()} PROTOCOL.** These numbers check the pipeline end to end; they are "
                   f"not results and are not comparable to the published ones.", ""]
     if results:
         remedy = f"run --seeds {seeds_to_run(frame)}, or --seeds auto"
         tested = sum(result.p_value is not None for result in results)
         # A cumulative study's steps share the family (and its level) with the comparisons with the baseline.
-        against, holm = ((f", each configuration against {study['baseline']} and against the one before it (a "
+        against, holm = ((f", each configuration against {study.baseline} and against the one before it (a "
                           f"cumulative study: each adds one change to the one before),", "all in one Holm family of")
-                         if study["cumulative"] else (f" against {study['baseline']},", "Holm-adjusted over"))
+                         if study.cumulative else (f" against {study.baseline},", "Holm-adjusted over"))
         lines += [f"**Verdicts**{against} on matched seeds (test error in points; paired t-test "
                   f"of the differences, {holm} the {tested} comparison{'' if tested == 1 else 's'} "
-                  f"with {MIN_SEEDS} seeds or more{' and their looks' if auto_seeding(study) else ''} for a "
+                  f"with {MIN_SEEDS} seeds or more{' and their looks' if study.seeding.auto else ''} for a "
                   f"{100 * ALPHA:g}% chance of any false verdict; each interval at the level its comparison was "
                   f"tested at; `{layout.COMPARISONS_FILE}`):", ""]
         lines += [f"- {result.sentence(remedy)}" for result in results] + [""]
-        if auto_seeding(study):
-            lines += [seeding_line(study, frame, results), ""]
-    lines += [f"**Question.** {study['question']}", "",
-              f"**Protocol.** {study['protocol_description']}. Test error in %, from the final epoch's weights; the test split "
+        if study.seeding.auto:
+            lines += [seeding_line(study, next_look, results), ""]
+    lines += [f"**Question.** {study.question}", "",
+              f"**Protocol.** {study.protocol_description}. Test error in %, from the final epoch's weights; the test split "
               f"is read once per run. Model selection uses the validation split only.", ""]
-    if study.get("published_protocol"):
-        lines += [f"**Published.** {study['published_protocol']}", ""]
+    if study.published_protocol:
+        lines += [f"**Published.** {study.published_protocol}", ""]
     lines += ["| configuration | runs | params | test error median | mean ± std | 95% CI of mean (t) | min | max | "
               "published | difference | published in our CI | acc. % per M params | s / epoch |",
               "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |"]
-    smoke = study["protocol"] != "paper"
+    smoke = study.protocol != "paper"
     for row in summary.itertuples():
         difference = "n/a (smoke)" if smoke and row.published_error is not None else _fmt(row.difference, "{:+.2f}")
         mean_std = (f"{_fmt(row.mean_error)} ± {_fmt(row.std_error)}" if row.runs > 1 else _fmt(row.mean_error))
@@ -333,54 +295,59 @@ def summary_markdown(study: dict, summary: pd.DataFrame, frame: pd.DataFrame, re
         lines += ["**Damaged files.** " + "; ".join(f"`{row.run_id}`: {row.damaged}" for row in damaged.itertuples())
                   + ". These runs' results stand (their test results were computed before); the damaged weights "
                     "come back only by training the run again (delete its folder and run the same command).", ""]
-    if counts.get("stale"):
+    if counts.get(Status.STALE):
         lines += [f"**Stale runs are left out of every table and plot.** They {TIED_INITIAL_WEIGHTS}, another "
                   f"experiment than today's net. `--retrain-stale` trains them anew and keeps the old folders as "
                   f"`{layout.RUNS_DIR}/RUN_ID{layout.STALE_SUFFIX}`.", ""]
     return "\n".join(lines)
 
 
-def write_study_report(results_dir) -> pd.DataFrame:
-    """results.csv, summary.md, test_results_summary.json, the plots and the web pages, from the run folders."""
+def write_study_report(results_dir, next_look: dict[str, list[int]] | None = None) -> pd.DataFrame:
+    """results.csv, summary.md, test_results_summary.json, the plots and the web pages, from the run
+    folders. A `--seeds auto` study's report shows `next_look`, which the study layer decides
+    (`ablation.study.seeding.write_report`: the one way its report is written)."""
     results_dir = Path(results_dir)
-    study, frame = collect_results(results_dir)
-    summary = summarise(frame, study["configurations"])
+    study = records.read_study(results_dir)
+    if study.seeding.auto and next_look is None:
+        raise ValueError("a --seeds auto study's report needs its next look: ablation.study.seeding.write_report")
+    study, frame = collect_results(results_dir, study, next_look)
+    summary = summarise(frame, study.configurations)
     results = comparisons(frame, study)
     io.write_csv(results_dir / layout.RESULTS_FILE, frame)
     io.write_csv(results_dir / layout.COMPARISONS_FILE, comparisons_frame(results))
-    io.write_text(results_dir / layout.SUMMARY_FILE, summary_markdown(study, summary, frame, results))
+    io.write_text(results_dir / layout.SUMMARY_FILE, study_summary(study, summary, frame, results, next_look))
     io.write_text(results_dir / layout.LATEX_FILE, results_latex(study, summary, results))
     write_hparams(results_dir, study, frame)
     io.write_json(results_dir / layout.TEST_RESULTS_FILE, test_results_summary(frame, study))
-    tag = "" if study["protocol"] == "paper" else f" [{study['protocol']} protocol]"
+    tag = "" if study.protocol == "paper" else f" [{study.protocol} protocol]"
     histories = _histories(results_dir, frame)
-    safe_plot(results_dir / layout.LEARNING_CURVES_PLOT, plot_study_curves, histories, study["name"] + tag)
-    safe_plot(results_dir / layout.ERROR_OVER_SEEDS_PLOT, plot_seed_errors, frame, summary, study["name"] + tag)
+    safe_plot(results_dir / layout.LEARNING_CURVES_PLOT, plot_study_curves, histories, study.name + tag)
+    safe_plot(results_dir / layout.ERROR_OVER_SEEDS_PLOT, plot_seed_errors, frame, summary, study.name + tag)
     safe_plot(results_dir / layout.ERROR_VS_PARAMS_PLOT, plot_error_vs, summary, "trainable_params", "trainable parameters",
-              study["name"] + tag)
+              study.name + tag)
     safe_plot(results_dir / layout.ERROR_VS_TIME_PLOT, plot_error_vs, summary, "seconds_per_epoch", "seconds per epoch",
-              study["name"] + tag)
+              study.name + tag)
     per_class = _per_class(results_dir, frame)
     if len(per_class):
-        safe_plot(results_dir / layout.PER_CLASS_PLOT, plot_per_class, per_class, study["name"] + tag)
-    if study.get("heatmap"):
-        rows, columns = study["heatmap"]
+        safe_plot(results_dir / layout.PER_CLASS_PLOT, plot_per_class, per_class, study.name + tag)
+    if study.heatmap:
+        rows, columns = study.heatmap
         safe_plot(results_dir / layout.heatmap_plot(rows, columns), plot_heatmap, frame, rows, columns,
-                  study["name"] + tag)
+                  study.name + tag)
     pages.safe_pages(pages.write_study_pages, results_dir, study, frame)  # last: they show all of the above
     return frame
 
 
-def test_results_summary(frame: pd.DataFrame, study: dict) -> dict:
+def test_results_summary(frame: pd.DataFrame, study: records.StudyRecord) -> dict:
     """Per configuration (model): trainable params, depth, widen_factor, test accuracy and loss (mean over seeds)."""
-    done = frame[frame["status"] == "done"]
+    done = frame[frame["status"] == Status.DONE]
     out = {}
     for label, runs in done.groupby("configuration", sort=False):
         first = runs.iloc[0]
         out[label] = {"model": first["model"], "trainable_params": int(first["trainable_params"]),
                       "depth": _maybe(first.get("depth")), "widen_factor": _maybe(first.get("widen_factor")),
                       "test_accuracy": float(runs["test_accuracy"].mean()), "test_loss": float(runs["test_loss"].mean()),
-                      "seeds": [int(s) for s in runs["seed"]], "protocol": study["protocol"]}
+                      "seeds": [int(s) for s in runs["seed"]], "protocol": study.protocol}
     return out
 
 
@@ -397,7 +364,7 @@ def _histories(results_dir: Path, frame: pd.DataFrame) -> dict:
     """Per configuration, the per-epoch mean over its seeds of every run that has a history (a stale
     run's is another experiment's)."""
     curves = {}
-    for label, runs in frame[frame["status"] != "stale"].groupby("configuration", sort=False):
+    for label, runs in frame[frame["status"] != Status.STALE].groupby("configuration", sort=False):
         tables = []
         for run_id in runs["run_id"]:
             try:
@@ -412,10 +379,10 @@ def _histories(results_dir: Path, frame: pd.DataFrame) -> dict:
 
 def _per_class(results_dir: Path, frame: pd.DataFrame) -> pd.DataFrame:
     tables = []
-    for row in frame[frame["status"] == "done"].itertuples():
-        path = records.run_dir_of(results_dir, row.run_id) / layout.PER_CLASS_FILE
-        if path.exists():
-            tables.append(pd.read_csv(path).assign(configuration=row.configuration))
+    for row in frame[frame["status"] == Status.DONE].itertuples():
+        table = records.read_per_class(records.run_dir_of(results_dir, row.run_id))
+        if table is not None:
+            tables.append(table.assign(configuration=row.configuration))
     if not tables:
         return pd.DataFrame(columns=["class", "configuration", "accuracy"])
     table = pd.concat(tables)

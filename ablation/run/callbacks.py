@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from ablation.core import io, layout, records
+from ablation.core import io, layout, records, run_folder
 from ablation.core.console import duration
 from ablation.run.recipe_model import RecipeModel
 from builders.portable import copy_weights, portable
@@ -69,7 +69,8 @@ class RunRecorder(keras.callbacks.Callback):
         super().__init__()
         # What a study has left after this run (its cost model's estimate), for the progress lines.
         self.seconds_after = seconds_after
-        self.run_dir, self.rows, self.epochs = run_dir, history.to_dict("records"), epochs
+        self.run_dir, self.epochs = run_dir, epochs
+        self.rows = [records.HistoryRow(**row) for row in history.to_dict("records")]
         self.steps, self.batch_size, self.schedule, self.log = steps_per_epoch, batch_size, schedule, log
         self.best = history["val_accuracy"].max() if len(history) else -math.inf
         self.best_saved_epoch = None  # the epoch whose model best.keras holds, if saved in this attempt
@@ -110,30 +111,30 @@ class RunRecorder(keras.callbacks.Callback):
         if not math.isfinite(logs.get("loss", math.nan)):
             raise TrainingDiverged(f"loss is {logs.get('loss')} at epoch {epoch + 1}")
         self._check_space()
-        row = {
-            "epoch": epoch + 1,
+        row = records.HistoryRow(
+            epoch=epoch + 1,
             # Cross-entropy: the loss holds nothing else (weight decay acts in the optimizer).
-            "loss": logs.get("loss"), "accuracy": logs.get("accuracy"),
-            "val_loss": logs.get("val_loss"), "val_accuracy": logs.get("val_accuracy"),
-            "learning_rate": float(self.schedule(epoch * self.steps)),
-            "epoch_seconds": end - self._start, "train_seconds": train_seconds,
-            "images_per_second": self.steps * self.batch_size / train_seconds,
-        }
-        if row["val_accuracy"] is not None and row["val_accuracy"] > self.best:
+            loss=logs.get("loss"), accuracy=logs.get("accuracy"),
+            val_loss=logs.get("val_loss"), val_accuracy=logs.get("val_accuracy"),
+            learning_rate=float(self.schedule(epoch * self.steps)),
+            epoch_seconds=end - self._start, train_seconds=train_seconds,
+            images_per_second=self.steps * self.batch_size / train_seconds,
+        )
+        if row.val_accuracy is not None and row.val_accuracy > self.best:
             self.export.save(self.run_dir / layout.BEST_MODEL_FILE)
-            self.best = row["val_accuracy"]
+            self.best = row.val_accuracy
             self.best_saved_epoch = epoch + 1
         self.rows.append(row)
         records.save_history(self.run_dir, self.rows)
-        state = records.state_path(self.run_dir, epoch + 1)
+        state = run_folder.state_path(self.run_dir, epoch + 1)
         with io.atomic_path(state) as tmp:
             self.model.save_weights(tmp)
-        for _, old in records.state_files(self.run_dir):
+        for _, old in run_folder.state_files(self.run_dir):
             if old != state:
                 old.unlink()
-        val = f" val_loss {row['val_loss']:.4f} val_acc {row['val_accuracy']:.4f}" if row["val_loss"] is not None else ""
-        self.log(f"epoch {epoch + 1}/{self.epochs}: loss {row['loss']:.4f} acc {row['accuracy']:.4f}{val} "
-                 f"lr {row['learning_rate']:.4g} {row['epoch_seconds']:.1f}s ({row['images_per_second']:.0f} img/s)"
+        val = f" val_loss {row.val_loss:.4f} val_acc {row.val_accuracy:.4f}" if row.val_loss is not None else ""
+        self.log(f"epoch {epoch + 1}/{self.epochs}: loss {row.loss:.4f} acc {row.accuracy:.4f}{val} "
+                 f"lr {row.learning_rate:.4g} {row.epoch_seconds:.1f}s ({row.images_per_second:.0f} img/s)"
                  f"{self._left(epoch + 1)}")
 
     def _left(self, done: int) -> str:
@@ -141,7 +142,7 @@ class RunRecorder(keras.callbacks.Callback):
         typical epoch (its first traces the graph: left out once there are others)."""
         if done >= self.epochs:
             return f"; {duration(self.seconds_after)} left in the study" if self.seconds_after else ""
-        seconds = [row["epoch_seconds"] for row in self.rows[self._first_epoch:]]
+        seconds = [row.epoch_seconds for row in self.rows[self._first_epoch:]]
         typical = float(np.median(seconds[1:] if len(seconds) > 1 else seconds))
         run = typical * (self.epochs - done)
         study = "" if self.seconds_after is None else f", {duration(run + self.seconds_after)} in the study"

@@ -13,7 +13,7 @@ opens them with Keras alone; callbacks.PortableExport), TensorBoard's logs, and 
 the last finished epoch's resumable state (weights and optimizer, ours).
 
 Re-running the same config resumes from `state/`; re-running a finished run does nothing. A folder
-trained from tied initial weights (before 2026-12-02: `records.stale`) is refused, or with
+trained from tied initial weights (before 2026-12-02: `run_folder.stale`) is refused, or with
 `retrain_stale` kept aside as NAME.stale and trained anew.
 """
 
@@ -30,7 +30,7 @@ import pandas as pd
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from ablation.core import io, layout, plots, records
+from ablation.core import io, layout, locks, plots, records, run_folder
 from ablation.core.errors import ConfigError, DamagedFile, StaleRun
 from ablation.run import distribute
 from ablation.run.callbacks import RunRecorder
@@ -39,7 +39,8 @@ from ablation.run.setup import RunSetup, set_up
 from builders import count_macs, count_params
 
 
-def train(config: RunConfig, out, *, log=print, on_built=None, retrain_stale=False, seconds_after=None) -> dict:
+def train(config: RunConfig, out, *, log=print, on_built=None, retrain_stale=False,
+          seconds_after=None) -> records.Metrics:
     """Train (or resume, or skip) the run of `config` in folder `out`; returns its metrics.
 
     `on_built(model)` is called with the net before it trains (a study draws its diagrams from
@@ -50,24 +51,24 @@ def train(config: RunConfig, out, *, log=print, on_built=None, retrain_stale=Fal
     """
     out = Path(out)
     resolved = config.resolve()
-    if retrain_stale and records.stale(out) and records.run_differences(out, resolved.to_json(), run_identity) == []:
+    if retrain_stale and run_folder.stale(out) and records.run_differences(out, resolved.to_json(), run_identity) == []:
         aside = records.move_aside(out)
         log(f"{out}: started from tied initial weights; kept as {aside}, training the run anew")
     # One trainer per run folder, whatever started it (train, a study, a shard, the tuner).
-    with records.locked(out):
+    with locks.locked(out):
         records.check_same_run(out, resolved.to_json(), run_identity)
-        if records.stale(out):
+        if run_folder.stale(out):
             raise StaleRun(out)
         metrics = records.read_metrics(out)
         if metrics is not None:
-            log(f"{out}: already finished (test accuracy {metrics['test_accuracy']:.4f}); nothing to do.")
-            if damaged := records.damaged_text(records.damaged_files(out)):
-                log(f"warning: {records.damage_report(out, damaged)}")
+            log(f"{out}: already finished (test accuracy {metrics.test_accuracy:.4f}); nothing to do.")
+            if damaged := run_folder.damaged_text(run_folder.damaged_files(out)):
+                log(f"warning: {run_folder.damage_report(out, damaged)}")
             return metrics
-        records.remove_stale_temporaries(out)
+        run_folder.remove_stale_temporaries(out)
         try:
             with set_up(config) as run:
-                if records.finished_without_metrics(out, resolved.recipe_fields.epochs):
+                if run_folder.finished_without_metrics(out, resolved.recipe_fields.epochs):
                     return _rebuild_results(run, out, log)
                 return _train(run, out, log, on_built, seconds_after)
         except (KeyboardInterrupt, ConfigError):
@@ -81,7 +82,7 @@ def train(config: RunConfig, out, *, log=print, on_built=None, retrain_stale=Fal
             raise failure from error
 
 
-def _train(run: RunSetup, out: Path, log, on_built, seconds_after=None) -> dict:
+def _train(run: RunSetup, out: Path, log, on_built, seconds_after=None) -> records.Metrics:
     config, resolved, source = run.config, run.resolved, run.source
     recipe = resolved.recipe_fields
     net = run.build()  # before the data passes the pipeline, so that bad model arguments fail at once
@@ -91,9 +92,9 @@ def _train(run: RunSetup, out: Path, log, on_built, seconds_after=None) -> dict:
     steps = pipeline.steps_per_epoch
     model = run.compile(net)  # the net as its recipe trains it: the same layers and weights
     with run.strategy.scope():
-        initial_epoch, state = records.latest_state(out)
+        initial_epoch, state = run_folder.latest_state(out)
         history, damage = _readable_history(out)
-        if state is not None and not records.readable_checkpoint(state):
+        if state is not None and not run_folder.readable_checkpoint(state):
             damage = f"the state checkpoint {state.name} is damaged"
         if damage:  # a kill or a full disk while it was written: what it held cannot be trusted
             log(f"{out}: {damage}; restarting the run from its first epoch")
@@ -106,15 +107,15 @@ def _train(run: RunSetup, out: Path, log, on_built, seconds_after=None) -> dict:
 
     params = count_params(net)
     # How the net started belongs to the run's first attempt: a resumed one keeps it.
-    initialization = (initial_epoch and records.recorded_initialization(out)) or resolved.initialization()
-    io.write_json(out / layout.CONFIG_FILE, {
-        "run": resolved.to_json(),
-        records.INITIALIZATION_KEY: initialization,
-        "data": {"class_names": list(source.class_names), "test_split": source.test_split,
-                 "num_train": pipeline.num_train, "num_validation": pipeline.num_validation,
-                 "num_test": pipeline.num_test, "steps_per_epoch": steps, "mean": pipeline.mean, "std": pipeline.std},
-        "environment": {**environment(run.strategy, run.devices, model), "deterministic": config.deterministic},
-    })
+    recorded = records.read_config(out) if initial_epoch else None
+    records.write_config(out, records.RunRecord(
+        run=resolved.to_json(),
+        initialization=(recorded and recorded.initialization) or resolved.initialization(),
+        data={"class_names": list(source.class_names), "test_split": source.test_split,
+              "num_train": pipeline.num_train, "num_validation": pipeline.num_validation,
+              "num_test": pipeline.num_test, "steps_per_epoch": steps, "mean": pipeline.mean, "std": pipeline.std},
+        environment={**environment(run.strategy, run.devices, model), "deterministic": config.deterministic},
+    ))
     records.clear_failure(out)
     log(f"{out}: {config.title()} ({params['trainable_params']:,} params) on {source.name}, "
         f"{pipeline.num_train}/{pipeline.num_validation}/{pipeline.num_test} train/validation/test images, "
@@ -136,12 +137,12 @@ def _train(run: RunSetup, out: Path, log, on_built, seconds_after=None) -> dict:
     return _record_results(run, out, model, trained_after=initial_epoch, log=log, net=net)
 
 
-def _rebuild_results(run: RunSetup, out: Path, log) -> dict:
+def _rebuild_results(run: RunSetup, out: Path, log) -> records.Metrics:
     """A run that trained every epoch and saved final.keras but has no metrics.json (deleted, or a
     kill before it was written): its results again from final.keras, nothing trained or discarded."""
     log(f"{out}: every epoch is trained and {layout.FINAL_MODEL_FILE} saved, but {layout.METRICS_FILE} is missing; "
         f"rebuilding the results from {layout.FINAL_MODEL_FILE} (the test split read again, by the same final weights)")
-    if problem := records.damaged_files(out).get(layout.FINAL_MODEL_FILE):
+    if problem := run_folder.damaged_files(out).get(layout.FINAL_MODEL_FILE):
         raise RuntimeError(f"{problem}, so the results cannot be rebuilt; delete {out} to train the run again")
     try:
         with run.strategy.scope():
@@ -153,7 +154,7 @@ def _rebuild_results(run: RunSetup, out: Path, log) -> dict:
 
 
 def _record_results(run: RunSetup, out: Path, model: keras.Model, *, trained_after: int, log,
-                    net: keras.Model | None = None) -> dict:
+                    net: keras.Model | None = None) -> records.Metrics:
     """The test split, read once, by the final weights (as the papers report, not the best epoch's;
     with an EMA, the final averages); metrics.json written last. `trained_after`: the epochs before
     this attempt (their speed is another process's). `net`: what to count (the model's own layers)."""
@@ -164,22 +165,22 @@ def _record_results(run: RunSetup, out: Path, model: keras.Model, *, trained_aft
     history = records.read_history(out)
     trained = history["epoch"] > trained_after
     best = history.loc[history["val_accuracy"].idxmax()] if history["val_accuracy"].notna().any() else None
-    metrics = {
-        "test_accuracy": test["accuracy"], "test_loss": test["loss"], "test_error": 100 * (1 - test["accuracy"]),
-        "best_val_accuracy": None if best is None else float(best["val_accuracy"]),
-        "best_epoch": None if best is None else int(best["epoch"]),
-        "final_val_accuracy": None if best is None else float(history["val_accuracy"].iloc[-1]),
-        "epochs": int(len(history)), **count_params(net), "macs": count_macs(net),
-        "total_epoch_seconds": float(history["epoch_seconds"].sum()),
-        "seconds_per_epoch": float(history["epoch_seconds"].median()) if len(history) else None,
-        "images_per_second": _steady(history.loc[trained, "images_per_second"]) if trained.any() else None,
-    }
+    metrics = records.Metrics(
+        test_accuracy=test["accuracy"], test_loss=test["loss"], test_error=100 * (1 - test["accuracy"]),
+        best_val_accuracy=None if best is None else float(best["val_accuracy"]),
+        best_epoch=None if best is None else int(best["epoch"]),
+        final_val_accuracy=None if best is None else float(history["val_accuracy"].iloc[-1]),
+        epochs=int(len(history)), **count_params(net), macs=count_macs(net),
+        total_epoch_seconds=float(history["epoch_seconds"].sum()),
+        seconds_per_epoch=float(history["epoch_seconds"].median()) if len(history) else None,
+        images_per_second=_steady(history.loc[trained, "images_per_second"]) if trained.any() else None,
+    )
     write_run_exports(out, history, test, source.class_names, title=f"{config.title()} on {source.name}")
     records.record_checksums(out)
-    io.write_json(out / layout.METRICS_FILE, metrics)
+    records.write_metrics(out, metrics)
     shutil.rmtree(out / layout.STATE_DIR, ignore_errors=True)
-    log(f"{out}: test accuracy {metrics['test_accuracy']:.4f}, test loss {metrics['test_loss']:.4f}, "
-        f"best validation accuracy {_fmt(metrics['best_val_accuracy'])} at epoch {metrics['best_epoch']}")
+    log(f"{out}: test accuracy {metrics.test_accuracy:.4f}, test loss {metrics.test_loss:.4f}, "
+        f"best validation accuracy {_fmt(metrics.best_val_accuracy)} at epoch {metrics.best_epoch}")
     return metrics
 
 
@@ -211,7 +212,7 @@ def classification_metrics(logits: np.ndarray, labels: np.ndarray, class_names) 
 
 def write_run_exports(run_dir: Path, history: pd.DataFrame, test: dict, class_names, *, title: str) -> None:
     """The per-class table and the run's two figures (a figure that fails is a warning)."""
-    io.write_csv(run_dir / layout.PER_CLASS_FILE, test["per_class"])
+    records.write_per_class(run_dir, test["per_class"])
     plots.safe_plot(run_dir / layout.LEARNING_CURVES_PLOT, plots.plot_learning_curves, history, title)
     plots.safe_plot(run_dir / layout.CONFUSION_PLOT, plots.plot_confusion_matrix, test["confusion"], class_names,
                     title)

@@ -36,23 +36,17 @@ import tensorflow as tf
 
 from ablation.core import io, layout, records
 from ablation.core.console import duration
-from ablation.report import tables as report
+from ablation.report import tables
 from ablation.report.diagrams import write_run_diagrams
 from ablation.run import data
+from ablation.run.bench import FLOPS_PER_MAC, TRAINING_PASSES
 from ablation.run.config import ResolvedRun, RunConfig, build_model
 from ablation.run.training import train
 from builders import count_macs, count_params
 
-FLOPS_PER_MAC = 2
-TRAINING_PASSES = 3  # forward, and backward at about twice the forward's cost
 # Dense tensor-core peaks, FLOP/s: TF32 for float32 training (TensorFlow's default on Ampere and
 # later), bfloat16 or float16 for mixed precision. NVIDIA's data sheets (SXM parts, no sparsity).
 GPU_PEAKS = {"A100": {"float32": 156e12, "mixed": 312e12}, "H100": {"float32": 495e12, "mixed": 989e12}}
-# The splits of tensorflow-datasets names a dry run may estimate before they are downloaded.
-# cats_vs_dogs: its 23,262 train images cut into train and test as `data` does.
-KNOWN_SPLITS = {"cifar10": (50_000, 10_000), "cifar100": (50_000, 10_000), "svhn_cropped": (73_257, 26_032),
-                "mnist": (60_000, 10_000), "fashion_mnist": (60_000, 10_000),
-                "cats_vs_dogs": data.held_out_splits(23_262)}
 PROFILE_NETS = ("resnet-56", "wrn-16-2")  # deep and thin, shallow and wider: start-up and rate apart
 PROFILE_STEPS = 6  # per epoch, two epochs: the second is the steady rate
 PROFILE_VERSION = 2  # bump when the profile's measurement changes: older caches are measured again
@@ -172,7 +166,7 @@ def dataset_splits(dataset: str, data_dir=None) -> tuple[int, int]:
             return data.held_out_splits(splits["train"].num_examples)
     except Exception:  # not registered, not prepared: the table below
         pass
-    return KNOWN_SPLITS.get(dataset, KNOWN_SPLITS["cifar10"])
+    return data.SPLIT_SIZES.get(dataset, data.SPLIT_SIZES["cifar10"])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -266,19 +260,19 @@ def _process_start() -> float:
 
 def _report_seconds(folder: Path, npz: Path) -> float:
     """Seconds to write the tables, plots and pages of a study of the profile's two runs."""
-    runs = [{"run_id": model, "configuration": model, "seed": 42, "downsized": "",
-             "run": RunConfig(model=model, dataset=f"npz:{npz}", recipe_overrides={"epochs": 2},
-                              max_steps_per_epoch=PROFILE_STEPS).resolve().to_json()} for model in PROFILE_NETS]
+    runs = tuple(records.PlannedRunEntry(model, model, 42, "", RunConfig(
+        model=model, dataset=f"npz:{npz}", recipe_overrides={"epochs": 2},
+        max_steps_per_epoch=PROFILE_STEPS).resolve().to_json()) for model in PROFILE_NETS)
     (folder / layout.RUNS_DIR).mkdir()
     for model in PROFILE_NETS:
         (folder / model).rename(records.run_dir_of(folder, model))
-    io.write_json(folder / layout.STUDY_FILE, {
-        "name": "profile", "question": "How fast is this machine?", "varies": [],
-        "heatmap": None, "protocol": "smoke", "protocol_description": "profile", "published_protocol": "",
-        "baseline": PROFILE_NETS[0], "configurations": [{"configuration": m, "model": m, "published_error": None}
-                                                        for m in PROFILE_NETS], "runs": runs})
+    records.write_study(folder, records.StudyRecord(
+        name="profile", question="How fast is this machine?", varies=(), heatmap=None, protocol="smoke",
+        protocol_description="profile", published_protocol="", baseline=PROFILE_NETS[0], cumulative=False,
+        seeding=records.Seeding(), configurations=tuple(records.ConfigurationEntry(m, m, None) for m in PROFILE_NETS),
+        runs=runs))
     start = time.perf_counter()
-    report.write_study_report(folder)
+    tables.write_study_report(folder)
     return time.perf_counter() - start
 
 

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from ablation.core import layout, records
-from ablation.report import tables as report
+from ablation.core import layout, records, run_folder
+from ablation.study import seeding
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 RUNNER_LINE = re.compile(rb"\[\d+/\d+\] ")  # the runner's prefix of a run's lines
@@ -100,7 +100,7 @@ def run_parallel(command: Sequence[str], count: int, results_dir: Path, run_ids:
         for s, handler in previous.items():
             signal.signal(s, handler)
     statuses = [exit_status(child.returncode) for child in children]
-    report.write_study_report(results_dir)
+    seeding.write_report(results_dir)
     log(f"all {count} workers ended (exit {', '.join(map(str, statuses))}); tables and plots in {results_dir}, "
         f"to browse: {results_dir / layout.INDEX_PAGE}")
     return max(statuses)
@@ -136,7 +136,7 @@ def _follow(children, count, results_dir, run_ids, log):
 
 
 def _tally(results_dir, run_ids) -> str:
-    statuses = [records.status(records.run_dir_of(results_dir, run_id)) for run_id in run_ids]
+    statuses = [run_folder.status(records.run_dir_of(results_dir, run_id)) for run_id in run_ids]
     counts = {s: statuses.count(s) for s in dict.fromkeys(statuses)}
     return f"{len(run_ids)} runs: " + ", ".join(f"{n} {s}" for s, n in counts.items())
 

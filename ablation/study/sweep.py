@@ -24,7 +24,7 @@ from ablation.core.errors import ConfigError
 from ablation.run.axes import AXES, MODEL, RECIPE, axis, needs_error, typed
 from ablation.run.config import RunConfig, build_model, model_axes_of, preset_of
 from ablation.study.declaration import Configuration, Options, Study
-from ablation.study.runner import plan, slug
+from ablation.study.planning import plan, slug
 
 # A comma at parenthesis depth 0: "B(3,3),B(3,1,3)" splits in two, not five.
 _TOP_LEVEL_COMMA = re.compile(r",(?![^()]*\))")

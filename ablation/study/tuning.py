@@ -135,7 +135,7 @@ def make_tuner(search: Search, results_dir: Path, hypermodel, pipeline, log=prin
             hp = trial.hyperparameters
             trial_epochs = hp.values.get("tuner/epochs", epochs)  # Hyperband's budget for this trial
             executions = []  # an interrupted trial restarts cleanly: earlier executions are dropped
-            io.write_json(trial_dir / layout.EXECUTIONS_FILE, executions)
+            records.write_executions(trial_dir, executions)
             for execution_seed in search.seeds():
                 start = time.perf_counter()
                 distribute.set_seeds(execution_seed)
@@ -147,13 +147,14 @@ def make_tuner(search: Search, results_dir: Path, hypermodel, pipeline, log=prin
                                     validation_data=pipeline.validation, verbose=0, shuffle=False).history
                 if not all(math.isfinite(v) for v in history["loss"]):
                     raise TrainingDiverged(f"loss {history['loss'][-1]} with seed {execution_seed}")
-                executions.append({"seed": execution_seed, "val_accuracy": float(max(history["val_accuracy"])),
-                                   "final_val_accuracy": float(history["val_accuracy"][-1]),
-                                   "epochs": trial_epochs, "seconds": time.perf_counter() - start})
-                io.write_json(trial_dir / layout.EXECUTIONS_FILE, executions)
-            score = float(np.mean([e["val_accuracy"] for e in executions]))
+                executions.append(records.Execution(
+                    seed=execution_seed, val_accuracy=float(max(history["val_accuracy"])),
+                    final_val_accuracy=float(history["val_accuracy"][-1]), epochs=trial_epochs,
+                    seconds=time.perf_counter() - start))
+                records.write_executions(trial_dir, executions)
+            score = float(np.mean([e.val_accuracy for e in executions]))
             log(f"trial {trial.trial_id}: {_describe(hp.values)}: validation accuracy "
-                + ", ".join(f"{e['val_accuracy']:.4f}" for e in executions) + f" (mean {score:.4f})")
+                + ", ".join(f"{e.val_accuracy:.4f}" for e in executions) + f" (mean {score:.4f})")
             return {"val_accuracy": score}
 
         def save_model(self, trial_id, model, step=0):
@@ -180,14 +181,14 @@ def collect_trials(results_dir: Path, search: Search) -> pd.DataFrame:
     seeds = search.seeds()
     for path in sorted((Path(results_dir) / layout.TUNER_PROJECT).glob(layout.TRIAL_FILES)):
         trial = trial_module.Trial.load(str(path))
-        executions = io.read_json(path.parent / layout.EXECUTIONS_FILE, [])
-        by_seed = {e["seed"]: e for e in executions}
+        executions = records.read_executions(path.parent)
+        by_seed = {e.seed: e for e in executions}
         row = {"trial_id": trial.trial_id,
                **{k: round(v, 6) if isinstance(v, float) else v for k, v in trial.hyperparameters.values.items()
                   if not k.startswith("tuner/")},
-               **{f"val_accuracy_seed{s}": by_seed.get(s, {}).get("val_accuracy") for s in seeds},
-               "mean_val_accuracy": float(np.mean([e["val_accuracy"] for e in executions])) if executions else None,
-               "status": trial.status, "seconds": sum(e["seconds"] for e in executions),
+               **{f"val_accuracy_seed{s}": by_seed[s].val_accuracy if s in by_seed else None for s in seeds},
+               "mean_val_accuracy": float(np.mean([e.val_accuracy for e in executions])) if executions else None,
+               "status": trial.status, "seconds": sum(e.seconds for e in executions),
                "error": (trial.message or "").strip().splitlines()[-1] if trial.message else ""}
         if "tuner/epochs" in trial.hyperparameters.values:
             row["epochs"] = trial.hyperparameters.values["tuner/epochs"]
@@ -198,7 +199,8 @@ def collect_trials(results_dir: Path, search: Search) -> pd.DataFrame:
 TRIAL_COLUMNS = {"trial_id", "mean_val_accuracy", "status", "seconds", "error", "epochs"}
 
 
-def write_exports(results_dir: Path, search: Search, trials: pd.DataFrame, best_metrics: dict | None) -> None:
+def write_exports(results_dir: Path, search: Search, trials: pd.DataFrame,
+                  best_metrics: records.Metrics | None) -> None:
     io.write_csv(results_dir / layout.TRIALS_FILE, trials)
     # TensorBoard's HParams dashboard: a session per completed trial (its drawn values, its score).
     names = [c for c in trials.columns if c not in TRIAL_COLUMNS and not c.startswith("val_accuracy_seed")]
@@ -209,11 +211,12 @@ def write_exports(results_dir: Path, search: Search, trials: pd.DataFrame, best_
                            hparams=names, metrics=["mean_val_accuracy", "seconds"])
     plots.safe_plot(results_dir / layout.DROPOUT_PLOT, plots.plot_dropout_search, trials, search.seeds(),
                     f"{search.run.model}: {search.tuner} search")
-    io.write_text(results_dir / layout.SUMMARY_FILE, summary_markdown(search, trials, best_metrics))
+    io.write_text(results_dir / layout.SUMMARY_FILE, search_summary(search, trials, best_metrics))
     pages.safe_pages(pages.write_search_page, results_dir, f"Dropout-rate search: {search.run.model}")
 
 
-def summary_markdown(search: Search, trials: pd.DataFrame, best_metrics: dict | None) -> str:
+def search_summary(search: Search, trials: pd.DataFrame, best_metrics: records.Metrics | None) -> str:
+    """The search's summary.md: the trials, the best rate against the runner-up, the retrained winner."""
     done = trials[trials["status"] == "COMPLETED"].sort_values("mean_val_accuracy", ascending=False)
     columns = [f"val_accuracy_seed{s}" for s in search.seeds()]
     lines = [f"# Dropout-rate search: {search.run.model}", ""]
@@ -250,8 +253,8 @@ def summary_markdown(search: Search, trials: pd.DataFrame, best_metrics: dict | 
         lines.append("")
     if best_metrics:
         lines += [f"**Retrained winner** (`best/`, seed {search.run.seed}): test accuracy "
-                  f"{100 * best_metrics['test_accuracy']:.2f}%, test loss {best_metrics['test_loss']:.4f}, "
-                  f"best validation accuracy {100 * best_metrics['best_val_accuracy']:.2f}%.", ""]
+                  f"{100 * best_metrics.test_accuracy:.2f}%, test loss {best_metrics.test_loss:.4f}, "
+                  f"best validation accuracy {100 * best_metrics.best_val_accuracy:.2f}%.", ""]
     return "\n".join(lines)
 
 
@@ -291,15 +294,12 @@ def search_cost(search: Search) -> dict:
             "per_run": one.to_json()}
 
 
-def changed_settings(previous: dict, settings: dict) -> list[str]:
+def changed_settings(previous: records.SearchRecord, now: records.SearchRecord) -> list[str]:
     """What differs between a search.json and this search's settings; the run compared as a run is
     (config.run_identity: a recipe field recorded before its axis existed is at its default)."""
-    previous, now = _as_compared(previous), _as_compared(io.json_roundtrip(settings))
-    return sorted(k for k in set(now) | set(previous) if previous.get(k) != now.get(k))
-
-
-def _as_compared(settings: dict) -> dict:
-    return {**settings, "run": run_identity(settings["run"])} if "run" in settings else settings
+    old, new = previous.settings, io.json_roundtrip(now.settings)
+    changed = [k for k in set(new) | set(old) if old.get(k) != new.get(k)]
+    return sorted(changed + (["run"] if run_identity(previous.run) != run_identity(io.json_roundtrip(now.run)) else []))
 
 
 def run_search(search: Search, results_dir, *, log=print, retrain_stale=False) -> int:
@@ -308,25 +308,23 @@ def run_search(search: Search, results_dir, *, log=print, retrain_stale=False) -
     is refused, or with `retrain_stale` kept aside as NAME.stale and started anew."""
     results_dir = Path(results_dir)
     # What defines the search; max_trials may grow from one call to the next.
-    settings = {k: v for k, v in dataclasses.asdict(search).items() if k not in ("run", "max_trials")}
     resolved = search.run.resolve()
-    settings["run"] = resolved.to_json()
-    settings[records.INITIALIZATION_KEY] = resolved.initialization()
-    previous = io.read_json(results_dir / layout.SEARCH_FILE)
-    if previous is not None and records.INITIALIZATION_KEY not in previous:
+    settings = records.SearchRecord(
+        settings={k: v for k, v in dataclasses.asdict(search).items() if k not in ("run", "max_trials")},
+        run=resolved.to_json(), initialization=resolved.initialization())
+    previous = records.read_search(results_dir)
+    if previous is not None and previous.initialization is None:
         if not retrain_stale or is_worker():  # the chief alone moves the shared folder
             raise StaleRun(results_dir, "a search", "--results-dir")
         log(f"{results_dir}: its trials started from tied initial weights; kept as {records.move_aside(results_dir)}, "
             f"searching anew")
         previous = None
-    if previous is not None and "preset" in previous:  # written before the vocabulary change
-        previous["protocol"] = previous.pop("preset")
     changed = [] if previous is None else changed_settings(previous, settings)
     if changed:
         raise ConfigError(f"{results_dir} holds a search with other settings ({', '.join(changed)}); "
                           f"use another --results-dir.")
     if not is_worker():
-        io.write_json(results_dir / layout.SEARCH_FILE, settings)
+        records.write_search(results_dir, settings)
 
     # Before the set-up, not inside it: clear_session resets Keras's global state, the precision
     # policy the set-up holds for the trials included.
