@@ -348,7 +348,7 @@ def test_one_process_trains_mirrored_runs_of_different_nets_one_after_the_other(
     for name, overrides in (("a", {}), ("b", {"block_type": "B(1,3,1)"})):
         config = RunConfig(dataset=easy, strategy="mirrored", model="wrn-10-1", model_overrides=overrides,
                            recipe_overrides={"epochs": 1, "batch_size": 32}, max_steps_per_epoch=2)
-        assert train(config, tmp_path / name, log=quiet)["epochs"] == 1
+        assert train(config, tmp_path / name, log=quiet).epochs == 1
 
 
 @pytest.mark.slow
@@ -407,7 +407,7 @@ def test_a_damaged_checkpoint_or_history_restarts_the_run_saying_so(easy, tmp_pa
     if damaged == "history.csv":  # only the history is at fault
         (out / "state" / "epoch-0001.weights.h5").unlink()
     lines = []
-    assert train(config, out, log=lines.append)["epochs"] == 2
+    assert train(config, out, log=lines.append).epochs == 2
     assert any(expected in line and "restarting the run from its first epoch" in line for line in lines), lines
     assert list(pd.read_csv(out / "history.csv")["epoch"]) == [1, 2]
 
@@ -426,7 +426,7 @@ def test_a_full_disk_fails_the_run_cleanly_before_its_checkpoints(easy, tmp_path
     assert not (out / "state").exists() and not (out / "best.keras").exists()
     assert "NotEnoughSpace" in json.loads((out / "failure.json").read_text())["error"]
     monkeypatch.undo()
-    assert train(config, out, log=quiet)["epochs"] == 2
+    assert train(config, out, log=quiet).epochs == 2
 
 
 def test_a_run_folder_locked_by_another_trainer_is_refused_in_one_line(easy, tmp_path, capsys):
