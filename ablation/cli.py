@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ablation.core import io, layout
-from ablation.core.choices import MAX_SEED, PROTOCOLS, seed_is_valid
+from ablation.core.choices import LARGEST_SEED, PROTOCOLS, seed_is_valid
 from ablation.core.console import (
     add_alias,
     add_deterministic_argument,
@@ -183,8 +183,9 @@ def cmd_models(args):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="python -m ablation", description="one training run, reports, "
-                                     "the model and axis tables and the benchmark")
+    parser = argparse.ArgumentParser(prog="python -m ablation", description="one training run (train), a study "
+                                     "declared on the command line (sweep), reports (report, serve), the model and "
+                                     "axis tables (models, axes) and the benchmark (bench)")
     commands = parser.add_subparsers(dest="command", required=True)
 
     train_parser = commands.add_parser("train", help="one training run into a self-describing folder",
@@ -366,7 +367,7 @@ def parse_seeds(text):
         seeds = ()
     if not seeds or not all(seed_is_valid(s) for s in seeds) or len(set(seeds)) != len(seeds):
         raise ConfigError(f"--seeds {text!r} is not valid; expected distinct comma-separated integers in "
-                          f"0..{MAX_SEED}, e.g. 42,43,44, or auto.")
+                          f"0..{LARGEST_SEED}, e.g. 42,43,44, or auto.")
     return seeds
 
 

@@ -172,6 +172,11 @@ class LayerFactory:
     repeat the faithful settings themselves. Builders spell norm and activation layers by their
     reference names ("_bn2", "_relu1"); another `norm` or `activation` respells them ("_gn2",
     "_silu1"), so that the reference net's layers keep their names in every record.
+
+    The names are a contract with the diagrams (ablation.report.diagrams reads a block's parts from
+    them): a block's layers start with its prefix ("group2_block1"); its shortcut's layers contain
+    "_shortcut" (`projection` names them so); what a post-activation block applies after the sum
+    contains "_out_" ("group2_block1_out_relu", named by the families' block functions).
     """
 
     def __init__(self, initialization: Initialization, *, bn_momentum=BN_MOMENTUM, bn_epsilon=BN_EPSILON,

@@ -21,12 +21,13 @@ JIT_MODES = {"auto": "auto", "on": True, "off": False}
 PROTOCOLS = ("paper", "smoke")
 
 
-# A seed seeds NumPy, Python and TensorFlow (keras.utils.set_random_seed): NumPy takes 32 bits.
-MAX_SEED = 2**32 - 1
+# The largest value a seed may take (not statistics.MAX_SEEDS, how many seeds a study may spend): a
+# seed seeds NumPy, Python and TensorFlow (keras.utils.set_random_seed), and NumPy takes 32 bits.
+LARGEST_SEED = 2**32 - 1
 
 
 def seed_is_valid(seed) -> bool:
-    return isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed <= MAX_SEED
+    return isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed <= LARGEST_SEED
 
 
 def one_of(values) -> str:

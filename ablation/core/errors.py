@@ -1,4 +1,5 @@
-"""The two ways a command ends badly: bad input, and a run that failed.
+"""How a command ends badly: bad input (`ConfigError`, `StaleRun`), a run that failed (`RunFailed`), a
+record that no longer reads (`DamagedFile`), a run another process trains (`RunLocked`), Ctrl-C.
 
 Validators raise `ConfigError` naming the bad value and what would be valid; command lines show
 it as one line and exit with status 2. The builders, which know nothing of this framework, raise

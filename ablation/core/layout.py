@@ -22,7 +22,8 @@ names are part of their format: change one and the folders already written no lo
             .lock                       held while a process trains the run
             best.keras, final.keras, per_class_accuracy.csv, learning_curves.png,
             confusion_matrix.png, tensorboard/, index.html
-            model_summary.txt, architecture.{svg,png,dot}, blocks.{png,svg,json,dot}: the diagrams
+            model_summary.txt, architecture.{svg,png,dot}, blocks.{png,svg,json,dot}: the diagrams, drawn
+                                        for a study's runs and a search's winner (`ablation train` draws none)
         runs/RUN_ID.stale/              a run trained from tied initial weights, kept aside
     results/tune_dropout/               a search
         keras_tuner/ (trial_*/executions.json), trials.csv, dropout_rate.png, search.json,

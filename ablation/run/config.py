@@ -15,7 +15,7 @@ import inspect
 from collections.abc import Mapping
 
 from ablation.core import io
-from ablation.core.choices import JIT_MODES, MAX_SEED, PRECISIONS, STRATEGIES, checked, seed_is_valid
+from ablation.core.choices import JIT_MODES, LARGEST_SEED, PRECISIONS, STRATEGIES, checked, seed_is_valid
 from ablation.core.errors import ConfigError
 from ablation.run.axes import AXES, MODEL, MODEL_AXES, RECIPE_AXES, is_on, plain
 from ablation.run.recipes import Recipe, get_recipe
@@ -51,7 +51,7 @@ class RunConfig:
             recipe = recipe.replace(**preset.recipe_overrides)
         recipe = recipe.replace(**self.recipe_overrides)
         if not seed_is_valid(self.seed):
-            raise ConfigError(f"seed={self.seed!r} is not valid; expected an integer in 0..{MAX_SEED} (2**32 - 1).")
+            raise ConfigError(f"seed={self.seed!r} is not valid; expected an integer in 0..{LARGEST_SEED} (2**32 - 1).")
         if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:
             raise ConfigError(f"max_steps_per_epoch={self.max_steps_per_epoch!r} is not valid; expected >= 1.")
         checked("strategy", self.strategy, STRATEGIES)
