@@ -30,11 +30,12 @@ tests/test_layout.py checks that this map names every package and module, in the
         recipe_model | augment          the net as its recipe trains it (EMA, targets) | augmentation of whole batches
         axes                            every knob of a run, declared once
         randaugment                     RandAugment's 14 ops, as torchvision computes them
-    statistics                          verdicts over seeds: paired t, Holm, the sequential design (no TensorFlow)
+    statistics                          verdicts over seeds: paired t, Holm, the sequential looks (no TensorFlow)
+    design                              how many seeds: the looks of --seeds auto, their boundary, power
     core/                               the shared basics
         run_folder | plots              a run's status (done, stale, ...), states and damage | the figures (matplotlib)
         records                         every record file as a type: read, upgraded from older formats, written
-        locks | io | console            a run's and a report's locks | atomic files | the exit protocol and progress lines
+        record_types | locks | io | console   the records' types | the locks | atomic files | exit and progress lines
         choices                         the valid values of every setting, and their one check
         layout | errors                 every file name in a results folder | the errors
 

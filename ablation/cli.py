@@ -31,6 +31,7 @@ from ablation.core.console import (
 )
 from ablation.core.errors import TIED_INITIAL_WEIGHTS, ConfigError
 from ablation.core.records import Status
+from ablation.design import MAX_SEEDS
 from ablation.report.server import exposed, make_server
 from ablation.run import axes as axes_module
 from ablation.run import bench as bench_module
@@ -39,7 +40,6 @@ from ablation.run.bench import BenchConfig, format_report, run_bench
 from ablation.run.config import RunConfig, preset_of
 from ablation.run.recipes import RECIPES, get_recipe
 from ablation.run.training import train
-from ablation.statistics import MAX_SEEDS
 from ablation.study import sweep as sweep_module
 from ablation.study.claiming import parse_shard
 from ablation.study.cost import total_text

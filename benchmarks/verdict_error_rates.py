@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: the suite, as a package
-from ablation.statistics import auto_looks, compare_all  # noqa: E402
+from ablation.design import auto_looks  # noqa: E402
+from ablation.statistics import compare_all  # noqa: E402
 
 
 def simulated_errors(rng, configurations: int, seeds: int, noise: str, shift: float = 0.0) -> dict:

@@ -10,19 +10,15 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from ablation.design import MIN_SEEDS, auto_looks, minimum_detectable, nominal_level, seeds_needed
 from ablation.statistics import (
-    MIN_SEEDS,
     NO_DIFFERENCE,
     TOO_FEW_SEEDS,
-    auto_looks,
     auto_seeds_needed,
     compare,
     compare_all,
     comparison_pairs,
     interval_of_mean,
-    minimum_detectable,
-    nominal_level,
-    seeds_needed,
 )
 from benchmarks.verdict_error_rates import simulated_errors, verdict_rate
 

@@ -21,7 +21,7 @@ JIT_MODES = {"auto": "auto", "on": True, "off": False}
 PROTOCOLS = ("paper", "smoke")
 
 
-# The largest value a seed may take (not statistics.MAX_SEEDS, how many seeds a study may spend): a
+# The largest value a seed may take (not design.MAX_SEEDS, how many seeds a study may spend): a
 # seed seeds NumPy, Python and TensorFlow (keras.utils.set_random_seed), and NumPy takes 32 bits.
 LARGEST_SEED = 2**32 - 1
 

@@ -24,15 +24,11 @@ from ablation.core.plots import (
     safe_plot,
 )
 from ablation.core.records import Status
+from ablation.design import MIN_SEEDS
 from ablation.report import hparams, pages
 from ablation.report.escaping import latex_comment, latex_text
 from ablation.run.config import ResolvedRun
-from ablation.statistics import (
-    ALPHA,
-    MIN_SEEDS,
-    compare_all,
-    interval_of_mean,
-)
+from ablation.statistics import ALPHA, compare_all, interval_of_mean
 
 RESULT_COLUMNS = ["run_id", "configuration", "model", "seed", "trainable_params", "macs", "test_accuracy",
                   "test_error", "test_loss", "best_val_accuracy", "epochs", "seconds_per_epoch", "images_per_second",

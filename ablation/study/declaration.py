@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 
 from ablation.core.choices import PROTOCOLS, checked, folder_name, one_of
 from ablation.core.errors import ConfigError
-from ablation.statistics import MAX_SEEDS, MIN_SEEDS
+from ablation.design import MAX_SEEDS, MIN_SEEDS
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from ablation.core import records
 from ablation.core.errors import ConfigError
+from ablation.design import auto_looks, seed_sequence
 from ablation.run.axes import axis
 from ablation.run.config import ResolvedRun, RunConfig, builder_arguments, preset_of, run_identity
-from ablation.statistics import auto_looks, seed_sequence
 from ablation.study.declaration import Configuration, Options, Smoke, Study
 from builders import count_macs
 
