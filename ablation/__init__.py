@@ -8,7 +8,11 @@ point here). Each line is a layer that imports only from the lines below it; mod
 separated by "|" do not import each other. `lint-imports` enforces the layers (pyproject.toml) and
 tests/test_layout.py checks that this map names every package and module, in the contract's order.
 
-    cli, __main__                       the command line: `python -m ablation ...`
+    __main__                            `python -m ablation ...`
+    cli/                                the command lines: they parse, call the library, and turn errors into exits
+        commands                        `python -m ablation {train,report,serve,sweep,models,axes,bench}`
+        studies                         `python -m studies.NAME`, and the search modules
+        options                         every option, spelled once (a run's, a study's, the device's)
     study/                              studies and searches, from declaration to finished runs
         sweep                           `ablation sweep`: a study declared on the command line
         runner | tuning | parallel      a study's runs, start to tables | the dropout search (keras-tuner) | --parallel N

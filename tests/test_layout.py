@@ -14,6 +14,7 @@ import ablation
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "ablation"
 MAX_TOP_MODULES = 6  # besides __init__ and __main__: the rest lives in subpackages by layer
+MAX_MODULE_LINES = 400  # a module a newcomer reads in one sitting; a longer one is two jobs
 
 
 def _map() -> tuple[list[set], dict[str, list[set]]]:
@@ -69,6 +70,11 @@ def test_ablation_is_in_subpackages_with_few_modules_at_its_top():
     top_modules = [path.stem for path in PACKAGE.glob("*.py") if path.stem not in ("__init__", "__main__")]
     assert len(top_modules) <= MAX_TOP_MODULES, top_modules
     assert len(list(PACKAGE.glob("*/__init__.py"))) >= 4
+
+
+def test_no_module_of_the_framework_is_over_400_lines():
+    lengths = {str(path.relative_to(ROOT)): len(path.read_text().splitlines()) for path in PACKAGE.rglob("*.py")}
+    assert {name: n for name, n in lengths.items() if n > MAX_MODULE_LINES} == {}
 
 
 def test_the_import_paths_users_have_keep_working():

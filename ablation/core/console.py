@@ -1,4 +1,5 @@
-"""What every command line shares: TensorFlow's quiet import, the exit protocol, shared options.
+"""What every command line shares: TensorFlow's quiet import, the exit protocol, progress lines (the
+options themselves: ablation.cli.options).
 
 Nothing here imports TensorFlow at module level: `import_tensorflow_quietly` does, on purpose,
 with stderr muted, and only entry points call it (through `prepare_console`).
@@ -6,14 +7,11 @@ with stderr muted, and only entry points call it (through `prepare_console`).
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
 import warnings
 
-from ablation.core import layout
-from ablation.core.choices import JIT_MODES, PRECISIONS, STRATEGIES
 from ablation.core.errors import (
     EXIT_BAD_INPUT,
     EXIT_INTERRUPTED,
@@ -133,49 +131,3 @@ def run_command(action, *, kept="finished epochs") -> int:
     except KeyboardInterrupt:
         print(f"\ninterrupted: {kept} are kept; run the same command again to go on.", file=sys.stderr)
         return EXIT_INTERRUPTED
-
-
-class DeprecatedAlias(argparse.Action):
-    """An old spelling of an option that scripts may still use: it works, with a one-line notice."""
-
-    def __init__(self, option_strings, dest, *, new: str, **kwargs):
-        super().__init__(option_strings, dest, **kwargs)
-        self.new = new
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        print(f"warning: {option_string} is deprecated; use {self.new} (it means the same).", file=sys.stderr)
-        setattr(namespace, self.dest, values)
-
-
-def add_alias(parser, old: str, new: str, dest: str, **kwargs) -> None:
-    """`old` as a deprecated spelling of the option `new` (same `dest`), hidden from --help."""
-    parser.add_argument(old, dest=dest, action=DeprecatedAlias, new=new, help=argparse.SUPPRESS, **kwargs)
-
-
-def add_run_arguments(parser, *, single_run=True):
-    """Options shared by `ablation train` and every study (one spelling for each)."""
-    parser.add_argument("--dataset", default=None if not single_run else "cifar10",
-                        help="a tensorflow-datasets name (cifar10, cifar100, svhn_cropped, cats_vs_dogs, ...) "
-                             "or npz:PATH with keras.datasets keys (default: %(default)s)")
-    parser.add_argument("--epochs", type=int, help="epochs (default: the recipe's); the lr milestones scale with it")
-    add_device_arguments(parser)
-    parser.add_argument("--data-dir", help="tensorflow-datasets data_dir")
-
-
-def add_deterministic_argument(parser):
-    parser.add_argument("--deterministic", action="store_true",
-                        help="TensorFlow's deterministic kernels, XLA off, every seed set: the same command gives "
-                             "bitwise the same weights and metrics (slower; recorded in "
-                             f"{layout.CONFIG_FILE})")
-
-
-def add_device_arguments(parser):
-    parser.add_argument("--strategy", default="auto", choices=STRATEGIES,
-                        help="auto: MirroredStrategy over all GPUs when there are several, else one device "
-                             "(default: %(default)s). MultiWorkerMirroredStrategy is not offered: it fails with "
-                             "model.fit under Keras 3.15; spread a study over machines by its runs (--shard)")
-    parser.add_argument("--precision", default="float32", choices=PRECISIONS, help="(default: %(default)s)")
-    add_deterministic_argument(parser)
-    parser.add_argument("--jit-compile", default="auto", choices=tuple(JIT_MODES),
-                        help="XLA for the train step; auto lets Keras decide: on for one GPU, off on CPU and under "
-                             "tf.distribute (default: %(default)s)")
