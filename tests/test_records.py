@@ -60,6 +60,7 @@ def test_its_records_read_as_todays_types(tmp_path):
     run_dir = records.run_dir_of(folder, study.runs[0].run_id)
     config, metrics = records.read_config(run_dir), records.read_metrics(run_dir)
     assert config.initialization is not None and config.run["model"] == "wrn-10-1"
+    assert config.run["family"] == "wide_resnet" and "builder" not in config.run  # format 2's word for it
     assert metrics.epochs == 1 and metrics.total_epoch_seconds > 0
     assert set(records.read_checksums(run_dir).files) == set(layout.CHECKED_FILES)
     assert records.read_config(records.run_dir_of(folder, STALE_RUN)).initialization is None
@@ -77,7 +78,7 @@ def test_rewritten_in_todays_format_it_gives_the_same_tables(tmp_path):
         io.write_json(run_dir / layout.CHECKSUMS_FILE, {"format": records.Checksums.FORMAT, "files": {
             name: vars(entry) for name, entry in records.read_checksums(run_dir).files.items()}})
     for name in (layout.STUDY_FILE, f"{layout.RUNS_DIR}/{STALE_RUN}/{layout.CONFIG_FILE}"):
-        assert json.loads((folder / name).read_text())["format"] == 2
+        assert json.loads((folder / name).read_text())["format"] == 3
     assert _report(folder) == first
     assert run_folder.status(records.run_dir_of(folder, STALE_RUN)) == Status.STALE
 
@@ -134,5 +135,5 @@ def test_no_module_but_the_records_module_spells_an_old_formats_word():
             continue
         strings = [node.value for node in ast.walk(ast.parse(path.read_text()))
                    if isinstance(node, ast.Constant) and isinstance(node.value, str)]
-        assert not {"label", "training_seconds", "preset"} & set(strings), path
+        assert not {"label", "training_seconds", "preset", "builder"} & set(strings), path
 

@@ -129,7 +129,7 @@ def cmd_axes(args):
 
 
 def cmd_models(args):
-    print(f"{'model':24} {'builder':16} {'input':12} {'recipe':6} {'params':>12} {'MACs/image':>12}")
+    print(f"{'model':24} {'family':16} {'input':12} {'recipe':6} {'params':>12} {'MACs/image':>12}")
     for name, preset in PRESETS.items():
         model = preset.build()
         params = count_params(model)["trainable_params"]

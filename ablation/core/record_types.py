@@ -41,7 +41,7 @@ class RunRecord:
     """config.json. `initialization` is None only in a folder written before 2026-12-02, whose nets
     started from tied initial weights (run_folder.stale)."""
 
-    FORMAT: ClassVar[int] = 2
+    FORMAT: ClassVar[int] = 3
     run: dict  # ResolvedRun.to_json(): what makes the run this run (config.run_identity)
     initialization: dict | None  # how the net started, kept from the run's first attempt
     data: dict  # class names, split sizes, steps per epoch, normalisation
@@ -131,7 +131,7 @@ class Seeding:
 class StudyRecord:
     """study.json: what `ablation report` rebuilds a study's tables from, without the study module."""
 
-    FORMAT: ClassVar[int] = 2
+    FORMAT: ClassVar[int] = 3
     name: str
     question: str
     varies: tuple[str, ...]
@@ -166,7 +166,7 @@ class SearchRecord:
     """search.json: the settings that define a dropout search (not max_trials, which may grow), its
     run and how its nets start (None: trials from tied initial weights, before 2026-12-02)."""
 
-    FORMAT: ClassVar[int] = 2
+    FORMAT: ClassVar[int] = 3
     settings: dict  # tuning.Search's fields but run and max_trials
     run: dict  # ResolvedRun.to_json()
     initialization: dict | None

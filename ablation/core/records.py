@@ -96,15 +96,21 @@ def _search_1(data: dict) -> dict:
     return data
 
 
+def _family(run: dict) -> dict:
+    """Format 2's resolved run named the preset's family "builder", the name Preset gives its function."""
+    return {("family" if k == "builder" else k): v for k, v in run.items()}
+
+
 UPGRADES: dict[type, dict[int, Callable[[Any], dict]]] = {
     # No "initialization" before 2026-12-02: the net started from tied initial weights (run_folder.stale);
     # a folder holding only its run (a run id's folder before it trained) has no data or machine yet.
-    RunRecord: {1: lambda data: {"initialization": None, "data": {}, "environment": {}, **data}},
+    RunRecord: {1: lambda data: {"initialization": None, "data": {}, "environment": {}, **data},
+                2: lambda data: {**data, "run": _family(data["run"])}},
     # "training_seconds" was the sum of the epochs' seconds.
     Metrics: {1: lambda data: {**{f.name: None for f in dataclasses.fields(Metrics)},
                                **{("total_epoch_seconds" if k == "training_seconds" else k): v for k, v in data.items()}}},
-    StudyRecord: {1: _study_1},
-    SearchRecord: {1: _search_1},
+    StudyRecord: {1: _study_1, 2: lambda data: {**data, "runs": [{**r, "run": _family(r["run"])} for r in data["runs"]]}},
+    SearchRecord: {1: _search_1, 2: lambda data: {**data, "run": _family(data["run"])}},
     Checksums: {1: lambda data: {"files": data}},  # the files' entries were the whole object
     Failure: {1: lambda data: {"error": "unknown error", "time": "", "traceback": "", **data}},
     Blocks: {1: lambda data: data},

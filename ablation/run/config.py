@@ -68,7 +68,7 @@ class RunConfig:
         if "input_shape" in model_kwargs:
             model_kwargs["input_shape"] = tuple(model_kwargs["input_shape"])
         return ResolvedRun(
-            model=self.model, builder=preset.family, model_kwargs=model_kwargs,
+            model=self.model, family=preset.family, model_kwargs=model_kwargs,
             input_shape=tuple(model_kwargs.get("input_shape") or preset.input_shape), dataset=self.dataset,
             recipe=recipe_name, recipe_fields=recipe, seed=self.seed, validation_fraction=self.validation_fraction,
             augment=self.augment, max_steps_per_epoch=self.max_steps_per_epoch, strategy=self.strategy,
@@ -104,7 +104,7 @@ class ResolvedRun:
     overrides, the recipe with every field. `to_json()` is config.json's "run"."""
 
     model: str
-    builder: str  # the preset's builder function, e.g. wide_resnet
+    family: str  # the preset's family: the name of its builder function, e.g. wide_resnet (Preset.family)
     model_kwargs: Mapping
     input_shape: tuple
     dataset: str
@@ -124,7 +124,7 @@ class ResolvedRun:
     def initialization(self) -> dict:
         """How the run's net starts: its family's reference code, and BN's gamma as the run sets it
         (config.json's "initialization")."""
-        return INITIALIZATIONS[self.builder].with_bn_gamma(self.model_kwargs.get("bn_gamma")).to_json()
+        return INITIALIZATIONS[self.family].with_bn_gamma(self.model_kwargs.get("bn_gamma")).to_json()
 
     @classmethod
     def from_json(cls, run: dict) -> ResolvedRun:
@@ -143,13 +143,13 @@ class ResolvedRun:
         However a study module or a sweep declared it, the same run gets the same name: wrn-28-2 with
         dropout_rate 0.3 is wrn-28-2-dropout, and dropout_rate 0 is wrn-28-2. The data and the
         protocol's changes are not in it (they are the results folder's), nor the seed."""
-        kwargs, defaults = _without_defaults(self.builder, self.model_kwargs), _defaults(self.builder)
-        family = [(name, preset) for name, preset in PRESETS.items() if preset.family == self.builder]
+        kwargs, defaults = _without_defaults(self.family, self.model_kwargs), _defaults(self.family)
+        family = [(name, preset) for name, preset in PRESETS.items() if preset.family == self.family]
         # A preset may spell out a default (wrn-28-2's depth 28): matched against the value in effect.
         matches = [(name, preset) for name, preset in family
                    if all(kwargs.get(k, defaults.get(k)) == v for k, v in preset.kwargs.items())]
         preset_name, preset = max(matches, key=lambda item: len(item[1].kwargs),
-                                  default=(self.builder.replace("_", "-"), None))
+                                  default=(self.family.replace("_", "-"), None))
         words = [preset_name, *(AXES[key].word(value) for key, value in kwargs.items()
                                 if preset is None or key not in preset.kwargs)]
         own = preset or family[0][1]  # a net no preset names: its family's first preset's recipe
@@ -165,7 +165,7 @@ class ResolvedRun:
         """Whether axis `name` is off its default in this run: a builder argument other than its
         builder's default, a recipe field other than its axis's."""
         if AXES[name].acts_on == MODEL:
-            return name in _without_defaults(self.builder, self.model_kwargs)
+            return name in _without_defaults(self.family, self.model_kwargs)
         return is_on(name, getattr(self.recipe_fields, name))
 
     def setting(self, key: str):
@@ -177,7 +177,7 @@ class ResolvedRun:
             return getattr(self.recipe_fields, key)
         if key in {f.name for f in dataclasses.fields(self)}:
             return getattr(self, key)
-        return _defaults(self.builder).get(key)
+        return _defaults(self.family).get(key)
 
 
 def run_identity(run: Mapping) -> dict:
@@ -187,7 +187,7 @@ def run_identity(run: Mapping) -> dict:
     run written before its axis existed does not record, at the axis's default (the run it trained)."""
     identity = {key: value for key, value in run.items() if key != "model"}
     if isinstance(run.get("model_kwargs"), Mapping):
-        identity["model_kwargs"] = _without_defaults(run.get("builder"), run["model_kwargs"])
+        identity["model_kwargs"] = _without_defaults(run.get("family"), run["model_kwargs"])
     if isinstance(run.get("recipe_fields"), Mapping):
         identity["recipe_fields"] = {**_RECIPE_DEFAULTS, **run["recipe_fields"]}
     return identity
