@@ -257,3 +257,12 @@ def test_a_searchs_dry_run_gives_its_cost_and_trains_nothing(easy, tmp_path, cap
     assert capsys.readouterr().out.startswith("cost: 7 runs of wrn-10-1 (3 trials x 2 executions")
     assert search_main("tune_dropout", SearchDefaults(), [*args, "--tuner", "hyperband"]) == 2
     assert "--dry-run with --tuner hyperband is not valid" in capsys.readouterr().err
+
+
+def test_a_trial_whose_loss_is_not_finite_fails_with_the_runs_own_check():
+    from ablation.run.callbacks import DivergenceCheck, TrainingDiverged
+
+    check = DivergenceCheck("with seed 43")
+    check.on_epoch_end(0, {"loss": 2.3})  # a finite loss goes on
+    with pytest.raises(TrainingDiverged, match="loss is nan at epoch 2 with seed 43"):
+        check.on_epoch_end(1, {"loss": float("nan")})

@@ -29,6 +29,23 @@ class TrainingDiverged(RuntimeError):
     """The training loss became NaN or infinite: the run fails (a search records the trial as failed)."""
 
 
+class DivergenceCheck(keras.callbacks.Callback):
+    """Fail at the end of the first epoch whose training loss is not finite (`check_divergence`): a
+    run's recorder and a search's trials stop alike."""
+
+    def __init__(self, what: str = ""):
+        super().__init__()
+        self.what = what  # said after the epoch: "with seed 43"
+
+    def on_epoch_end(self, epoch, logs=None):
+        check_divergence(logs or {}, epoch, self.what)
+
+
+def check_divergence(logs: dict, epoch: int, what: str = "") -> None:
+    if not math.isfinite(logs.get("loss", math.nan)):
+        raise TrainingDiverged(f"loss is {logs.get('loss')} at epoch {epoch + 1}{' ' + what if what else ''}")
+
+
 class NotEnoughSpace(RuntimeError):
     """Too little free disk for an epoch's checkpoints: the run fails cleanly before writing them (the
     HDF5 writer can crash the process on a full disk), and every finished epoch stays."""
@@ -108,8 +125,7 @@ class RunRecorder(keras.callbacks.Callback):
         logs = logs or {}
         end = time.perf_counter()
         train_seconds = (self._train_end if not self._training else end) - self._start
-        if not math.isfinite(logs.get("loss", math.nan)):
-            raise TrainingDiverged(f"loss is {logs.get('loss')} at epoch {epoch + 1}")
+        check_divergence(logs, epoch)
         self._check_space()
         row = records.HistoryRow(
             epoch=epoch + 1,

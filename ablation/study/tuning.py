@@ -24,7 +24,6 @@ when every worker is done, writes the exports and retrains the winner.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import socket
 import time
@@ -44,7 +43,7 @@ from ablation.core.errors import ConfigError, StaleRun
 from ablation.report import hparams, pages
 from ablation.report.diagrams import write_run_diagrams
 from ablation.run import distribute
-from ablation.run.callbacks import TrainingDiverged
+from ablation.run.callbacks import DivergenceCheck
 from ablation.run.config import RunConfig, run_identity
 from ablation.run.setup import RunSetup, set_up
 from ablation.run.training import train
@@ -91,80 +90,87 @@ def is_worker() -> bool:
     return tuner_distribute.has_chief_oracle() and not tuner_distribute.is_chief_oracle()
 
 
-def make_hypermodel(search: Search, run: RunSetup):
-    recipe = run.resolved.recipe_fields
+class DropoutHyperModel(kt.HyperModel):
+    """Our builder and recipe, with the dropout rate (and the lr) drawn by the tuner."""
 
-    class DropoutHyperModel(kt.HyperModel):
-        """Our builder and recipe, with the dropout rate (and the lr) drawn by the tuner."""
+    def __init__(self, search: Search, run: RunSetup):
+        super().__init__()
+        self.search, self.run = search, run
 
-        def build(self, hp):
-            rate = round(hp.Float("dropout_rate", search.min_rate, search.max_rate, step=search.step), 6)
-            trial_recipe = recipe
-            if search.tune_learning_rate:
-                lr = hp.Choice("learning_rate", [recipe.learning_rate / 2, recipe.learning_rate,
-                                                 recipe.learning_rate * 2])
-                trial_recipe = recipe.replace(learning_rate=lr)
-            return run.compile(run.build(dropout_rate=rate), trial_recipe)
-
-    return DropoutHyperModel()
+    def build(self, hp):
+        search, recipe = self.search, self.run.resolved.recipe_fields
+        rate = round(hp.Float("dropout_rate", search.min_rate, search.max_rate, step=search.step), 6)
+        trial_recipe = recipe
+        if search.tune_learning_rate:
+            lr = hp.Choice("learning_rate", [recipe.learning_rate / 2, recipe.learning_rate, recipe.learning_rate * 2])
+            trial_recipe = recipe.replace(learning_rate=lr)
+        return self.run.compile(self.run.build(dropout_rate=rate), trial_recipe)
 
 
-def make_tuner(search: Search, results_dir: Path, hypermodel, pipeline, log=print):
+def make_hypermodel(search: Search, run: RunSetup) -> DropoutHyperModel:
+    return DropoutHyperModel(search, run)
+
+
+class SeededTuner(kt.engine.base_tuner.BaseTuner):
+    """Runs each trial's executions with their own seeds and keeps every score (keras-tuner's own
+    Tuner averages executions away); the objective is their mean."""
+
+    def __init__(self, search: Search, pipeline, epochs: int, log, **kwargs):
+        # Underscored: BaseTuner's own names (search, ...) must stay its.
+        self._search, self._pipeline, self._epochs, self._log = search, pipeline, epochs, log
+        super().__init__(**kwargs)
+
+    def run_trial(self, trial, **_):
+        trial_dir = Path(self.get_trial_dir(trial.trial_id))
+        trial_dir.mkdir(parents=True, exist_ok=True)
+        with open(trial_dir / layout.ATTEMPTS_LOG, "a") as attempts:  # one line per time a trial runs
+            attempts.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {self.tuner_id} {socket.gethostname()} "
+                           f"{os.getpid()}\n")
+        hp, pipeline = trial.hyperparameters, self._pipeline
+        trial_epochs = hp.values.get("tuner/epochs", self._epochs)  # Hyperband's budget for this trial
+        executions = []  # an interrupted trial restarts cleanly: earlier executions are dropped
+        records.write_executions(trial_dir, executions)
+        for execution_seed in self._search.seeds():
+            start = time.perf_counter()
+            distribute.set_seeds(execution_seed)
+            model = self.hypermodel.build(hp)
+            if model.augmentation is not None:  # the data axes draw from the execution's data seed too
+                model.augmentation = dataclasses.replace(model.augmentation, seed=execution_seed)
+            history = model.fit(pipeline.train_batches(0, trial_epochs, seed=execution_seed),
+                                epochs=trial_epochs, steps_per_epoch=pipeline.steps_per_epoch,
+                                validation_data=pipeline.validation, verbose=0, shuffle=False,
+                                callbacks=[DivergenceCheck(f"with seed {execution_seed}")]).history
+            executions.append(records.Execution(
+                seed=execution_seed, val_accuracy=float(max(history["val_accuracy"])),
+                final_val_accuracy=float(history["val_accuracy"][-1]), epochs=trial_epochs,
+                seconds=time.perf_counter() - start))
+            records.write_executions(trial_dir, executions)
+        score = float(np.mean([e.val_accuracy for e in executions]))
+        self._log(f"trial {trial.trial_id}: {_describe(hp.values)}: validation accuracy "
+                 + ", ".join(f"{e.val_accuracy:.4f}" for e in executions) + f" (mean {score:.4f})")
+        return {"val_accuracy": score}
+
+    def save_model(self, trial_id, model, step=0):
+        pass  # the winner is retrained through the normal run path instead
+
+    def load_model(self, trial):
+        raise NotImplementedError("the best configuration is retrained, not reloaded")
+
+
+def make_tuner(search: Search, results_dir: Path, hypermodel, pipeline, log=print) -> SeededTuner:
     objective = kt.Objective("val_accuracy", direction="max")
     epochs = search.run.resolve().recipe_fields.epochs
-    seed = search.run.seed
     # A failed trial is recorded as FAILED and the search goes on (never retried in the same call).
-    common = dict(objective=objective, seed=seed, max_retries_per_trial=0, max_consecutive_failed_trials=10**6)
+    common = dict(objective=objective, seed=search.run.seed, max_retries_per_trial=0,
+                  max_consecutive_failed_trials=10**6)
     oracle = {
         "random": lambda: kt.oracles.RandomSearchOracle(max_trials=search.max_trials, **common),
         "bayesian": lambda: kt.oracles.BayesianOptimizationOracle(max_trials=search.max_trials, **common),
         # Hyperband decides the number of trials from its epoch budget; max_trials does not apply.
         "hyperband": lambda: kt.oracles.HyperbandOracle(max_epochs=max(epochs, 2), factor=3, **common),
     }[search.tuner]()
-
-    class SeededTuner(kt.engine.base_tuner.BaseTuner):
-        """Runs each trial's executions with their own seeds and keeps every score (keras-tuner's
-        own Tuner averages executions away); the objective is their mean."""
-
-        def run_trial(self, trial, **_):
-            trial_dir = Path(self.get_trial_dir(trial.trial_id))
-            trial_dir.mkdir(parents=True, exist_ok=True)
-            with open(trial_dir / layout.ATTEMPTS_LOG, "a") as attempts:  # one line per time a trial runs
-                attempts.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {self.tuner_id} {socket.gethostname()} "
-                               f"{os.getpid()}\n")
-            hp = trial.hyperparameters
-            trial_epochs = hp.values.get("tuner/epochs", epochs)  # Hyperband's budget for this trial
-            executions = []  # an interrupted trial restarts cleanly: earlier executions are dropped
-            records.write_executions(trial_dir, executions)
-            for execution_seed in search.seeds():
-                start = time.perf_counter()
-                distribute.set_seeds(execution_seed)
-                model = self.hypermodel.build(hp)
-                if model.augmentation is not None:  # the data axes draw from the execution's data seed too
-                    model.augmentation = dataclasses.replace(model.augmentation, seed=execution_seed)
-                history = model.fit(pipeline.train_batches(0, trial_epochs, seed=execution_seed),
-                                    epochs=trial_epochs, steps_per_epoch=pipeline.steps_per_epoch,
-                                    validation_data=pipeline.validation, verbose=0, shuffle=False).history
-                if not all(math.isfinite(v) for v in history["loss"]):
-                    raise TrainingDiverged(f"loss {history['loss'][-1]} with seed {execution_seed}")
-                executions.append(records.Execution(
-                    seed=execution_seed, val_accuracy=float(max(history["val_accuracy"])),
-                    final_val_accuracy=float(history["val_accuracy"][-1]), epochs=trial_epochs,
-                    seconds=time.perf_counter() - start))
-                records.write_executions(trial_dir, executions)
-            score = float(np.mean([e.val_accuracy for e in executions]))
-            log(f"trial {trial.trial_id}: {_describe(hp.values)}: validation accuracy "
-                + ", ".join(f"{e.val_accuracy:.4f}" for e in executions) + f" (mean {score:.4f})")
-            return {"val_accuracy": score}
-
-        def save_model(self, trial_id, model, step=0):
-            pass  # the winner is retrained through the normal run path instead
-
-        def load_model(self, trial):
-            raise NotImplementedError("the best configuration is retrained, not reloaded")
-
-    return SeededTuner(oracle=oracle, hypermodel=hypermodel, directory=str(results_dir), project_name=layout.TUNER_PROJECT,
-                       overwrite=False)
+    return SeededTuner(search, pipeline, epochs, log, oracle=oracle, hypermodel=hypermodel,
+                       directory=str(results_dir), project_name=layout.TUNER_PROJECT, overwrite=False)
 
 
 def _describe(values: dict) -> str:
