@@ -23,7 +23,7 @@ tests/test_layout.py checks that this map names every package and module, in the
         cost | declaration              the cost before launch | Study, Configuration, Options: what a study declares
     report/                             what a study's folder shows: tables, verdicts, pages, diagrams
         tables                          results.csv, comparisons.csv, summary.md, results.tex, rebuilt from the runs
-        server | diagrams | hparams     `serve`: a folder over HTTP | the net's diagrams | TensorBoard's HParams
+        server | diagrams | hparams | figures   `serve` | the net's diagrams | TensorBoard's HParams | the plots
         pages                           the HTML pages of a study, a search and a run
         escaping                        what a page or results.tex may show of a folder's text
     run/                                one training run, the way the papers did it
@@ -37,7 +37,7 @@ tests/test_layout.py checks that this map names every package and module, in the
     statistics                          verdicts over seeds: paired t, Holm, the sequential looks (no TensorFlow)
     design                              how many seeds: the looks of --seeds auto, their boundary, power
     core/                               the shared basics
-        run_folder | plots              a run's status (done, stale, ...), states and damage | the figures (matplotlib)
+        run_folder | plots              a run's status (done, stale, ...), states and damage | a run's figures
         records                         every record file as a type: read, upgraded from older formats, written
         record_types | locks | io | console   the records' types | the locks | atomic files | exit and progress lines
         choices                         the valid values of every setting, and their one check

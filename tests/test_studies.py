@@ -27,7 +27,7 @@ from ablation.core import io, locks, plots, records
 from ablation.core.errors import ConfigError, RunLocked
 from ablation.core.locks import RunLock
 from ablation.core.run_folder import status
-from ablation.report import tables
+from ablation.report import figures, tables
 from ablation.report.diagrams import block_dot, block_stages, write_diagrams, write_run_diagrams
 from ablation.run.config import RunConfig
 from ablation.run.recipes import get_recipe
@@ -660,7 +660,7 @@ def test_a_study_folder_written_before_the_vocabulary_change_still_reports(tmp_p
 def test_heatmap_for_two_varying_settings(tmp_path):
     frame = pd.DataFrame({"depth": [16, 16, 28, 28], "widen_factor": [4, 8, 4, 8], "test_error": [5.0, 4.5, 4.6, 4.0],
                           "status": ["done"] * 4})
-    assert plots.safe_plot(tmp_path / "heat.png", plots.plot_heatmap, frame, "depth", "widen_factor", "t")
+    assert plots.safe_plot(tmp_path / "heat.png", figures.plot_heatmap, frame, "depth", "widen_factor", "t")
     assert (tmp_path / "heat.png").read_bytes()[:8] == PNG
 
 

@@ -15,18 +15,18 @@ import pandas as pd
 
 from ablation.core import io, layout, records, run_folder
 from ablation.core.errors import TIED_INITIAL_WEIGHTS, DamagedFile
-from ablation.core.plots import (
+from ablation.core.plots import safe_plot
+from ablation.core.records import Status
+from ablation.design import MIN_SEEDS
+from ablation.report import hparams, pages
+from ablation.report.escaping import latex_comment, latex_text
+from ablation.report.figures import (
     plot_error_vs,
     plot_heatmap,
     plot_per_class,
     plot_seed_errors,
     plot_study_curves,
-    safe_plot,
 )
-from ablation.core.records import Status
-from ablation.design import MIN_SEEDS
-from ablation.report import hparams, pages
-from ablation.report.escaping import latex_comment, latex_text
 from ablation.run.config import ResolvedRun
 from ablation.statistics import ALPHA, compare_all, interval_of_mean
 

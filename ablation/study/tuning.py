@@ -40,7 +40,7 @@ from keras_tuner.src.engine import trial as trial_module
 from ablation.core import io, layout, plots, records
 from ablation.core.choices import PROTOCOLS, checked
 from ablation.core.errors import ConfigError, StaleRun
-from ablation.report import hparams, pages
+from ablation.report import figures, hparams, pages
 from ablation.report.diagrams import write_run_diagrams
 from ablation.run import distribute
 from ablation.run.callbacks import DivergenceCheck
@@ -215,7 +215,7 @@ def write_exports(results_dir: Path, search: Search, trials: pd.DataFrame,
                                           {"mean_val_accuracy": row["mean_val_accuracy"], "seconds": row["seconds"]})
                                          for _, row in done.iterrows()],
                            hparams=names, metrics=["mean_val_accuracy", "seconds"])
-    plots.safe_plot(results_dir / layout.DROPOUT_PLOT, plots.plot_dropout_search, trials, search.seeds(),
+    plots.safe_plot(results_dir / layout.DROPOUT_PLOT, figures.plot_dropout_search, trials, search.seeds(),
                     f"{search.run.model}: {search.tuner} search")
     io.write_text(results_dir / layout.SUMMARY_FILE, search_summary(search, trials, best_metrics))
     pages.safe_pages(pages.write_search_page, results_dir, f"Dropout-rate search: {search.run.model}")
