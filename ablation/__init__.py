@@ -4,9 +4,12 @@ Command line: `python -m ablation --help` (train, report, models, axes, bench, s
 `python -m studies.NAME --help`.
 
 The map below is the one description of the framework's architecture (the README and the modules
-point here). Each line is a layer that imports only from the lines below it; modules on one line
-separated by "|" do not import each other. `lint-imports` enforces the layers (pyproject.toml) and
-tests/test_layout.py checks that this map names every package and module, in the contract's order.
+point here). How to read it: each line is a layer that imports only from the lines below it; a name
+ending in "/" is a package, and the indented lines under it are its modules, layered the same way
+inside it; names on one line separated by "|" do not import each other, and the text beside them
+says what each holds, in the same order, also separated by "|". `lint-imports` enforces the layers
+(pyproject.toml) and tests/test_layout.py checks that this map names every package and module, in
+the contract's order.
 
     __main__                            `python -m ablation ...`
     cli/                                the command lines: they parse, call the library, and turn errors into exits
@@ -44,5 +47,5 @@ tests/test_layout.py checks that this map names every package and module, in the
         layout | errors                 every file name in a results folder | the errors
 
 Below the framework, knowing nothing of it: `builders` (the nets); above it: `studies` (one module
-per study).
+per study), and above those `benchmarks` (scripts whose figures docs/benchmarks.md quotes).
 """

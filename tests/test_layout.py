@@ -59,7 +59,7 @@ def test_the_map_and_the_import_contract_have_the_same_layers():
     top, inner = _map()
     contracts = _contracts()
     packages = next(c for c in contracts if "containers" not in c)
-    assert _layers(packages, "ablation.") == [{"studies"}, *top, {"builders"}]
+    assert _layers(packages, "ablation.") == [{"benchmarks"}, {"studies"}, *top, {"builders"}]
     by_container = {c["containers"][0].removeprefix("ablation."): c for c in contracts if "containers" in c}
     assert set(by_container) == set(inner)
     for package, layers in inner.items():
