@@ -24,7 +24,7 @@ from ablation.run import training as run_module
 from ablation.run.config import RunConfig
 from ablation.run.setup import set_up
 from ablation.study import SearchDefaults, cost, tuning
-from ablation.study.tuning import Search, changed_settings, make_hypermodel, run_search
+from ablation.study.tuning import DropoutHyperModel, Search, changed_settings, run_search
 from tests.helpers import PNG, ROOT, diagram_drawn, quiet
 
 SETTINGS = dict(recipe_overrides={"epochs": 1, "batch_size": 32}, max_steps_per_epoch=2)
@@ -41,7 +41,7 @@ def test_hypermodel_builds_the_net_for_the_drawn_rate(easy):
     hp.Float("dropout_rate", 0.0, 0.5, step=0.05)
     hp.values["dropout_rate"] = 0.35
     with set_up(search.run) as run:  # as run_search sets the trials up
-        model = make_hypermodel(search, run).build(hp)
+        model = DropoutHyperModel(search, run).build(hp)
     rates = [layer.rate for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
     assert rates == [0.35] * 3  # one per block of WRN-10-1, between its convs
     assert model.output.shape == (None, 4)

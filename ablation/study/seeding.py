@@ -24,8 +24,11 @@ def next_look(results_dir, study: records.StudyRecord | None = None) -> dict[str
     """Of a `--seeds auto` study, the seeds each configuration needs for its next look, from its
     finished runs (empty: seeding has stopped); None for a study of declared seeds."""
     study, frame = tables.collect_results(results_dir, study)
-    if not study.seeding.auto:
-        return None
+    return _needed(study, frame) if study.seeding.auto else None
+
+
+def _needed(study: records.StudyRecord, frame) -> dict[str, list[int]]:
+    """next_look from the study's table of runs (tables.collect_results)."""
     return auto_seeds_needed(tables.errors_by_configuration(frame, study), study.baseline, list(study.seeding.sequence),
                              study.seeding.looks, cumulative=study.cumulative, versus=study.versus())
 
@@ -47,7 +50,7 @@ def run_rounds(runs: list[PlannedRun], results_dir: Path, shard: tuple[int, int]
     failed = []
     while True:
         study, frame = tables.collect_results(results_dir)
-        needed = next_look(results_dir, study)
+        needed = _needed(study, frame)
         statuses = dict(zip(frame["run_id"], frame["status"], strict=True))
         round_runs = [by_seed[(label, seed)] for label, seeds in needed.items() for seed in seeds]
         open_runs = [run for run in round_runs if statuses.get(run.run_id) != Status.DONE]

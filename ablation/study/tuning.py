@@ -107,10 +107,6 @@ class DropoutHyperModel(kt.HyperModel):
         return self.run.compile(self.run.build(dropout_rate=rate), trial_recipe)
 
 
-def make_hypermodel(search: Search, run: RunSetup) -> DropoutHyperModel:
-    return DropoutHyperModel(search, run)
-
-
 class SeededTuner(kt.engine.base_tuner.BaseTuner):
     """Runs each trial's executions with their own seeds and keeps every score (keras-tuner's own
     Tuner averages executions away); the objective is their mean."""
@@ -338,7 +334,7 @@ def run_search(search: Search, results_dir, *, log=print, retrain_stale=False) -
     with set_up(search.run) as run:
         # The search sees the training and validation splits only.
         run.pipeline = dataclasses.replace(run.pipeline, test=None)
-        tuner = make_tuner(search, results_dir, make_hypermodel(search, run), run.pipeline, log=log)
+        tuner = make_tuner(search, results_dir, DropoutHyperModel(search, run), run.pipeline, log=log)
         log(f"{search.tuner} search over {_describe({'dropout_rate': f'{search.min_rate:g}..{search.max_rate:g}'})} "
             f"on {search.run.model}: {len(tuner.oracle.trials) if hasattr(tuner.oracle, 'trials') else 0} trials "
             f"on record, results in {results_dir}")
