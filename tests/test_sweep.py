@@ -178,7 +178,8 @@ def test_seeds_auto_trains_what_the_looks_need_once_across_workers_and_a_second_
             "--protocol", "smoke", "--epochs", "1", "--dataset", easy, "--results-dir", str(results)]
     assert main([*args, "--parallel", "2"]) == 0
     out = capsys.readouterr().out
-    study, frame = tables.collect_results(results, next_look=seeding.next_look(results))
+    study, frame = tables.collect_results(results)
+    frame = tables.runs_shown(frame, seeding.next_look(study, frame))
     assert study.seeding == records.Seeding(auto=True, sequence=(42, 43, 44, 45), looks=(3, 4))
     assert set(frame["status"]) == {"done"}
     # What was trained is what the decision, replayed from the records, needed: 3 seeds each, and

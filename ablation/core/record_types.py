@@ -70,8 +70,10 @@ class Metrics:
 
 @dataclasses.dataclass(frozen=True)
 class HistoryRow:
-    """A row of history.csv: one finished epoch."""
+    """A row of history.csv: one finished epoch. history.csv's format is its header (HISTORY_COLUMNS);
+    FORMAT is training_history.json's."""
 
+    FORMAT: ClassVar[int] = 2
     epoch: int
     loss: float
     accuracy: float
@@ -84,7 +86,6 @@ class HistoryRow:
 
 
 HISTORY_COLUMNS = [field.name for field in dataclasses.fields(HistoryRow)]
-HISTORY_FORMAT = 2  # training_history.json's; history.csv's format is its header, HISTORY_COLUMNS
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,6 +19,7 @@ records' older layouts. Writes are atomic (`ablation.core.io`); file names: `abl
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import itertools
@@ -35,7 +36,6 @@ from ablation.core.errors import ConfigError, DamagedFile, RunFailed, RunLocked
 from ablation.core.locks import RunLock
 from ablation.core.record_types import (
     HISTORY_COLUMNS,
-    HISTORY_FORMAT,
     Blocks,
     Checksums,
     ConfigurationEntry,
@@ -134,8 +134,15 @@ def _read(path: Path, kind: type):
     data = io.read_json(path)
     if data is None:
         return None
-    try:
+    with _read_as_record(path):
         return parsed(kind, _upgraded(kind, data))
+
+
+@contextlib.contextmanager
+def _read_as_record(path: Path):
+    """A record that parses as JSON but not as its type is a damaged file, named."""
+    try:
+        yield
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise DamagedFile(path, f"not a {path.name} record: {type(error).__name__}: {error}") from None
 
@@ -213,12 +220,10 @@ def read_executions(trial_dir) -> list[Execution]:
     data = io.read_json(path)
     if data is None:
         return []
-    try:
+    with _read_as_record(path):
         version = data.get("format", 1) if isinstance(data, dict) else 1
-        entries = data if version == 1 else data["executions"]
+        entries = data if version == 1 else data["executions"]  # format 1: the bare list
         return [parsed(Execution, _upgraded(Execution, {"format": version, **entry})) for entry in entries]
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
-        raise DamagedFile(path, f"not a {path.name} record: {type(error).__name__}: {error}") from None
 
 
 def write_executions(trial_dir, executions: list[Execution]) -> None:
@@ -251,7 +256,7 @@ def save_history(run_dir, rows: list[HistoryRow]) -> None:
     history = pd.DataFrame([dataclasses.asdict(row) for row in rows], columns=HISTORY_COLUMNS)
     io.write_csv(Path(run_dir) / layout.HISTORY_FILE, history)
     io.write_json(Path(run_dir) / layout.HISTORY_JSON_FILE,
-                  {"format": HISTORY_FORMAT, **{column: history[column].tolist() for column in history.columns}})
+                  {"format": HistoryRow.FORMAT, **{column: history[column].tolist() for column in history.columns}})
 
 
 def read_per_class(run_dir) -> pd.DataFrame | None:

@@ -40,12 +40,10 @@ COMPARISON_COLUMNS = ["configuration", "reference", "seeds", "mean_difference", 
 INTERVAL = "paired t at the adjusted level"
 
 
-def collect_results(results_dir: Path, study: records.StudyRecord | None = None,
-                    next_look: dict[str, list[int]] | None = None) -> tuple[records.StudyRecord, pd.DataFrame]:
+def collect_results(results_dir: Path, study: records.StudyRecord | None = None) -> tuple[records.StudyRecord,
+                                                                                       pd.DataFrame]:
     """study.json (or `study`, the same not yet written) and one row per planned run, from whatever
-    the run folders hold now; of a `--seeds auto` study given `next_look` (the seeds each
-    configuration's next look needs, as `ablation.study.seeding` decides), the runs trained or
-    started and those the next look needs."""
+    the run folders hold now (of a `--seeds auto` study, every run its budget may use: `runs_shown`)."""
     study = study or records.read_study(results_dir)
     rows = []
     for planned in study.runs:
@@ -70,12 +68,15 @@ def collect_results(results_dir: Path, study: records.StudyRecord | None = None,
             row.update({k: v for k, v in dataclasses.asdict(metrics).items() if k in RESULT_COLUMNS})
         rows.append(row)
     columns = RESULT_COLUMNS[:3] + varied_columns(study) + RESULT_COLUMNS[3:]
-    frame = pd.DataFrame(rows).reindex(columns=columns)
-    if study.seeding.auto and next_look is not None:  # of the budget's runs, those trained or started, and the next look's
-        needed = {(label, seed) for label, seeds in next_look.items() for seed in seeds}
-        keep = [row.status != Status.PENDING or (row.configuration, row.seed) in needed for row in frame.itertuples()]
-        frame = frame[keep].reset_index(drop=True)
-    return study, frame
+    return study, pd.DataFrame(rows).reindex(columns=columns)
+
+
+def runs_shown(frame: pd.DataFrame, next_look: dict[str, list[int]]) -> pd.DataFrame:
+    """Of a `--seeds auto` study's budget, the runs trained or started and those `next_look` (the
+    seeds each configuration's next look needs) asks for."""
+    needed = {(label, seed) for label, seeds in next_look.items() for seed in seeds}
+    keep = [row.status != Status.PENDING or (row.configuration, row.seed) in needed for row in frame.itertuples()]
+    return frame[keep].reset_index(drop=True)
 
 
 def varied_columns(study: records.StudyRecord) -> list[str]:
@@ -298,15 +299,18 @@ def study_summary(study: records.StudyRecord, summary: pd.DataFrame, frame: pd.D
     return "\n".join(lines)
 
 
-def write_study_report(results_dir, next_look: dict[str, list[int]] | None = None) -> pd.DataFrame:
+def write_study_report(results_dir, decide_next_look=None) -> pd.DataFrame:
     """results.csv, summary.md, test_results_summary.json, the plots and the web pages, from the run
-    folders. A `--seeds auto` study's report shows `next_look`, which the study layer decides
-    (`ablation.study.seeding.write_report`: the one way its report is written)."""
+    folders, read once. A `--seeds auto` study's report shows what `decide_next_look(study, frame)` says its
+    next look needs: the study layer decides it (`ablation.study.seeding.write_report`, the one way
+    its report is written)."""
     results_dir = Path(results_dir)
-    study = records.read_study(results_dir)
-    if study.seeding.auto and next_look is None:
+    study, frame = collect_results(results_dir)
+    if study.seeding.auto and decide_next_look is None:
         raise ValueError("a --seeds auto study's report needs its next look: ablation.study.seeding.write_report")
-    study, frame = collect_results(results_dir, study, next_look)
+    next_look = decide_next_look(study, frame) if study.seeding.auto else None
+    if next_look is not None:
+        frame = runs_shown(frame, next_look)
     summary = summarise(frame, study.configurations)
     results = comparisons(frame, study)
     io.write_csv(results_dir / layout.RESULTS_FILE, frame)

@@ -21,8 +21,9 @@ def show_plan(study: Study, options: Options, runs: list[PlannedRun], mine: list
     needs); the runs shown that are this worker's."""
     if auto:  # what the folders hold decides
         record = describe_study(study, options, runs)
-        _, frame = tables.collect_results(results_dir, record, next_look(results_dir, record))
-        mine = [run for run in runs if run.run_id in set(frame["run_id"])]
+        _, frame = tables.collect_results(results_dir, record)
+        shown = set(tables.runs_shown(frame, next_look(record, frame))["run_id"])
+        mine = [run for run in runs if run.run_id in shown]
     shown = mine if options.auto_seeds else runs
     statuses = run_statuses(shown, results_dir)
     if as_json:

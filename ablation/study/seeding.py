@@ -1,8 +1,8 @@
 """`--seeds auto`: which seeds the next look needs (`next_look`), and the rounds that train them.
 
-The decision is the study's: it reads the finished runs (through the report's table of them),
-asks `statistics.auto_seeds_needed`, and hands the answer to the report, which shows it
-(`write_report`: the one way a study's tables are written).
+The decision is the study's: from the finished runs of the report's table it asks
+`statistics.auto_seeds_needed`. The report, which reads the run folders once, is handed the
+decision (`write_report`: the one way a study's tables are written) and shows its answer.
 """
 
 from __future__ import annotations
@@ -20,22 +20,16 @@ from ablation.study.planning import PlannedRun
 WAIT_SECONDS = 10  # between two looks at runs of the round that other processes train
 
 
-def next_look(results_dir, study: records.StudyRecord | None = None) -> dict[str, list[int]] | None:
-    """Of a `--seeds auto` study, the seeds each configuration needs for its next look, from its
-    finished runs (empty: seeding has stopped); None for a study of declared seeds."""
-    study, frame = tables.collect_results(results_dir, study)
-    return _needed(study, frame) if study.seeding.auto else None
-
-
-def _needed(study: records.StudyRecord, frame) -> dict[str, list[int]]:
-    """next_look from the study's table of runs (tables.collect_results)."""
+def next_look(study: records.StudyRecord, frame) -> dict[str, list[int]]:
+    """Of a `--seeds auto` study, the seeds each configuration needs for its next look, from the
+    finished runs of its table (tables.collect_results); empty: seeding has stopped."""
     return auto_seeds_needed(tables.errors_by_configuration(frame, study), study.baseline, list(study.seeding.sequence),
                              study.seeding.looks, cumulative=study.cumulative, versus=study.versus())
 
 
 def write_report(results_dir):
     """The study's tables, plots and pages (tables.write_study_report), with its next look."""
-    return tables.write_study_report(results_dir, next_look(results_dir))
+    return tables.write_study_report(results_dir, next_look)
 
 
 def run_rounds(runs: list[PlannedRun], results_dir: Path, shard: tuple[int, int], stale_ids: set[str],
@@ -50,7 +44,7 @@ def run_rounds(runs: list[PlannedRun], results_dir: Path, shard: tuple[int, int]
     failed = []
     while True:
         study, frame = tables.collect_results(results_dir)
-        needed = _needed(study, frame)
+        needed = next_look(study, frame)
         statuses = dict(zip(frame["run_id"], frame["status"], strict=True))
         round_runs = [by_seed[(label, seed)] for label, seeds in needed.items() for seed in seeds]
         open_runs = [run for run in round_runs if statuses.get(run.run_id) != Status.DONE]
