@@ -8,6 +8,8 @@ import json
 import os
 import shutil
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -249,6 +251,96 @@ def test_serve_answers_only_for_visible_regular_files_inside_its_folder(tmp_path
     finally:
         served.shutdown()
         served.server_close()
+
+
+@pytest.fixture
+def served(tmp_path):
+    """A folder with a run page and a folder named like a host, served in this process: (folder, port)."""
+    folder = tmp_path / "study"
+    (folder / "runs" / "RUN").mkdir(parents=True)
+    (folder / "index.html").write_text("study")
+    (folder / "runs" / "RUN" / "index.html").write_text("run")
+    for name in ("evil.com", "\\evil.com"):
+        (folder / name).mkdir()
+        (folder / name / "index.html").write_text("evil")
+    server = server_module.make_server(folder, "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield folder, server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def raw_request(port, data: bytes) -> bytes:
+    # A raw socket: urllib would clean up the request forms a hostile client sends as they are.
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+        client.sendall(data)
+        answer = b""
+        while chunk := client.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_serve_closes_a_connection_that_never_finishes_its_request(served, monkeypatch):
+    # One thread per connection: a client that sends half a request line and waits (slowloris) would
+    # hold its thread for ever, and many such clients the whole server.
+    assert 0 < (server_module.ReadOnlyHandler.timeout or 0) <= 120
+    monkeypatch.setattr(server_module.ReadOnlyHandler, "timeout", 0.5)  # the same, sooner
+    _, port = served
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+        client.sendall(b"GET /index.html HT")
+        assert client.recv(100) == b""  # closed by the server, well before the client's 10 s
+
+
+def test_serve_redirects_a_folder_only_to_a_path_on_this_server(served):
+    _, port = served
+    for target, location in [("/runs/RUN", "/runs/RUN/"), ("/%2Fruns/RUN", "/runs/RUN/"),
+                             ("/%2Fevil.com", "/evil.com/"), ("/%2F%2Fevil.com", "/evil.com/"),
+                             ("//evil.com", "/evil.com/"), ("/./%2Fevil.com", "/evil.com/"),
+                             ("http://x//evil.com", "/evil.com/"), ("http://x/%2Fevil.com", "/evil.com/"),
+                             ("/\\evil.com", "/%5Cevil.com/"), ("/%5Cevil.com", "/%5Cevil.com/"),
+                             ("/evil.com?next=//a", "/evil.com/"), ("evil.com", "/evil.com/"),
+                             ("http:evil.com", "/evil.com/"), ("http://evil.com", "/"), ("?x", "/")]:
+        answer = raw_request(port, f"GET {target} HTTP/1.0\r\n\r\n".encode())
+        assert answer.startswith(b"HTTP/1.0 301 "), target
+        assert f"\r\nLocation: {location}\r\n".encode() in answer, target  # never //host, scheme: or relative
+
+
+def test_serve_refuses_http_0_9_which_has_no_headers_to_carry_the_policy(served):
+    _, port = served
+    for line in ["GET /index.html", "GET /runs/RUN/", "HEAD /index.html"]:
+        assert raw_request(port, f"{line}\r\n\r\n".encode()) == b"", line  # not the file without its policy
+
+
+def test_serve_answers_a_malformed_request_line_with_a_status_and_the_policy(served):
+    _, port = served
+    for line in ["GET / HTTP/x", "GET /index.html HTTP/2.0", "GET / HTTP/1.0 extra", "GET"]:
+        answer = raw_request(port, f"{line}\r\n\r\n".encode())
+        assert answer.startswith(b"HTTP/1.0 4") or answer.startswith(b"HTTP/1.0 5"), line
+        assert b"\r\nContent-Security-Policy: default-src 'none'" in answer, line
+
+
+def test_serve_says_nothing_when_a_client_hangs_up_mid_download(served, capfd, monkeypatch):
+    folder, port = served
+    (folder / "big.bin").write_bytes(bytes(16_000_000))
+    before = set(threading.enumerate())
+    client = socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # the server stays mid-copy
+    client.connect(("127.0.0.1", port))
+    client.sendall(b"GET /big.bin HTTP/1.0\r\n\r\n")
+    assert client.recv(1024).startswith(b"HTTP/1.0 200 ")
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with a reset
+    client.close()
+    for thread in set(threading.enumerate()) - before:  # the request's thread: done once it has said its say
+        thread.join(timeout=30)
+    assert capfd.readouterr().err == ""  # a client going away is normal: no traceback
+    monkeypatch.setattr(server_module.ReadOnlyHandler, "send_head", lambda self: 1 / 0)
+    before = set(threading.enumerate())
+    raw_request(port, b"GET /index.html HTTP/1.0\r\n\r\n")
+    for thread in set(threading.enumerate()) - before:
+        thread.join(timeout=30)
+    assert "ZeroDivisionError" in capfd.readouterr().err  # any other error is still reported
 
 
 @pytest.mark.parametrize("host,message", [

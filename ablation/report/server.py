@@ -29,6 +29,24 @@ from ablation.report.pages import content_security_policy
 class ReadOnlyHandler(http.server.SimpleHTTPRequestHandler):
     """GET and HEAD of the folder's regular, visible files (any other method is 501)."""
 
+    # The base class answers a request line it cannot read as HTTP/0.9: a body without a status line or
+    # headers, so without the policy. As 1.0, that answer has both.
+    default_request_version = "HTTP/1.0"
+    # Seconds a connection may stay silent: a client that never finishes its request does not hold a thread.
+    timeout = 60
+
+    def parse_request(self):
+        if len(str(self.raw_requestline, "iso-8859-1").split()) == 2:  # HTTP/0.9: no headers, so no policy
+            self.close_connection = True
+            return False  # no answer: the connection closes
+        return super().parse_request()
+
+    def handle(self):
+        try:
+            super().handle()
+        except ConnectionError:  # the client went away (a closed tab, a stopped download): normal, no traceback
+            self.close_connection = True
+
     def version_string(self):
         return "ablation-serve"  # the Server header: no Python or library version
 
@@ -50,8 +68,11 @@ class ReadOnlyHandler(http.server.SimpleHTTPRequestHandler):
             self.send_error(HTTPStatus.NOT_FOUND, "File not found")
             return None
         if target.name == layout.INDEX_PAGE and (root.joinpath(*parts)).is_dir() and not url_path.endswith("/"):
-            self.send_response(HTTPStatus.MOVED_PERMANENTLY)  # runs/ID -> runs/ID/: the page's links are relative
-            self.send_header("Location", urllib.parse.quote(url_path + "/"))
+            # runs/ID -> runs/ID/: the page's links are relative. Built from the parts, the place is a path of
+            # this server whatever the request (from "/%2Fevil.com" as it came: "//evil.com/", another host).
+            location = "/" + "".join(urllib.parse.quote(part, safe="") + "/" for part in parts)
+            self.send_response(HTTPStatus.MOVED_PERMANENTLY)
+            self.send_header("Location", location)
             self.send_header("Content-Length", "0")
             self.end_headers()
             return None
