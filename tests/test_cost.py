@@ -58,6 +58,20 @@ def test_a_net_is_counted_by_its_weighted_layers_and_macs():
 def test_dataset_sizes_are_read_without_the_images(easy):
     assert cost.dataset_splits(easy) == (256, 64)
     assert cost.dataset_splits("cifar10", "/nonexistent") == (50_000, 10_000)  # known, not downloaded
+    assert cost.dataset_splits("imagenet2012", "/nonexistent") == (1_281_167, 50_000)  # not CIFAR-10's
+
+
+def test_a_size_the_suite_does_not_know_is_assumed_saying_so(tmp_path):
+    with pytest.warns(UserWarning, match="'food101' is not prepared here .* assumes CIFAR-10's 50,000 training"):
+        assert cost.dataset_splits("food101", str(tmp_path)) == (50_000, 10_000)
+
+
+def test_a_dry_run_refuses_a_dataset_the_run_would_refuse(tmp_path, capsys):
+    # It used to price CIFAR-10 and exit 0; the real command failed at its first run.
+    assert study_main(TINY, ["--dataset", "nosuchdataset", "--results-dir", str(tmp_path), "--dry-run", "--json"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+    assert "dataset 'nosuchdataset' is not a tensorflow-datasets name" in captured.err
 
 
 def test_the_profile_is_measured_once_per_machine_and_then_read(tmp_path, monkeypatch):

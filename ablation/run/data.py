@@ -50,10 +50,11 @@ def held_out_splits(num_train: int) -> tuple[int, int]:
 
 # The (training, test) images of tensorflow-datasets sets, known before they are downloaded: a dry
 # run's cost estimate, and the bench's real epoch for its synthetic CIFAR-shaped input (CIFAR-10's).
-# cats_vs_dogs: its 23,262 train images cut into train and test as held_out_splits does.
+# cats_vs_dogs: its 23,262 train images cut into train and test as held_out_splits does; imagenet2012:
+# its validation split is the test split (TEST_SPLITS).
 SPLIT_SIZES = {"cifar10": (50_000, 10_000), "cifar100": (50_000, 10_000), "svhn_cropped": (73_257, 26_032),
                "mnist": (60_000, 10_000), "fashion_mnist": (60_000, 10_000),
-               "cats_vs_dogs": held_out_splits(23_262)}
+               "cats_vs_dogs": held_out_splits(23_262), "imagenet2012": (1_281_167, 50_000)}
 
 
 @dataclasses.dataclass(frozen=True)

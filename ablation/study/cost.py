@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import keras
@@ -148,7 +149,8 @@ def estimate(run: ResolvedRun, net: Net, splits: tuple[int, int], profile: Profi
 
 def dataset_splits(dataset: str, data_dir=None) -> tuple[int, int]:
     """(training, test) images of a dataset without reading its images: an npz's label arrays, a
-    prepared tfds dataset's metadata, or the known sizes of common ones (else CIFAR-10's)."""
+    prepared tfds dataset's metadata, or the known sizes of common ones; else CIFAR-10's, saying so.
+    A name that is neither a tfds dataset nor npz:PATH is the one-line error of the run itself."""
     if dataset.startswith("npz:"):
         try:
             with np.load(dataset[len("npz:"):], allow_pickle=False) as archive:
@@ -156,6 +158,7 @@ def dataset_splits(dataset: str, data_dir=None) -> tuple[int, int]:
         except Exception:
             data.open_source(dataset)  # raises its one-line error naming what is wrong with the file
             raise
+    data.open_source(dataset, data_dir=data_dir)  # reads nothing: checks the name, as the run would
     import tensorflow_datasets as tfds
 
     try:
@@ -164,8 +167,12 @@ def dataset_splits(dataset: str, data_dir=None) -> tuple[int, int]:
             return splits["train"].num_examples, splits["test"].num_examples
         if "train" in splits:  # part of the train split is the test split, as `data` cuts it
             return data.held_out_splits(splits["train"].num_examples)
-    except Exception:  # not registered, not prepared: the table below
+    except Exception:  # not prepared here: the table below
         pass
+    if dataset not in data.SPLIT_SIZES:
+        warnings.warn(f"dataset {dataset!r} is not prepared here and its size is not known to this suite: the cost "
+                      f"assumes CIFAR-10's {data.SPLIT_SIZES['cifar10'][0]:,} training and "
+                      f"{data.SPLIT_SIZES['cifar10'][1]:,} test images per epoch.", stacklevel=2)
     return data.SPLIT_SIZES.get(dataset, data.SPLIT_SIZES["cifar10"])
 
 
