@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from ablation import design
 from ablation.design import MIN_SEEDS, auto_looks, minimum_detectable, nominal_level, seeds_needed
 from ablation.statistics import (
     NO_DIFFERENCE,
@@ -397,3 +398,18 @@ def test_seeds_auto_gives_a_step_left_open_its_seeds_on_both_sides():
     assert auto_seeds_needed(errors, "c0", sequence, looks) == {}
     assert auto_seeds_needed(errors, "c0", sequence, looks, cumulative=True) == {"c2": sequence[:5],
                                                                                  "c1": sequence[:5]}
+
+
+def test_the_null_studies_drawn_in_chunks_are_the_draws_made_at_once(monkeypatch):
+    # Memory stays flat whatever --max-seeds is (10000 took the machine's 24 GB), and the boundary of
+    # every design is the one its draws gave before.
+    looks = auto_looks(12)
+    monkeypatch.setattr(design, "NULL_STUDIES", 5_000)
+    rng = np.random.default_rng(design.NULL_SEED)
+    differences = rng.standard_normal((5_000, looks[-1]))
+    smallest = np.ones(5_000)
+    for n in looks:
+        t = differences[:, :n].mean(axis=1) / (differences[:, :n].std(axis=1, ddof=1) / np.sqrt(n))
+        smallest = np.minimum(smallest, 2 * stats.t.sf(np.abs(t), n - 1))
+    monkeypatch.setattr(design, "NULL_CHUNK_VALUES", 12 * 777)  # 777 studies per chunk, the last one shorter
+    assert np.array_equal(design._null_min_p.__wrapped__(looks), np.sort(smallest))

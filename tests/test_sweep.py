@@ -205,4 +205,12 @@ def test_seeds_auto_is_refused_with_a_budget_below_the_first_look(tmp_path, caps
     code = main(["sweep", "--model", "wrn-10-1", "--vary", "dropout_rate=0,0.3", "--seeds", "auto", "--max-seeds", "2",
                  "--results-dir", str(tmp_path), "--dry-run"])
     assert code == 2
-    assert "--max-seeds 2 is not valid; expected at least 3" in capsys.readouterr().err
+    assert "--max-seeds 2 is not valid; expected 3 (the seeds of the first look) to 1000" in capsys.readouterr().err
+
+
+def test_seeds_auto_is_refused_with_a_budget_beyond_what_a_verdict_counts(tmp_path, capsys):
+    # 10000 took the whole machine's memory (the looks' null studies, held at once) before it was refused.
+    code = main(["sweep", "--model", "wrn-10-1", "--vary", "dropout_rate=0,0.3", "--seeds", "auto", "--max-seeds",
+                 "10000", "--results-dir", str(tmp_path), "--dry-run"])
+    assert code == 2
+    assert "--max-seeds 10000 is not valid; expected 3 (the seeds of the first look) to 1000" in capsys.readouterr().err

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 
 from ablation.core.choices import PROTOCOLS, checked, folder_name, one_of
 from ablation.core.errors import ConfigError
-from ablation.design import MAX_SEEDS, MIN_SEEDS
+from ablation.design import MAX_SEEDS, MIN_SEEDS, MOST_SEEDS_COUNTED
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,9 +105,9 @@ class Options:
         checked("protocol", self.protocol, PROTOCOLS)
         if self.auto_seeds and self.seeds is not None:
             raise ConfigError("--seeds auto with a list of seeds is not valid; expected one or the other.")
-        if self.auto_seeds and self.max_seeds < MIN_SEEDS:
-            raise ConfigError(f"--max-seeds {self.max_seeds} is not valid; expected at least {MIN_SEEDS}, the seeds "
-                              f"of the first look.")
+        if self.auto_seeds and not MIN_SEEDS <= self.max_seeds <= MOST_SEEDS_COUNTED:
+            raise ConfigError(f"--max-seeds {self.max_seeds} is not valid; expected {MIN_SEEDS} (the seeds of the "
+                              f"first look) to {MOST_SEEDS_COUNTED} (the most seeds a verdict counts).")
 
 
 @dataclasses.dataclass(frozen=True)
