@@ -169,10 +169,13 @@ def test_changed_settings_are_refused(easy, tmp_path):
 
 
 @pytest.mark.parametrize("args,expected", [
-    (["--max-trials", "0"], "max_trials=0 is not valid"),
-    (["--executions-per-trial", "0"], "executions_per_trial=0 is not valid"),
-    (["--step", "0"], "step=0.0 is not valid"),
-    (["--min-rate", "0.5", "--max-rate", "0.5"], "dropout range [0.5, 0.5] is not valid"),
+    (["--max-trials", "0"], "--max-trials 0 is not valid"),
+    (["--executions-per-trial", "0"], "--executions-per-trial 0 is not valid"),
+    (["--step", "0"], "--step 0 is not valid"),
+    (["--min-rate", "0.5", "--max-rate", "0.5"], "--min-rate 0.5 --max-rate 0.5 is not valid"),
+    # Execution i trains with seed + i: the last one must be a seed NumPy and TensorFlow take.
+    (["--seed", "4294967295", "--executions-per-trial", "2"], "expected --seed at most 4294967294"),
+    (["--seed", "4294967295", "--executions-per-trial", "2", "--dry-run"], "expected --seed at most 4294967294"),
 ])
 def test_bad_search_settings_are_one_line(tmp_path, capsys, args, expected):
     # Refused before any data is read: a zero count no longer falls back to the default.
@@ -266,3 +269,11 @@ def test_a_trial_whose_loss_is_not_finite_fails_with_the_runs_own_check():
     check.on_epoch_end(0, {"loss": 2.3})  # a finite loss goes on
     with pytest.raises(TrainingDiverged, match="loss is nan at epoch 2 with seed 43"):
         check.on_epoch_end(1, {"loss": float("nan")})
+
+
+@pytest.mark.parametrize("seed", [0, 42])
+def test_every_seed_gives_the_tuner_the_same_draws_on_every_call(seed):
+    # keras-tuner replaces a falsy seed with a random one: --seed 0 searched differently each call.
+    first, again = (kt.oracles.RandomSearchOracle(objective="val_accuracy", max_trials=1,
+                                                  seed=tuning.oracle_seed(seed)) for _ in range(2))
+    assert first.seed == again.seed

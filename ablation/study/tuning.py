@@ -38,7 +38,7 @@ from keras_tuner.src.distribute import utils as tuner_distribute
 from keras_tuner.src.engine import trial as trial_module
 
 from ablation.core import io, layout, plots, records
-from ablation.core.choices import PROTOCOLS, checked
+from ablation.core.choices import LARGEST_SEED, PROTOCOLS, checked, seed_is_valid
 from ablation.core.errors import ConfigError, StaleRun
 from ablation.report import figures, hparams, pages
 from ablation.report.diagrams import write_run_diagrams
@@ -68,18 +68,24 @@ class Search:
     protocol: str = "paper"  # one of choices.PROTOCOLS
 
     def __post_init__(self):
-        checked("tuner", self.tuner, TUNERS)
-        checked("protocol", self.protocol, PROTOCOLS)
+        # The messages name the flags of studies/tune_dropout.py, which spells every field.
+        checked("--tuner", self.tuner, TUNERS)
+        checked("--protocol", self.protocol, PROTOCOLS)
         for name in ("max_trials", "executions_per_trial"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name}={value!r} is not valid; expected a positive integer.")
+                raise ConfigError(f"--{name.replace('_', '-')} {value!r} is not valid; expected a positive integer.")
         if not 0.0 <= self.min_rate < self.max_rate < 1.0:
-            raise ConfigError(f"dropout range [{self.min_rate}, {self.max_rate}] is not valid; expected "
+            raise ConfigError(f"--min-rate {self.min_rate:g} --max-rate {self.max_rate:g} is not valid; expected "
                               f"0 <= min < max < 1.")
         if not 0.0 < self.step <= self.max_rate - self.min_rate:
-            raise ConfigError(f"step={self.step!r} is not valid; expected a number in (0, "
+            raise ConfigError(f"--step {self.step:g} is not valid; expected a number in (0, "
                               f"{self.max_rate - self.min_rate:g}], the width of the dropout range.")
+        last = self.run.seed + self.executions_per_trial - 1 if seed_is_valid(self.run.seed) else None
+        if last is not None and last > LARGEST_SEED:  # execution i trains with seed + i (a bad seed: its run's check)
+            raise ConfigError(f"--seed {self.run.seed} with --executions-per-trial {self.executions_per_trial} is "
+                              f"not valid: the executions' seeds go up to {last}; expected --seed at most "
+                              f"{LARGEST_SEED - self.executions_per_trial + 1}.")
 
     def seeds(self) -> list[int]:
         """Execution i of every trial uses seed base + i: weights, data order, augmentation."""
@@ -153,11 +159,18 @@ class SeededTuner(kt.engine.base_tuner.BaseTuner):
         raise NotImplementedError("the best configuration is retrained, not reloaded")
 
 
+def oracle_seed(seed: int) -> int:
+    """The seed of the tuner's own draws. keras-tuner takes a falsy seed as "pick one at random"
+    (`seed or random.randint(1, 10000)`), so --seed 0 would search differently on every call: its
+    oracle draws from LARGEST_SEED instead (shared only with --seed 4294967295's oracle)."""
+    return seed or LARGEST_SEED
+
+
 def make_tuner(search: Search, results_dir: Path, hypermodel, pipeline, log=print) -> SeededTuner:
     objective = kt.Objective("val_accuracy", direction="max")
     epochs = search.run.resolve().recipe_fields.epochs
     # A failed trial is recorded as FAILED and the search goes on (never retried in the same call).
-    common = dict(objective=objective, seed=search.run.seed, max_retries_per_trial=0,
+    common = dict(objective=objective, seed=oracle_seed(search.run.seed), max_retries_per_trial=0,
                   max_consecutive_failed_trials=10**6)
     oracle = {
         "random": lambda: kt.oracles.RandomSearchOracle(max_trials=search.max_trials, **common),
