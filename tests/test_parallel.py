@@ -13,6 +13,7 @@ import time
 import pandas as pd
 import pytest
 
+from ablation.cli import study_main
 from ablation.core.run_folder import status
 from ablation.study import Options
 from ablation.study.parallel import child_environment, exit_status
@@ -75,6 +76,20 @@ def test_two_processes_train_every_run_once_and_build_the_tables_once(easy, tmp_
     shares = re.findall(r"^\[worker \d/2\] pid \d+ on CPU (\S+)$", done.stdout, re.MULTILINE)
     if len(os.sched_getaffinity(0)) >= 2:  # each its own cores
         assert len(shares) == 2 and not set(shares[0].split(",")) & set(shares[1].split(","))
+    # Nothing left: no worker is started (6 of them took 5 GB and 45 s to train nothing), and it says so.
+    again = subprocess.run(tiny_command(easy, results, "--parallel", "6"), cwd=ROOT, capture_output=True, text=True,
+                           timeout=600)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert again.stdout.startswith("--parallel 6: no run is left to train; no worker process is started\n")
+    assert "[worker" not in again.stdout and "tables and plots in" in again.stdout
+
+
+def test_parallel_starts_no_more_workers_than_runs_are_left(easy, tmp_path, capsys):
+    assert study_main(TINY, ["--protocol", "smoke", "--dataset", easy, "--results-dir", str(tmp_path), "--dry-run",
+                             "--parallel", "1000"]) == 0
+    runs = len(plan(TINY, Options(protocol="smoke", dataset=easy)))
+    assert capsys.readouterr().out.startswith(f"--parallel 1000: {runs} runs are left to train; {runs} worker "
+                                              f"processes would be started\n")
 
 
 @pytest.mark.slow

@@ -26,7 +26,7 @@ from ablation.study.cost import total_text
 from ablation.study.declaration import SearchDefaults, Study
 from ablation.study.parallel import run_parallel
 from ablation.study.planning import plan
-from ablation.study.runner import run_study
+from ablation.study.runner import run_study, runs_left
 from ablation.study.tuning import TUNERS, Search, run_search, search_cost
 
 # ----------------------------------------------------------------------------------------------
@@ -34,24 +34,38 @@ from ablation.study.tuning import TUNERS, Search, run_search, search_cost
 
 
 def run_study_command(study: Study, args, argv: Sequence[str], relaunch: Sequence[str] | None) -> int:
-    """A study from its parsed options: at once, or as `--parallel` worker processes of `relaunch + argv`."""
+    """A study from its parsed options: at once, or as `--parallel` worker processes of `relaunch + argv`
+    (no more of them than runs are left to train)."""
     options = study_options(args)
     if args.parallel < 1:
         raise ConfigError(f"--parallel {args.parallel} is not valid; expected a positive number of processes.")
-    if args.parallel > 1 and not args.dry_run:
+    results_dir = Path(args.results_dir or layout.results_folder(study.name, options.protocol))
+    if args.parallel > 1:
         if args.shard:
             raise ConfigError(f"--parallel {args.parallel} with --shard {args.shard} is not valid; --parallel "
                               f"starts workers that claim runs: pass one or the other.")
-        if relaunch is None:
-            raise ConfigError("--parallel needs the study's command (python -m studies.NAME) to start its workers.")
         runs = plan(study, options)  # every run is checked here, before any process starts
-        results_dir = Path(args.results_dir or layout.results_folder(study.name, options.protocol))
-        # argparse keeps an option's last value: the children are single workers, without tables.
-        return run_parallel([*relaunch, *argv, "--parallel", "1", "--worker"], args.parallel, results_dir,
-                            [run.run_id for run in runs])
-    return run_study(study, options, results_dir=args.results_dir, only=args.only,
+        left = len(runs_left(study, options, runs, results_dir, args.retrain_stale))
+        workers = min(args.parallel, left)
+        if workers < args.parallel:
+            print(f"--parallel {args.parallel}: {_workers_for(left, args.dry_run)}",
+                  file=sys.stderr if args.json else sys.stdout)
+        if workers > 1 and not args.dry_run:
+            if relaunch is None:
+                raise ConfigError("--parallel needs the study's command (python -m studies.NAME) to start its "
+                                  "workers.")
+            # argparse keeps an option's last value: the children are single workers, without tables.
+            return run_parallel([*relaunch, *argv, "--parallel", "1", "--worker"], workers, results_dir,
+                                [run.run_id for run in runs])
+    return run_study(study, options, results_dir=results_dir, only=args.only,
                      shard=parse_shard(args.shard) if args.shard else None, dry_run=args.dry_run, as_json=args.json,
                      write_report=not args.worker, retrain_stale=args.retrain_stale)
+
+
+def _workers_for(left: int, dry_run: bool) -> str:
+    if left <= 1:
+        return f"{'no run is' if left == 0 else '1 run is'} left to train; no worker process is started"
+    return f"{left} runs are left to train; {left} worker processes {'would be' if dry_run else 'are'} started"
 
 
 def study_main(study: Study, argv=None, relaunch: Sequence[str] | None = None) -> int:

@@ -12,7 +12,7 @@ from ablation.report import tables
 from ablation.study import cost
 from ablation.study.declaration import Options, Study
 from ablation.study.planning import PlannedRun, describe_protocol, describe_study, labelled_folder
-from ablation.study.seeding import next_look
+from ablation.study.seeding import look_runs
 
 
 def show_plan(study: Study, options: Options, runs: list[PlannedRun], mine: list[PlannedRun], results_dir: Path,
@@ -20,10 +20,7 @@ def show_plan(study: Study, options: Options, runs: list[PlannedRun], mine: list
     """Show the plan (all runs; of a `--seeds auto` study, those trained and those its next look
     needs); the runs shown that are this worker's."""
     if auto:  # what the folders hold decides
-        record = describe_study(study, options, runs)
-        _, frame = tables.collect_results(results_dir, record)
-        shown = set(tables.runs_shown(frame, next_look(record, frame))["run_id"])
-        mine = [run for run in runs if run.run_id in shown]
+        mine = look_runs(describe_study(study, options, runs), runs, results_dir)
     shown = mine if options.auto_seeds else runs
     statuses = run_statuses(shown, results_dir)
     if as_json:

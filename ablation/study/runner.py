@@ -21,7 +21,7 @@ from ablation.core.records import Status
 from ablation.study import cost, seeding
 from ablation.study.claiming import claim_order, train_runs, worker_name
 from ablation.study.declaration import Options, Study
-from ablation.study.dry_run import show_plan
+from ablation.study.dry_run import run_statuses, show_plan
 from ablation.study.planning import PlannedRun, describe_protocol, describe_study, labelled_folder, plan, slug
 
 
@@ -69,6 +69,17 @@ def run_study(study: Study, options: Options, *, results_dir=None, only=None, sh
              else f"runs in {results_dir}")
     log(f"{study.name}: {where}" + (f"; {len(failed)} failed: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0
+
+
+def runs_left(study: Study, options: Options, runs: list[PlannedRun], results_dir: Path,
+              retrain_stale: bool) -> list[PlannedRun]:
+    """The runs a call would train now: neither done nor held by another process, nor stale unless
+    `retrain_stale`; of a `--seeds auto` study, those its next look needs."""
+    if options.auto_seeds:
+        runs = seeding.look_runs(describe_study(study, options, runs), runs, results_dir)
+    statuses = run_statuses(runs, results_dir)
+    trainable = {Status.PENDING, Status.PARTIAL, Status.FAILED} | ({Status.STALE} if retrain_stale else set())
+    return [run for run in runs if statuses[run.run_id] in trainable]
 
 
 def selected(runs: list[PlannedRun], study: Study, only: str) -> list[PlannedRun]:

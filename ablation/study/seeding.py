@@ -27,6 +27,13 @@ def next_look(study: records.StudyRecord, frame) -> dict[str, list[int]]:
                              study.seeding.looks, cumulative=study.cumulative, versus=study.versus())
 
 
+def look_runs(study: records.StudyRecord, runs: list[PlannedRun], results_dir: Path) -> list[PlannedRun]:
+    """Of a `--seeds auto` study, the runs trained and those its next look needs."""
+    _, frame = tables.collect_results(results_dir, study)
+    shown = set(tables.runs_shown(frame, next_look(study, frame))["run_id"])
+    return [run for run in runs if run.run_id in shown]
+
+
 def write_report(results_dir):
     """The study's tables, plots and pages (tables.write_study_report), with its next look."""
     return tables.write_study_report(results_dir, next_look)
