@@ -36,7 +36,7 @@ the contract's order.
         recipes | distribute | data     the papers' recipes | tf.distribute and precision | tfds and npz data
         recipe_model | augment          the net as its recipe trains it (EMA, targets) | augmentation of whole batches
         axes                            every knob of a run, declared once
-        randaugment                     RandAugment's 14 ops, as torchvision computes them
+        randaugment | npz               RandAugment's 14 ops, as torchvision computes them | npz archives, checked
     statistics                          verdicts over seeds: paired t, Holm, the sequential looks (no TensorFlow)
     design                              how many seeds: the looks of --seeds auto, their boundary, power
     core/                               the shared basics

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import signal
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import time
 import warnings
+import zipfile
 
 import keras
 import numpy as np
@@ -20,7 +22,7 @@ import tensorflow_datasets as tfds
 
 from ablation.cli import main
 from ablation.core import layout
-from ablation.core.errors import EXIT_LOCKED, RunFailed
+from ablation.core.errors import EXIT_LOCKED, ConfigError, RunFailed
 from ablation.core.locks import RunLock
 from ablation.core.run_folder import damaged_files
 from ablation.core.run_folder import status as run_status
@@ -485,10 +487,70 @@ def test_resume_after_the_process_is_killed_mid_run(easy, tmp_path):
 # Bad input: one line naming the value, exit status 2, no traceback
 
 
+def _npy(array=None, *, header=None, data=b""):
+    """A .npy file's bytes: `array` as numpy.save writes it, or a hand-made `header` claiming what it likes
+    before `data`."""
+    out = io.BytesIO()
+    if header is None:
+        np.save(out, array, allow_pickle=True)
+    else:
+        np.lib.format.write_array_header_2_0(out, header)
+        out.write(data)
+    return out.getvalue()
+
+
+def _write_zip(path, members, method=zipfile.ZIP_DEFLATED):
+    with warnings.catch_warnings(), zipfile.ZipFile(path, "w", method) as archive:
+        warnings.simplefilter("ignore")  # zipfile's "Duplicate name": the point of one of them
+        for name, blob in members:
+            archive.writestr(name, blob)
+
+
+def _hostile_npz(path, kind):
+    """An archive numpy.savez would not write: a header that lies, a member that is no array, a key twice, a .npy."""
+    images, labels = np.zeros((8, 32, 32, 3), np.uint8), np.array([0, 1] * 4)
+    fine = [("y_train.npy", _npy(labels)), ("x_test.npy", _npy(images[:4])), ("y_test.npy", _npy(labels[:4]))]
+    if kind == "huge-header":  # 10**9 CIFAR images: 2.79 TiB claimed in a few hundred bytes
+        header = {"descr": "|u1", "fortran_order": False, "shape": (10**9, 32, 32, 3)}
+        _write_zip(path, [("x_train.npy", _npy(header=header, data=bytes(100))), *fine])
+    elif kind == "lying-header":  # claims 8 images, holds 16: numpy.load would read the first 8 silently
+        header = {"descr": "|u1", "fortran_order": False, "shape": (8, 32, 32, 3)}
+        _write_zip(path, [("x_train.npy", _npy(header=header, data=bytes(16 * 32 * 32 * 3))), *fine])
+    elif kind == "not-npy":
+        _write_zip(path, [("x_train.npy", b"not an array"), *fine])
+    elif kind == "twice":
+        _write_zip(path, [("x_train.npy", _npy(images)), *fine, ("x_train.npy", _npy(images[:3]))])
+    elif kind == "npy-file":  # one array under an .npz name
+        path.write_bytes(_npy(images))
+    elif kind == "long-header":  # longer than numpy parses safely: its error runs over three lines
+        header = b"{'descr': '|u1', 'fortran_order': False, 'shape': (8, 32, 32, 3), " + b" " * 20_000 + b"}\n"
+        member = b"\x93NUMPY\x02\x00" + len(header).to_bytes(4, "little") + header + images.tobytes()
+        _write_zip(path, [("x_train.npy", member), *fine])
+    elif kind in ("corrupt-deflate", "corrupt-lzma"):  # a sound zip whose x_train stream is damaged at its start
+        method = zipfile.ZIP_DEFLATED if kind == "corrupt-deflate" else zipfile.ZIP_LZMA
+        _write_zip(path, [("x_train.npy", _npy(images)), *fine], method)
+        raw = bytearray(path.read_bytes())
+        with zipfile.ZipFile(path) as archive:
+            local = archive.getinfo("x_train.npy").header_offset  # its local header: 30 bytes, name, extra
+        start = (local + 30 + int.from_bytes(raw[local + 26:local + 28], "little")
+                 + int.from_bytes(raw[local + 28:local + 30], "little"))
+        if kind == "corrupt-deflate":
+            raw[start] = 0xFF  # a reserved deflate block type
+        else:
+            raw[start + 4:start + 24] = b"\x00\xff" * 10  # past zipfile's LZMA header, into the stream
+        path.write_bytes(bytes(raw))
+
+
+HOSTILE_NPZ = ("huge-header", "lying-header", "not-npy", "twice", "npy-file", "long-header", "corrupt-deflate",
+               "corrupt-lzma")
+
+
 def _bad_npz(tmp_path, kind):
     path = tmp_path / f"{kind}.npz"
     if kind == "corrupt":
         path.write_bytes(b"this is not a zip archive")
+    elif kind in HOSTILE_NPZ:
+        _hostile_npz(path, kind)
     elif kind == "not-hwc3":
         np.savez(path, x_train=np.zeros((8, 32, 32), np.uint8), y_train=np.zeros(8, np.uint8),
                  x_test=np.zeros((4, 32, 32), np.uint8), y_test=np.zeros(4, np.uint8))
@@ -497,7 +559,7 @@ def _bad_npz(tmp_path, kind):
                  x_test=np.zeros((4, 32, 32, 3), np.uint8), y_test=np.zeros(4, np.uint8))
     elif kind == "keys":
         np.savez(path, images=np.zeros((8, 32, 32, 3), np.uint8))
-    else:  # one class, non-finite pixels, a negative label, an empty split
+    else:  # sound arrays but for their labels, pixels or names: one class, NaN pixels, a negative label, ...
         x_train, y_train = np.zeros((8, 32, 32, 3), np.float32), np.array([0, 1] * 4)
         if kind == "one-class":
             y_train = np.zeros(8, np.int64)
@@ -513,7 +575,17 @@ def _bad_npz(tmp_path, kind):
             x_train = np.linspace(-2.0, 2.0, x_train.size, dtype=np.float32).reshape(x_train.shape)
         elif kind == "label-beyond-names":
             y_train[3] = 2
-        names = {"label_names": np.array(["cat", "dog"])} if kind == "label-beyond-names" else {}
+        elif kind == "stray-million":  # one label 10**6 without label_names: a net of a million outputs
+            y_train[3] = 10**6
+        elif kind == "uint64-labels":  # beyond int64: cast, it would wrap to -1
+            y_train = y_train.astype(np.uint64)
+            y_train[3] = 2**64 - 1
+        elif kind == "object-labels":
+            y_train = y_train.astype(object)
+        elif kind == "no-pixels":
+            x_train = np.zeros((8, 0, 0, 3), np.float32)
+        names = {"label-beyond-names": ["cat", "dog"], "scalar-names": "cat", "twice-named": ["cat", "cat"]}
+        names = {"label_names": np.array(names[kind])} if kind in names else {}
         np.savez(path, x_train=x_train, y_train=y_train, x_test=np.zeros((4, 32, 32, 3), np.uint8),
                  y_test=np.array([0, 1, 0, 1]), **names)
     return f"npz:{path}"
@@ -546,6 +618,24 @@ def test_multi_worker_is_not_a_strategy_and_the_help_says_why(capsys):
                                      "or uint16/uint32 (scaled by their range)"),
     ({"--dataset": "normalised-pixels"}, "x_train holds pixel values from -2 to 2; expected raw pixels in [0, 255]"),
     ({"--dataset": "label-beyond-names"}, "label_names has 2 names but labels go up to 2"),
+    ({"--dataset": "huge-header"}, "x_train's .npy header claims the shape (1000000000, 32, 32, 3) of uint8, 2.79 TiB, "
+                                   "more than this machine's"),
+    ({"--dataset": "lying-header"}, "x_train's .npy header claims the shape (8, 32, 32, 3) of uint8 (24,576 bytes), but "
+                                    "its member x_train.npy holds 49,152 bytes of data"),
+    ({"--dataset": "not-npy"}, "x_train.npy is not a .npy array numpy can read (no .npy magic string)"),
+    ({"--dataset": "twice"}, "the archive holds x_train twice (x_train.npy and x_train.npy)"),
+    ({"--dataset": "npy-file"}, "a single .npy array, not an .npz archive"),
+    ({"--dataset": "long-header"}, "not a readable .npz archive (Header info length (20068) is large and may not be safe "
+                                   "to load securely.)."),
+    ({"--dataset": "corrupt-deflate"}, "not a readable .npz archive (Error -3 while decompressing data: invalid block type)"),
+    ({"--dataset": "corrupt-lzma"}, "not a readable .npz archive (Corrupt input data)"),
+    ({"--dataset": "object-labels"}, "y_train holds Python objects (dtype object), which are not unpickled"),
+    ({"--dataset": "stray-million"}, "labels go up to 1000000 but only 3 distinct labels occur (999,998 of the "
+                                     "1,000,001 classes 0..1000000 have no image); expected consecutive labels"),
+    ({"--dataset": "uint64-labels"}, "labels go up to 18446744073709551615 but only 3 distinct labels occur"),
+    ({"--dataset": "no-pixels"}, "x_train has shape (8, 0, 0, 3), images of no pixels"),
+    ({"--dataset": "scalar-names"}, "label_names has shape (); expected (K,) class names"),
+    ({"--dataset": "twice-named"}, "label_names names 'cat' twice (classes 0 and 1)"),
     ({"--seed": "4294967296"}, "seed=4294967296 is not valid; expected an integer in 0..4294967295"),
     ({"--seed": "-1"}, "seed=-1 is not valid"),
     ({"--epochs": "0"}, "epochs=0 is not valid; expected a positive integer"),
@@ -600,6 +690,63 @@ def test_wide_integer_images_are_scaled_by_their_range_and_a_stray_label_is_repo
     with warnings.catch_warnings():  # the shared real subset and the tests' data: nothing to say
         warnings.simplefilter("error")
         data.open_source(f"npz:{make_npz(tmp_path / 'easy.npz', label_names=False).removeprefix('npz:')}")
+
+
+def test_a_stray_label_warning_names_a_few_classes_and_counts_the_rest(tmp_path):
+    # Eight classes of one image and no test image beside four of ten each: one readable line, not one
+    # entry per class (a million of them once made a 43 MB line).
+    labels = np.concatenate([np.arange(40) % 4, np.arange(4, 12)])
+    path = tmp_path / "strays.npz"
+    np.savez(path, x_train=np.zeros((48, 8, 8, 3), np.uint8), y_train=labels, x_test=np.zeros((8, 8, 8, 3), np.uint8),
+             y_test=np.arange(8) % 4)
+    with pytest.warns(UserWarning, match="stray label") as said:
+        source = data.open_source(f"npz:{path}")
+    line = str(said[0].message)
+    assert "class 4: 1 training and 0 test images; " in line and "class 8: 1 training and 0 test images; ... and 3 more)" in line
+    assert "class 9" not in line and len(source.class_names) == 12
+
+
+def test_an_archive_is_checked_from_its_npy_headers_before_any_array_is_decompressed(tmp_path, monkeypatch):
+    # 20,000 four-channel zero images: 82 MB of pixels in an archive of about 80 kB.
+    path = tmp_path / "bomb.npz"
+    np.savez_compressed(path, x_train=np.zeros((20_000, 32, 32, 4), np.uint8), y_train=np.zeros(20_000, np.uint8),
+                        x_test=np.zeros((4, 32, 32, 3), np.uint8), y_test=np.arange(4))
+    assert path.stat().st_size < 1_000_000
+
+    def read_array(*args, **kwargs):
+        raise AssertionError("an array was decompressed before the headers were checked")
+
+    monkeypatch.setattr(np.lib.format, "read_array", read_array)  # what numpy.load decompresses with
+    with pytest.raises(ConfigError, match=r"x_train has shape \(20000, 32, 32, 4\); expected \(N, H, W, 3\) images"):
+        data.open_source(f"npz:{path}")
+
+
+def test_byte_string_label_names_and_big_endian_pixels_read_as_their_values(tmp_path):
+    pixels = np.random.default_rng(0).integers(0, 256, (8, 8, 8, 3)).astype(np.uint8)
+    path = tmp_path / "foreign.npz"
+    np.savez(path, x_train=(pixels.astype(np.uint16) * 257).astype(">u2"), y_train=np.arange(8) % 2, x_test=pixels,
+             y_test=np.arange(8) % 2, label_names=np.array([b"cat", "d\u00f6g".encode()]))
+    with pytest.warns(UserWarning, match="x_train is uint16"):
+        source = data.open_source(f"npz:{path}")
+    assert source.class_names == ("cat", "d\u00f6g")
+    np.testing.assert_array_equal(np.stack([image for image, _ in source.train.as_numpy_iterator()]), pixels)
+
+
+def test_a_class_whose_only_training_image_is_held_out_for_validation_is_named(tmp_path):
+    # Ten classes of one image each: the 10% validation hold-out takes one class's only image.
+    pixels = np.random.default_rng(0).integers(0, 256, (10, 8, 8, 3)).astype(np.uint8)
+    path = tmp_path / "singletons.npz"
+    np.savez(path, x_train=pixels, y_train=np.arange(10), x_test=pixels, y_test=np.arange(10))
+    source = data.open_source(f"npz:{path}")
+    with pytest.warns(UserWarning, match="validation hold-out") as said:
+        pipeline = data.make_pipeline(source, image_shape=(8, 8, 3), batch_size=2, seed=0)
+    [held_out] = [int(label) for _, labels in pipeline.validation.as_numpy_iterator() for label in labels]
+    line = next(str(w.message) for w in said if "hold-out" in str(w.message))
+    assert (f"took every training image of 1 of the 10 classes ('{held_out}'): the net never trains on them" in line
+            and "--validation-fraction 0" in line and "\n" not in line)
+    with warnings.catch_warnings():  # nothing held out, nothing to say
+        warnings.simplefilter("error")
+        data.make_pipeline(source, image_shape=(8, 8, 3), batch_size=2, seed=0, validation_fraction=0.0)
 
 
 def test_the_papers_block_notation_with_spaces_is_the_same_block_type():

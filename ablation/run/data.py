@@ -18,9 +18,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import os
 import warnings
-import zipfile
 from collections.abc import Callable
 
 import numpy as np
@@ -29,6 +27,7 @@ import tensorflow_datasets as tfds
 from tensorflow_datasets.core.download import downloader as _tfds_downloader
 
 from ablation.core.errors import ConfigError
+from ablation.run import npz
 from ablation.run.augment import batch_seeds, epoch_seed, normalise, pad_crop_flip
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -154,93 +153,9 @@ def open_source(dataset: str, *, data_dir=None) -> Source:
 
 
 def _npz_source(dataset):
-    path = dataset[len("npz:"):]
-    if not os.path.isfile(path):
-        raise ConfigError(f"dataset {dataset!r}: no such file {path!r}.")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
-        raise ConfigError(f"dataset {dataset!r}: not a readable .npz archive ({error}).") from None
-    missing = [key for key in ("x_train", "y_train", "x_test", "y_test") if key not in arrays]
-    if missing:
-        raise ConfigError(f"dataset {dataset!r}: missing keys {missing}; expected x_train, y_train, x_test, "
-                          f"y_test (as keras.datasets) and optionally label_names.")
-    splits = {}
-    for split in ("train", "test"):
-        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
-        if x.ndim != 4 or x.shape[-1] != 3:
-            raise ConfigError(f"dataset {dataset!r}: x_{split} has shape {x.shape}; expected (N, H, W, 3) images.")
-        y = y.reshape(-1) if y.ndim == 2 and y.shape[1] == 1 else y
-        if y.ndim != 1 or len(y) != len(x):
-            raise ConfigError(f"dataset {dataset!r}: y_{split} has shape {y.shape} for {len(x)} images; "
-                              f"expected ({len(x)},) integer labels.")
-        if len(x) == 0:
-            raise ConfigError(f"dataset {dataset!r}: x_{split} holds no images; expected at least one.")
-        if not np.issubdtype(y.dtype, np.integer):
-            raise ConfigError(f"dataset {dataset!r}: y_{split} has dtype {y.dtype}; expected integer labels.")
-        if y.min() < 0:
-            raise ConfigError(f"dataset {dataset!r}: y_{split} holds the label {y.min()}; expected labels >= 0.")
-        splits[split] = (_pixels(dataset, f"x_{split}", x), y.astype(np.int64))
-    num_classes = int(max(splits["train"][1].max(initial=0), splits["test"][1].max(initial=0))) + 1
-    names = arrays.get("label_names")
-    class_names = tuple(str(n) for n in names) if names is not None else tuple(str(i) for i in range(num_classes))
-    present = np.unique(splits["train"][1])
-    if len(present) < 2:
-        raise ConfigError(f"dataset {dataset!r}: y_train holds only the label {present[0]}, one class; expected "
-                          f"at least two classes.")
-    if len(class_names) < num_classes:
-        raise ConfigError(f"dataset {dataset!r}: label_names has {len(class_names)} names but labels go up to "
-                          f"{num_classes - 1}.")
-    if names is None:
-        _check_classes(dataset, splits, num_classes)
-    train, test = (tf.data.Dataset.from_tensor_slices(splits[s]) for s in ("train", "test"))
+    images, labels, class_names = npz.read_npz(dataset)
+    train, test = (tf.data.Dataset.from_tensor_slices((images[s], labels[s])) for s in ("train", "test"))
     return Source(dataset, class_names, "test", read=lambda: (train, test))
-
-
-# Unsigned integer images wider than 8 bits are scaled by their dtype's range (a 16-bit PNG's 0..65535).
-SCALED_DTYPES = (np.uint16, np.uint32)
-RARE_CLASS_FRACTION = 0.1  # a class with fewer training images than this fraction of the median class's
-
-
-def _pixels(dataset: str, name: str, x: np.ndarray) -> np.ndarray:
-    """Images as 8-bit pixels: uint8 as they are; floats in [0, 1] or [0, 255]; uint16 and uint32 scaled
-    by their range, saying so; anything else (signed integers, normalised floats) refused in one line."""
-    if x.dtype == np.uint8:
-        return x
-    if np.issubdtype(x.dtype, np.floating):
-        if not np.isfinite(x).all():
-            raise ConfigError(f"dataset {dataset!r}: {name} holds non-finite pixels (NaN or inf); expected "
-                              f"finite values in [0, 255] (or [0, 1]).")
-        low, high = (float(x.min()), float(x.max())) if x.size else (0.0, 0.0)
-        if low < 0 or high > 255:
-            raise ConfigError(f"dataset {dataset!r}: {name} holds pixel values from {low:g} to {high:g}; expected "
-                              f"raw pixels in [0, 255] or [0, 1] (not normalised ones: runs normalise by the "
-                              f"training split's statistics).")
-        return np.clip(x * 255.0 if high <= 1.0 else x, 0, 255).astype(np.uint8)
-    if x.dtype in SCALED_DTYPES:
-        top = np.iinfo(x.dtype).max
-        warnings.warn(f"dataset {dataset!r}: {name} is {x.dtype}: its pixels are scaled from 0..{top} to 0..255",
-                      stacklevel=3)
-        return ((x.astype(np.uint64) * 255 + top // 2) // top).astype(np.uint8)
-    raise ConfigError(f"dataset {dataset!r}: {name} has dtype {x.dtype}; expected uint8 pixels, floats in [0, 1] "
-                      f"or [0, 255], or {'/'.join(np.dtype(t).name for t in SCALED_DTYPES)} (scaled by their range).")
-
-
-def _check_classes(dataset: str, splits: dict, num_classes: int) -> None:
-    """Without label_names the classes are 0..max label: one line about any class that looks like a
-    stray label (far fewer training images than the others) or that the test split cannot measure."""
-    train = np.bincount(splits["train"][1], minlength=num_classes)
-    test = np.bincount(splits["test"][1], minlength=num_classes)
-    typical = float(np.median(train))
-    flagged = [c for c in range(num_classes) if train[c] < RARE_CLASS_FRACTION * typical or test[c] == 0]
-    if not flagged:
-        return
-    said = "; ".join(f"class {c}: {train[c]} training and {test[c]} test images" for c in flagged)
-    warnings.warn(f"dataset {dataset!r}: without label_names the labels make {num_classes} classes (0..{num_classes - 1}), "
-                  f"and some have far fewer training images than the median class's {typical:g} or no test images "
-                  f"({said}): a stray label? The net gets {num_classes} outputs; give label_names, or fix the labels, if "
-                  f"that is not what you meant.", stacklevel=3)
 
 
 @contextlib.contextmanager
@@ -334,11 +249,13 @@ def make_pipeline(source: Source, *, image_shape, batch_size, seed, validation_f
     num_test = _size(test)
     test = _cache(test, num_test, image_shape)
 
-    mean, std = channel_statistics(train)
+    mean, std, class_counts = training_statistics(train, len(source.class_names))
     num_train = num_all - num_validation
     if num_train < batch_size:
         raise ConfigError(f"batch_size={batch_size} is larger than the {num_train} training images of "
                           f"{source.name!r}; expected at most {num_train}.")
+    if num_validation:
+        _check_hold_out(source, validation, class_counts, validation_fraction)
     eval_batch_size = eval_batch_size or max(batch_size, 256)
 
     def evaluate(ds, count):
@@ -375,17 +292,47 @@ def _count(ds) -> int:
     return int(ds.reduce(np.int64(0), lambda n, _: n + 1).numpy())
 
 
-def channel_statistics(images: tf.data.Dataset):
-    """Per-channel mean and standard deviation of pixel values in [0, 1] over a split."""
+def training_statistics(images: tf.data.Dataset, num_classes: int):
+    """Per-channel mean and standard deviation of pixel values in [0, 1] over a split, and its images
+    per class: one pass over the images, which reading them once more to count labels would double."""
     def accumulate(totals, batch):
         x = tf.cast(batch[0], tf.float64) / 255.0
         x = tf.reshape(x, (-1, tf.shape(x)[-1]))
+        labels = tf.math.bincount(tf.cast(batch[1], tf.int32), minlength=num_classes, maxlength=num_classes,
+                                  dtype=tf.int64)
         return (totals[0] + tf.reduce_sum(x, 0), totals[1] + tf.reduce_sum(x * x, 0),
-                totals[2] + tf.cast(tf.shape(x)[0], tf.float64))
+                totals[2] + tf.cast(tf.shape(x)[0], tf.float64), totals[3] + labels)
 
     channels = images.element_spec[0].shape[-1]
     zeros = tf.zeros(channels, tf.float64)
-    total, total_sq, n = images.batch(1024).reduce((zeros, zeros, tf.constant(0.0, tf.float64)), accumulate)
+    start = (zeros, zeros, tf.constant(0.0, tf.float64), tf.zeros(num_classes, tf.int64))
+    total, total_sq, n, counts = images.batch(1024).reduce(start, accumulate)
     mean = total / n
     std = tf.sqrt(tf.maximum(total_sq / n - mean * mean, 1e-12))
-    return tuple(float(v) for v in mean.numpy()), tuple(float(v) for v in std.numpy())
+    return tuple(float(v) for v in mean.numpy()), tuple(float(v) for v in std.numpy()), counts.numpy()
+
+
+def _label_counts(ds: tf.data.Dataset, num_classes: int) -> np.ndarray:
+    """Images per class of a split, reading its labels alone."""
+    count = lambda counts, labels: counts + tf.math.bincount(tf.cast(labels, tf.int32), minlength=num_classes,
+                                                             maxlength=num_classes, dtype=tf.int64)
+    labels = ds.map(lambda image, label: label).batch(4096)
+    return labels.reduce(tf.zeros(num_classes, tf.int64), count).numpy()
+
+
+def _check_hold_out(source: Source, validation: tf.data.Dataset, train_counts: np.ndarray,
+                    validation_fraction: float) -> None:
+    """One line naming the classes whose every training image the validation hold-out took (a class of
+    one image, say): the net never trains on them, yet is tested on them. A warning, not an error: the
+    other classes still make a run worth having, and which images are held out depends on the seed."""
+    if train_counts.all():
+        return
+    # Only now are the validation labels read (a class lost its every training image: a rare case).
+    emptied = np.flatnonzero((train_counts == 0) & (_label_counts(validation, len(train_counts)) > 0))
+    if not len(emptied):
+        return
+    names = npz.first_few([repr(source.class_names[c]) for c in emptied[:npz.LISTED]], len(emptied), ", ")
+    warnings.warn(f"dataset {source.name!r}: the validation hold-out (validation_fraction={validation_fraction:g}) "
+                  f"took every training image of {len(emptied)} of the {len(train_counts)} classes ({names}): the net "
+                  f"never trains on them; give those classes more images, or pass --validation-fraction 0 to train "
+                  f"on every image.", stacklevel=3)

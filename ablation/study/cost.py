@@ -39,7 +39,7 @@ from ablation.core import io, layout, records
 from ablation.core.console import duration
 from ablation.report import tables
 from ablation.report.diagrams import write_run_diagrams
-from ablation.run import data
+from ablation.run import data, npz
 from ablation.run.bench import FLOPS_PER_MAC, TRAINING_PASSES
 from ablation.run.config import ResolvedRun, RunConfig, build_model
 from ablation.run.training import train
@@ -148,16 +148,11 @@ def estimate(run: ResolvedRun, net: Net, splits: tuple[int, int], profile: Profi
 
 
 def dataset_splits(dataset: str, data_dir=None) -> tuple[int, int]:
-    """(training, test) images of a dataset without reading its images: an npz's label arrays, a
+    """(training, test) images of a dataset without reading its images: an npz's headers, a
     prepared tfds dataset's metadata, or the known sizes of common ones; else CIFAR-10's, saying so.
     A name that is neither a tfds dataset nor npz:PATH is the one-line error of the run itself."""
     if dataset.startswith("npz:"):
-        try:
-            with np.load(dataset[len("npz:"):], allow_pickle=False) as archive:
-                return len(archive["y_train"]), len(archive["y_test"])
-        except Exception:
-            data.open_source(dataset)  # raises its one-line error naming what is wrong with the file
-            raise
+        return npz.split_sizes(dataset)  # its one-line error for a file the run would refuse
     data.open_source(dataset, data_dir=data_dir)  # reads nothing: checks the name, as the run would
     import tensorflow_datasets as tfds
 

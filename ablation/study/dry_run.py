@@ -8,7 +8,6 @@ from pathlib import Path
 from ablation.core import io, records, run_folder
 from ablation.core.console import duration
 from ablation.core.records import Status
-from ablation.report import tables
 from ablation.study import cost
 from ablation.study.declaration import Options, Study
 from ablation.study.planning import PlannedRun, describe_protocol, describe_study, labelled_folder
