@@ -738,13 +738,18 @@ def test_a_job_arrays_index_names_the_worker_and_only_shard_deals_a_share(easy, 
     # lines, and its variables are checked, but only --shard I/N deals it a fixed share.
     assert claiming.worker_name({}) == ""
     assert claiming.worker_name({"SLURM_ARRAY_TASK_ID": "5", "SLURM_ARRAY_TASK_COUNT": "4",
-                               "SLURM_ARRAY_TASK_MIN": "3"}) == " (SLURM array task 2 of 4)"
+                               "SLURM_ARRAY_TASK_MIN": "3"}) == " (SLURM array task 5, one of 4)"
+    # An array with a step or a list (--array=0-6:2, 1,3,5) deals no share either: its tasks were refused
+    # ("6 is not valid for 4 shards").
+    for task, low, count in (("6", "0", "4"), ("5", "1", "3")):
+        assert claiming.worker_name({"SLURM_ARRAY_TASK_ID": task, "SLURM_ARRAY_TASK_MIN": low,
+                                     "SLURM_ARRAY_TASK_COUNT": count}) == f" (SLURM array task {task}, one of {count})"
     assert claiming.worker_name({"JOB_COMPLETION_INDEX": "1", "JOB_COMPLETIONS": "3"}) == " (Indexed Job pod 1 of 3)"
     with pytest.raises(ValueError, match="JOB_COMPLETIONS"):
         claiming.worker_name({"JOB_COMPLETION_INDEX": "1"})
     # An index outside the count is named, as is a non-number (not in int()'s words).
-    with pytest.raises(ValueError, match="= 4 is not valid for 4 shards"):
-        claiming.worker_name({"SLURM_ARRAY_TASK_ID": "4", "SLURM_ARRAY_TASK_COUNT": "4"})
+    with pytest.raises(ValueError, match="= 3 is not valid for 3 shards"):
+        claiming.worker_name({"JOB_COMPLETION_INDEX": "3", "JOB_COMPLETIONS": "3"})
     with pytest.raises(ValueError, match="SLURM_ARRAY_TASK_ID='x' is not valid; expected an integer"):
         claiming.worker_name({"SLURM_ARRAY_TASK_ID": "x", "SLURM_ARRAY_TASK_COUNT": "4"})
     assert parse_shard("1/3") == (1, 3)

@@ -214,3 +214,26 @@ def test_seeds_auto_is_refused_with_a_budget_beyond_what_a_verdict_counts(tmp_pa
                  "10000", "--results-dir", str(tmp_path), "--dry-run"])
     assert code == 2
     assert "--max-seeds 10000 is not valid; expected 3 (the seeds of the first look) to 1000" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_run_ids_longer_than_a_folder_name_takes_end_in_a_hash_and_train(easy, tmp_path):
+    # 60 milestones spell a run id of over 300 bytes: it passed the plan and the dry run, then the first
+    # run failed with "File name too long". Two that differ only at their end stay two runs.
+    many = ",".join(f"0.{i:02d}" for i in range(1, 60))
+    results = tmp_path / "long"
+    assert main(["sweep", "--model", "wrn-10-1", "--vary", f"lr_milestones=({many}),({many},0.61)", "--seeds", "42",
+                 "--protocol", "smoke", "--epochs", "1", "--dataset", easy, "--results-dir", str(results)]) == 0
+    frame = pd.read_csv(results / "results.csv")
+    assert len(set(frame["run_id"])) == 2 and set(frame["status"]) == {"done"}
+    assert all(len(run_id.encode()) <= 255 - len(".stale-10.tmp-4194304") for run_id in frame["run_id"])
+    assert all(re.fullmatch(r"wrn-10-1-lr_milestones=0\.01x0\.02x.*-[0-9a-f]{12}-s42", run_id)
+               for run_id in frame["run_id"])
+
+
+def test_a_default_sweep_name_too_long_for_a_folder_asks_for_name(tmp_path, capsys):
+    varies = [f"--vary={name}=0.1,0.2" for name in ("dropout_rate", "label_smoothing", "weight_decay", "mixup_alpha",
+                                                  "cutmix_alpha", "drop_path_rate", "ema_decay", "learning_rate")]
+    assert main(["sweep", "--model", "wrn-10-1", *varies, "--results-dir", str(tmp_path), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is too long for its results folder; expected --name NAME" in err

@@ -23,27 +23,20 @@ from ablation.study.planning import PlannedRun
 
 
 def worker_name(environ=os.environ) -> str:
-    """" (SLURM array task 2 of 8)", or an Indexed Job's pod, for the log lines; "" elsewhere. Every
-    worker claims runs (train_runs): the index deals no share, unless --shard asks for one."""
-    index, count = shard_from_environment(environ)
-    if count == 1:
-        return ""
-    return f" ({'SLURM array task' if 'SLURM_ARRAY_TASK_ID' in environ else 'Indexed Job pod'} {index} of {count})"
-
-
-def shard_from_environment(environ=os.environ):
-    """(index, count) from a SLURM job array or a Kubernetes Indexed Job, else (0, 1)."""
+    """" (SLURM array task 6, one of 4)", " (Indexed Job pod 1 of 3)", for the log lines; "" elsewhere.
+    Every worker claims runs (train_runs): the task deals no share (--shard asks for one), so a SLURM
+    array with a step or a list (--array=0-6:2, 1,3,5) is as good as 0-3."""
     if "SLURM_ARRAY_TASK_ID" in environ and "SLURM_ARRAY_TASK_COUNT" in environ:
-        names = ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_COUNT")
-        task, first, count = (_environment_int(environ, name) for name in names)
-        return _checked_shard(task - first, count, "SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN")
+        task, count = (_environment_int(environ, name) for name in ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT"))
+        return f" (SLURM array task {task}, one of {count})" if count > 1 else ""
     if "JOB_COMPLETION_INDEX" in environ:
         if "JOB_COMPLETIONS" not in environ:
             raise ConfigError("JOB_COMPLETION_INDEX is set but JOB_COMPLETIONS is not; set it to the Job's "
                               "completions in the pod spec, or pass --shard I/N.")
-        return _checked_shard(_environment_int(environ, "JOB_COMPLETION_INDEX"),
-                              _environment_int(environ, "JOB_COMPLETIONS"), "JOB_COMPLETION_INDEX")
-    return 0, 1
+        index, count = _checked_shard(_environment_int(environ, "JOB_COMPLETION_INDEX"),
+                                      _environment_int(environ, "JOB_COMPLETIONS"), "JOB_COMPLETION_INDEX")
+        return f" (Indexed Job pod {index} of {count})" if count > 1 else ""
+    return ""
 
 
 def _environment_int(environ, name: str) -> int:
@@ -55,8 +48,8 @@ def _environment_int(environ, name: str) -> int:
 
 
 def _checked_shard(index: int, count: int, index_name: str):
-    # An index outside the count is a misconfigured array (a wrong SLURM_ARRAY_TASK_MIN, a Job
-    # whose completions were changed): said at once, not trained through as if it were fine.
+    # An index outside the count is a misconfigured Job (its completions were changed): said at once,
+    # not trained through as if it were fine.
     if not 0 <= index < count:
         raise ConfigError(f"{index_name} = {index} is not valid for {count} shards; expected 0 <= index < {count} "
                           f"(or pass --shard I/N).")

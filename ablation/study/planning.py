@@ -10,6 +10,7 @@ tables without the study module.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import inspect
 import math
 import re
@@ -38,13 +39,25 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
+# A run id is a folder name (at most 255 bytes on every common filesystem), with room for "-s" and a
+# seed, ".stale-N" and a temporary's ".tmp-PID".
+MAX_ID_BYTES = 200
+
+
 def configuration_id(study: Study, configuration: Configuration) -> str:
     """What the configuration is, named from its content (`ResolvedRun.configuration_id`), not its name: a study
     module and a sweep that declare the same configuration name it alike. The protocol's changes
-    (smoke epochs, narrowed nets, --epochs) are left out: they are the results folder's."""
-    return RunConfig(model=configuration.model, recipe=configuration.recipe or study.recipe,
-                     model_overrides=configuration.model_overrides,
-                     recipe_overrides={**study.recipe_overrides, **configuration.recipe_overrides}).resolve().configuration_id()
+    (smoke epochs, narrowed nets, --epochs) are left out: they are the results folder's. A name
+    longer than MAX_ID_BYTES keeps its head and ends in a hash of the whole: still one per content."""
+    identity = RunConfig(model=configuration.model, recipe=configuration.recipe or study.recipe,
+                         model_overrides=configuration.model_overrides,
+                         recipe_overrides={**study.recipe_overrides,
+                                           **configuration.recipe_overrides}).resolve().configuration_id()
+    whole = identity.encode()
+    if len(whole) <= MAX_ID_BYTES:
+        return identity
+    digest = hashlib.sha256(whole).hexdigest()[:12]
+    return f"{whole[:MAX_ID_BYTES - len(digest) - 1].decode(errors='ignore')}-{digest}"
 
 
 def run_id_of(identity: str, seed: int) -> str:

@@ -20,6 +20,7 @@ import re
 
 import keras
 
+from ablation.core.choices import FOLDER_NAME
 from ablation.core.errors import ConfigError
 from ablation.run.axes import AXES, MODEL, RECIPE, axis, needs_error, typed
 from ablation.run.config import RunConfig, build_model, model_axes_of, preset_of
@@ -79,7 +80,11 @@ def sweep_study(model: str, varies: list[str], *, seeds=(42,), recipe=None, base
     configuration_names = [c.name for c in configurations]
     if baseline is not None and baseline not in configuration_names:  # or the name's slug, as --only takes it
         baseline = next((known for known in configuration_names if slug(known) == slug(baseline)), baseline)
-    return Study(name=name or slug(f"sweep-{model}-{'-'.join(names)}"),
+    default = slug(f"sweep-{model}-{'-'.join(names)}")
+    if name is None and not FOLDER_NAME.fullmatch(default):
+        raise ConfigError(f"the sweep's default name {default!r} ({len(default)} characters) is too long for its results "
+                          f"folder; expected --name NAME, up to 100 letters, digits and '.', '_', '+', '-'.")
+    return Study(name=name or default,
                  question=f"What {'does' if len(names) == 1 else 'do'} {' and '.join(names)} change in {model}?",
                  configurations=configurations,
                  varies=tuple(names), recipe=recipe, seeds=tuple(seeds), baseline=baseline)
