@@ -19,7 +19,7 @@ import pytest
 
 from ablation.cli import build_parser, main, train_config
 from ablation.core.errors import ConfigError
-from ablation.run.axes import ACTS_ON, AXES, MODEL_AXES, RECIPE_AXES, typed
+from ablation.run.axes import ACTS_ON, AXES, MODEL_AXES, RECIPE_AXES, folder_word, typed
 from ablation.run.config import RunConfig, preset_of
 from ablation.run.recipes import Recipe, get_recipe
 from ablation.study.declaration import Options
@@ -82,6 +82,8 @@ def test_every_axis_is_declared_whole_and_every_builder_argument_is_one():
         assert a.acts_on in ACTS_ON and a.reference and a.summary, a.name
         assert a.check(a.example) == a.example != a.default, a.name
         assert a.parse(typed(a.example)) == a.example, a.name  # the example as a command line spells it
+        if isinstance(a.example, tuple):  # as a run id spells it (0.5x0.75, 64x64x3): copied from a folder name
+            assert a.parse(folder_word(a.example)) == a.example, a.name
         assert a.needs is None or a.needs in AXES, a.name
         if a.acts_on != "model":
             assert a.check(a.default) == a.default, a.name

@@ -35,3 +35,13 @@ def test_only_kerass_own_retracing_notice_is_dropped():
     users = "5 out of the last 5 calls to <function MyLayer.call at 0x7f0> triggered tf.function retracing."
     assert not notice.filter(record(kerass))
     assert notice.filter(record(users)) and notice.filter(record("Gradients do not exist for variables"))
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly():
+    # `python -m ablation models | head -1`: a BrokenPipeError traceback after the first line.
+    command = subprocess.Popen([sys.executable, "-m", "ablation", "models"], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    assert command.stdout.readline().startswith("model ")
+    command.stdout.close()  # as head does, after its line
+    stderr = command.stderr.read()
+    assert command.wait(timeout=120) == 141 and stderr == "", stderr

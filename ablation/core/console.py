@@ -14,6 +14,7 @@ import warnings
 
 from ablation.core.errors import (
     EXIT_BAD_INPUT,
+    EXIT_BROKEN_PIPE,
     EXIT_INTERRUPTED,
     EXIT_LOCKED,
     EXIT_RUN_FAILED,
@@ -112,6 +113,9 @@ def run_command(action, *, kept="finished epochs") -> int:
     that `kept` survive."""
     try:
         return action() or 0
+    except BrokenPipeError:  # the reader went away (`... | head`): quiet, as any Unix tool
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's own flush at exit
+        return EXIT_BROKEN_PIPE
     except (ConfigError, RunFailed, DamagedFile, RunLocked, OSError) as error:
         # A run's own OSErrors are RunFailed: the ones left are the paths given (--out, --results-dir).
         if os.environ.get("ABLATION_DEBUG") or (isinstance(error, OSError) and error.filename is None):

@@ -17,6 +17,7 @@ EXIT_RUN_FAILED = 1  # RunFailed, DamagedFile: the same command again retries
 EXIT_BAD_INPUT = 2  # ConfigError (argparse's own errors exit 2 too)
 EXIT_LOCKED = 75  # RunLocked: sysexits' EX_TEMPFAIL, "try again later"
 EXIT_INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT, as a shell reports it
+EXIT_BROKEN_PIPE = 141  # the output's reader went away (`| head`): 128 + SIGPIPE, as for any Unix tool
 
 
 class ConfigError(ValueError):

@@ -119,14 +119,14 @@ class Flag:
 
 @dataclasses.dataclass(frozen=True)
 class Fractions:
-    """Increasing fractions of the run, written (0.5,0.75) or 0.5 for one."""
+    """Increasing fractions of the run, written (0.5,0.75), 0.5 for one, or 0.5x0.75 as a run id spells them."""
 
     type = tuple
 
     def parse(self, text: str):
         inner = text.strip().strip("()[]").strip()
         try:
-            return tuple(float(part) for part in inner.split(",")) if inner else ()
+            return tuple(float(part) for part in re.split(r"[x,]", inner)) if inner else ()
         except ValueError:
             return text
 
