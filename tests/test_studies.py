@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import runpy
+import shutil
 import subprocess
 import sys
 import threading
@@ -805,3 +806,27 @@ def test_a_momentary_probe_of_a_runs_lock_does_not_turn_its_trainer_away(tmp_pat
             pass
     finally:
         holder.release()
+
+
+def test_ablation_report_waits_for_the_report_lock_so_the_newest_tables_are_written_last(tmp_path, capsys):
+    # A report started while the last run trained could rename its older tables over the last worker's.
+    # Under the folder's report lock each report reads the folders once the one before it has written.
+    from tests.test_records import FIXTURE
+    folder = tmp_path / "study"
+    shutil.copytree(FIXTURE, folder, ignore=shutil.ignore_patterns("expected"))
+    codes = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the fixture's runs have no nets: a warning each
+        with locks.report_lock(folder):  # a worker rebuilding the tables
+            reporting = threading.Thread(target=lambda: codes.append(ablation_main(["report", str(folder)])))
+            reporting.start()
+            reporting.join(timeout=3)
+            assert reporting.is_alive() and not (folder / "results.csv").exists()
+        reporting.join(timeout=120)
+    assert codes == [0] and (folder / "results.csv").exists()
+    assert "rebuilt from" in capsys.readouterr().out
+
+
+def test_ablation_report_of_a_folder_that_is_no_study_leaves_nothing_in_it(tmp_path, capsys):
+    assert ablation_main(["report", str(tmp_path)]) == 2
+    assert "holds no study.json" in capsys.readouterr().err and not list(tmp_path.iterdir())

@@ -1,5 +1,5 @@
 """The locks of a results folder: a run's (`RunLock`, `locked`), held while a process trains it, and a
-study's report lock (`report_lock`), held while a worker rebuilds its tables.
+study's report lock (`report_lock`), held while its tables are rebuilt.
 
 `flock` locks die with their process, so a killed worker never leaves a lock behind.
 """
@@ -37,8 +37,9 @@ def locked(run_dir: Path):
 
 @contextlib.contextmanager
 def report_lock(results_dir: Path):
-    """Hold the study folder's report lock while the block runs, waiting for it: two workers that end
-    together rebuild the tables one after the other, not into each other's files."""
+    """Hold the study folder's report lock while the block runs, waiting for it: two reports at once
+    (workers that end together, `ablation report`) are written one after the other, not into each
+    other's files, and the later one reads what the earlier one could not yet see."""
     Path(results_dir).mkdir(parents=True, exist_ok=True)
     fd = os.open(Path(results_dir) / layout.REPORT_LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
     try:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ablation.core import layout, locks, records, run_folder
+from ablation.core import layout, records, run_folder
 from ablation.core.errors import TIED_INITIAL_WEIGHTS, ConfigError
 from ablation.core.records import Status
 from ablation.study import cost, seeding
@@ -94,14 +94,13 @@ def selected(runs: list[PlannedRun], study: Study, only: str) -> list[PlannedRun
 def write_report_if_last(results_dir: Path, runs: list[PlannedRun], log) -> bool:
     """Rebuild the tables and pages if no other worker holds a run of the study (the last worker to
     end does it; under SLURM there is no parent). Two workers that end together both rebuild, one
-    after the other (the report's lock), each file written whole: the same tables either way."""
+    after the other (seeding.write_report), each file written whole: the same tables either way."""
     held = [run.run_id for run in runs
             if run_folder.status(records.run_dir_of(results_dir, run.run_id)) == Status.RUNNING]
     if held:
         log(f"{len(held)} run(s) still trained by other workers; the last of them rebuilds the tables")
         return False
-    with locks.report_lock(results_dir):
-        seeding.write_report(results_dir)
+    seeding.write_report(results_dir)
     return True
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ablation.core import layout, records
+from ablation.core import layout, locks, records
 from ablation.core.records import Status
 from ablation.report import tables
 from ablation.statistics import auto_seeds_needed
@@ -35,8 +35,13 @@ def look_runs(study: records.StudyRecord, runs: list[PlannedRun], results_dir: P
 
 
 def write_report(results_dir):
-    """The study's tables, plots and pages (tables.write_study_report), with its next look."""
-    return tables.write_study_report(results_dir, next_look)
+    """The study's tables, plots and pages (tables.write_study_report), with its next look, under the
+    folder's report lock: reports at once (two workers ending together, `ablation report` while the
+    last run ends) are written one after the other, each from the run folders as it finds them, so
+    the last one written is the newest."""
+    records.read_study(results_dir)  # not a study's folder: its one-line error, and no lock file left in it
+    with locks.report_lock(results_dir):
+        return tables.write_study_report(results_dir, next_look)
 
 
 def run_rounds(runs: list[PlannedRun], results_dir: Path, shard: tuple[int, int], stale_ids: set[str],
