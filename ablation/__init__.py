@@ -26,7 +26,8 @@ the contract's order.
         cost | declaration              the cost before launch | Study, Configuration, Options: what a study declares
     report/                             what a study's folder shows: tables, verdicts, pages, diagrams
         tables                          results.csv, comparisons.csv, summary.md, results.tex, rebuilt from the runs
-        server | diagrams | hparams | figures   `serve` | the net's diagrams | TensorBoard's HParams | the plots
+        summary | server | diagrams | hparams | figures   summary.md and results.tex | `serve` | the net's diagrams |
+                                        TensorBoard's HParams | the plots
         pages                           the HTML pages of a study, a search and a run
         escaping                        what a page or results.tex may show of a folder's text
     run/                                one training run, the way the papers did it

@@ -32,7 +32,7 @@ from ablation.report import figures, tables
 from ablation.report.diagrams import block_dot, block_stages, write_diagrams, write_run_diagrams
 from ablation.run.config import RunConfig
 from ablation.run.recipes import get_recipe
-from ablation.study import Configuration, Options, Smoke, Study, claiming
+from ablation.study import Configuration, Options, Smoke, Study, claiming, seeding
 from ablation.study.claiming import parse_shard
 from ablation.study.planning import plan, slug
 from ablation.study.runner import rename_labelled_folders, run_study
@@ -830,3 +830,84 @@ def test_ablation_report_waits_for_the_report_lock_so_the_newest_tables_are_writ
 def test_ablation_report_of_a_folder_that_is_no_study_leaves_nothing_in_it(tmp_path, capsys):
     assert ablation_main(["report", str(tmp_path)]) == 2
     assert "holds no study.json" in capsys.readouterr().err and not list(tmp_path.iterdir())
+
+
+def _fixture_copy(tmp_path) -> Path:
+    from tests.test_records import FIXTURE
+    folder = tmp_path / "study"
+    shutil.copytree(FIXTURE, folder, ignore=shutil.ignore_patterns("expected"))
+    return folder
+
+
+def _quiet_report(folder) -> list[str]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        seeding.write_report(folder)
+    return [str(w.message) for w in caught]
+
+
+def test_a_finished_run_the_study_json_does_not_declare_is_named_by_the_report(tmp_path):
+    # Another study's study.json copied in: the folder's own finished run vanished from the tables unsaid.
+    folder = _fixture_copy(tmp_path)
+    study = records.read_study(folder)
+    left_out = next(run.run_id for run in study.runs if status(folder / "runs" / run.run_id) == "done")
+    records.write_study(folder, dataclasses.replace(study, runs=tuple(r for r in study.runs if r.run_id != left_out)))
+    said = _quiet_report(folder)
+    assert any(f"1 finished run(s) that study.json does not declare ({left_out})" in line for line in said), said
+    assert f"left out:** `{left_out}`" in (folder / "summary.md").read_text()
+    assert left_out not in set(pd.read_csv(folder / "results.csv")["run_id"])
+
+
+def test_a_run_trained_otherwise_than_the_study_declares_is_left_out_and_named(tmp_path):
+    # study.json declaring 2 epochs over runs trained for 1: the protocol line said 2, nothing else did.
+    folder = _fixture_copy(tmp_path)
+    study = records.read_study(folder)
+    target = next(run for run in study.runs if status(folder / "runs" / run.run_id) == "done")
+    run = {**target.run, "recipe_fields": {**target.run["recipe_fields"], "epochs": 2}}
+    records.write_study(folder, dataclasses.replace(study, runs=tuple(
+        dataclasses.replace(r, run=run) if r.run_id == target.run_id else r for r in study.runs)))
+    said = _quiet_report(folder)
+    assert any("holds another run than study.json declares (recipe_fields" in line and target.run_id in line
+               for line in said), said
+    frame = pd.read_csv(folder / "results.csv").set_index("run_id")
+    assert frame.loc[target.run_id, "status"] == "differs" and pd.isna(frame.loc[target.run_id, "test_error"])
+    assert f"left out of every table and plot:** `{target.run_id}`" in (folder / "summary.md").read_text()
+
+
+def test_a_folder_keeps_the_declaration_that_counts_every_run_and_refuses_another_study(tmp_path, capsys):
+    from ablation.study.planning import declare, describe_study
+    options = Options(protocol="smoke", seeds=(1, 2))
+    runs = plan(TINY, options)
+    whole, fewer = describe_study(TINY, options, runs), describe_study(TINY, options, runs[:2])
+    lines = []
+    declared = lambda: [run.run_id for run in records.read_study(tmp_path).runs]
+    declare(tmp_path, fewer, log=lines.append)
+    declare(tmp_path, whole, log=lines.append)  # seeds or configurations added: the new declaration
+    assert declared() == [run.run_id for run in whole.runs] and not lines
+    declare(tmp_path, fewer, log=lines.append)  # a call with fewer: the folder's, which counts them all
+    assert declared() == [run.run_id for run in whole.runs] and "it is kept, so the tables count them all" in lines[0]
+    other = dataclasses.replace(fewer, runs=(*fewer.runs[:1], dataclasses.replace(fewer.runs[0], run_id="x-s9")))
+    with pytest.raises(ConfigError, match="holds another declaration of 'tiny'.*x-s9.*its own --name or --results-dir"):
+        declare(tmp_path, dataclasses.replace(other, runs=(other.runs[1],)))
+    with pytest.raises(ConfigError, match="holds the study 'tiny', not 'other'"):
+        declare(tmp_path, dataclasses.replace(whole, name="other"), dry_run=True)
+    epochs = {**whole.runs[0].run, "recipe_fields": {**whole.runs[0].run["recipe_fields"], "epochs": 9}}
+    with pytest.raises(ConfigError, match=r"other settings than this call \(recipe_fields.epochs 2 there, 9 here\)"):
+        declare(tmp_path, dataclasses.replace(whole, runs=(dataclasses.replace(whole.runs[0], run=epochs),)))
+    assert declared() == [run.run_id for run in whole.runs]
+
+
+@pytest.mark.slow
+def test_a_second_sweep_given_the_first_ones_name_and_folder_is_refused(easy, tmp_path, capsys):
+    # Two sweeps 0.5 s apart on one --results-dir and --name: both exited 0, the tables were the second's,
+    # and the first's finished run was in none.
+    common = ["--model", "wrn-10-1", "--seeds", "42", "--protocol", "smoke", "--epochs", "1", "--dataset", easy,
+              "--name", "shared", "--results-dir", str(tmp_path)]
+    assert ablation_main(["sweep", "--vary", "dropout_rate=0,0.3", *common]) == 0
+    capsys.readouterr()
+    assert ablation_main(["sweep", "--vary", "label_smoothing=0,0.1", *common]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds another declaration of 'shared'" in err
+    frame = pd.read_csv(tmp_path / "results.csv")
+    assert set(frame["status"]) == {"done"} and len(frame) == 2
+    assert not any("label_smoothing" in path.name for path in (tmp_path / "runs").iterdir())

@@ -30,6 +30,7 @@ class Status(enum.StrEnum):
 
     DONE = "done"  # metrics.json written
     STALE = "stale"  # trained from tied initial weights: another experiment (`stale`)
+    DIFFERS = "differs"  # finished, but another run than the study declares (tables.collect_results)
     FAILED = "failed"  # its last attempt failed (failure.json), or its records are damaged
     RUNNING = "running"  # another process holds its lock
     PARTIAL = "partial"  # epochs finished, resumable

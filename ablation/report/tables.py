@@ -14,12 +14,10 @@ import numpy as np
 import pandas as pd
 
 from ablation.core import io, layout, records, run_folder
-from ablation.core.errors import TIED_INITIAL_WEIGHTS, DamagedFile
+from ablation.core.errors import DamagedFile
 from ablation.core.plots import safe_plot
 from ablation.core.records import Status
-from ablation.design import MIN_SEEDS
 from ablation.report import hparams, pages
-from ablation.report.escaping import latex_comment, latex_text
 from ablation.report.figures import (
     plot_error_vs,
     plot_heatmap,
@@ -27,8 +25,9 @@ from ablation.report.figures import (
     plot_seed_errors,
     plot_study_curves,
 )
-from ablation.run.config import ResolvedRun
-from ablation.statistics import ALPHA, compare_all, interval_of_mean
+from ablation.report.summary import results_latex, study_summary
+from ablation.run.config import ResolvedRun, run_identity
+from ablation.statistics import compare_all, interval_of_mean
 
 RESULT_COLUMNS = ["run_id", "configuration", "model", "seed", "trainable_params", "macs", "test_accuracy",
                   "test_error", "test_loss", "best_val_accuracy", "epochs", "seconds_per_epoch", "images_per_second",
@@ -54,7 +53,13 @@ def collect_results(results_dir: Path, study: records.StudyRecord | None = None)
         except DamagedFile as error:  # the table goes on without that run's numbers
             warnings.warn(str(error), stacklevel=2)
             metrics, run_status = None, Status.FAILED
-        if run_status == Status.STALE:  # another experiment's numbers: not in any table (its run page has them)
+        if run_status == Status.DONE and metrics is not None and (differences := _declared_otherwise(run_dir, planned)):
+            # Another run than the study declares (a copied folder, an edited study.json): the runner
+            # refuses the mix, the tables leave it out, both saying so.
+            warnings.warn(f"{run_dir} holds another run than {layout.STUDY_FILE} declares ({differences}): left out "
+                          f"of the tables", stacklevel=2)
+            run_status = Status.DIFFERS
+        if run_status in (Status.STALE, Status.DIFFERS):  # another experiment's numbers: not in any table
             metrics = None
         damaged = run_folder.damaged_text(run_folder.damaged_files(run_dir)) if run_status == Status.DONE else ""
         if damaged:  # its results stand; say what is lost, once per report (the run's page shows this text)
@@ -69,6 +74,24 @@ def collect_results(results_dir: Path, study: records.StudyRecord | None = None)
         rows.append(row)
     columns = RESULT_COLUMNS[:3] + varied_columns(study) + RESULT_COLUMNS[3:]
     return study, pd.DataFrame(rows).reindex(columns=columns)
+
+
+def _declared_otherwise(run_dir: Path, planned: records.PlannedRunEntry) -> str:
+    """How the run a finished folder holds differs from the one the study declares ("" if it does not)."""
+    try:
+        differences = records.run_differences(run_dir, planned.run, run_identity)
+    except DamagedFile as error:
+        return str(error)
+    return "; ".join(differences or ())
+
+
+def undeclared_runs(results_dir: Path, study: records.StudyRecord) -> list[str]:
+    """The finished runs under runs/ that the study does not declare (not a stale one kept aside)."""
+    declared = {run.run_id for run in study.runs}
+    folder = Path(results_dir) / layout.RUNS_DIR
+    found = sorted(path.name for path in folder.iterdir() if path.is_dir()) if folder.is_dir() else []
+    return [name for name in found if name not in declared and not name.startswith(".")
+            and layout.STALE_SUFFIX not in name and run_folder.status(folder / name) == Status.DONE]
 
 
 def runs_shown(frame: pd.DataFrame, next_look: dict[str, list[int]]) -> pd.DataFrame:
@@ -137,90 +160,6 @@ def comparisons_frame(results: list) -> pd.DataFrame:
     return pd.DataFrame(rows).reindex(columns=COMPARISON_COLUMNS)
 
 
-SUGGESTED_SEEDS = 5  # the papers' protocol: the median of 5 runs
-
-
-def seeds_to_run(frame: pd.DataFrame) -> str:
-    """The seeds to run for a verdict, from the study's first: the suggestion of an unresolved one."""
-    first = int(frame["seed"].min()) if len(frame) else 42
-    return ",".join(str(first + i) for i in range(SUGGESTED_SEEDS))
-
-
-def seeding_line(study: records.StudyRecord, next_look: dict[str, list[int]], results: list) -> str:
-    """Why `--seeds auto` stopped adding seeds (or what it waits for: `next_look`, the seeds each
-    configuration's next look needs, as `ablation.study.seeding` decides)."""
-    looks = ", ".join(map(str, study.seeding.looks))
-    head = f"**Seeds.** `--seeds auto`: looks after {looks} seeds, at most {study.seeding.looks[-1]} per configuration; "
-    if needed := {name: seeds for name, seeds in next_look.items() if seeds}:
-        runs = sum(len(seeds) for seeds in needed.values())
-        per = ", ".join(f"{label} {len(seeds)} seeds" for label, seeds in needed.items())
-        return head + f"in progress: the next look needs {runs} runs ({per}), some not trained yet; run the study again."
-    # A step of a cumulative study names its reference: the configuration alone is its comparison with the baseline.
-    still_open = [r.configuration if r.reference == study.baseline else f"{r.configuration} against {r.reference}"
-                  for r in results if not r.decided]
-    if not still_open:
-        return head + f"stopped: every comparison decided (the last after {max(r.seeds for r in results)} seeds)."
-    return head + f"stopped: the budget is spent, still open: {', '.join(still_open)}."
-
-
-def published_agreement(row, smoke: bool) -> str:
-    """Whether a configuration's published error lies within the 95% t-interval of our mean."""
-    if row.published_error is None or pd.isna(row.published_error):
-        return ""
-    if smoke:
-        return "n/a (smoke)"
-    if np.isnan(row.ci_low):
-        return f"n/a: {row.runs} seed{'' if row.runs == 1 else 's'}"
-    if row.ci_low <= row.published_error <= row.ci_high:
-        return "agrees"
-    return f"ours {'above' if row.published_error < row.ci_low else 'below'}"
-
-
-def results_latex(study: records.StudyRecord, summary: pd.DataFrame, results: list) -> str:
-    """results.tex: the summary as a booktabs table for a paper (needs \\usepackage{booktabs}); a
-    cumulative study's has a column against the configuration before each, beside the baseline's."""
-    marks = {(r.configuration, r.reference): r for r in results}
-    cumulative = study.cumulative
-    lines = [latex_comment(f"{study.name}: {study.question}"), latex_comment(study.protocol_description),
-             r"\begin{tabular}{lrrrrrr" + ("r" if cumulative else "") + "}", r"\toprule",
-             r"Configuration & Params & Error median & Error mean $\pm$ std & Published & Difference & "
-             r"vs.\ " + latex_text(study.baseline) + (r" & vs.\ previous" if cumulative else "") + r" \\",
-             r"\midrule"]
-
-    def cell(value, spec="{:.2f}"):
-        return _fmt(value, spec, missing="--")
-
-    before, own = None, study.versus()
-    for row in summary.itertuples():
-        mean_std = f"{cell(row.mean_error)} $\\pm$ {cell(row.std_error)}" if row.runs > 1 else cell(row.mean_error)
-        reference = own.get(row.configuration, study.baseline)  # a configuration with its own reference names it
-        comparison = marks.get((row.configuration, reference))
-        versus = "baseline" if comparison is None else _latex_difference(comparison) + (
-            "" if reference == study.baseline else rf" (vs.\ {latex_text(reference)})")
-        if cumulative:  # the first has none before it; the one after the baseline repeats its pair with it
-            step = marks.get((row.configuration, before))
-            versus += " & " + ("--" if step is None else _latex_difference(step))
-        lines.append(f"{latex_text(row.configuration)} & {cell(row.trainable_params / 1e6, '{:.2f}M')} & "
-                     f"{cell(row.median_error)} & {mean_std} & {cell(row.published_error)} & "
-                     f"{cell(row.difference, '{:+.2f}')} & {versus} \\\\")
-        before = row.configuration
-    previous = (r" vs. previous: the same against the configuration before, which each changes in one thing, in "
-                r"the same Holm family.") if cumulative else ""
-    lines += [r"\bottomrule", r"\end{tabular}",
-              r"% Test error in %. Difference: our median minus the published value. vs. baseline: mean paired "
-              r"difference over matched seeds; $^{*}$: a verdict, the paired t-test rejecting at a Holm-adjusted "
-              r"family-wise 5\% (its interval, at the level it was tested at, excludes zero)." + previous, ""]
-    return "\n".join(lines)
-
-
-def _latex_difference(comparison) -> str:
-    """The mean paired difference, starred where a verdict stands; -- without a matched seed."""
-    if comparison.seeds == 0:
-        return "--"
-    star = "^{*}" if comparison.verdict in ("lower", "higher") else ""
-    return f"${comparison.mean_difference:+.2f}{star}$"
-
-
 HPARAMS_METRICS = ["test_error", "best_val_accuracy", "trainable_params", "seconds_per_epoch"]
 
 
@@ -232,71 +171,6 @@ def write_hparams(results_dir: Path, study: records.StudyRecord, frame: pd.DataF
     sessions = [(row["run_id"], {n: row[n] for n in names}, {m: row[m] for m in HPARAMS_METRICS})
                 for _, row in done.iterrows()]
     hparams.write_sessions(results_dir, sessions, hparams=names, metrics=HPARAMS_METRICS)
-
-
-def _fmt(value, spec="{:.2f}", missing="–"):
-    return missing if value is None or (isinstance(value, float) and np.isnan(value)) else spec.format(value)
-
-
-def study_summary(study: records.StudyRecord, summary: pd.DataFrame, frame: pd.DataFrame, results: list,
-                  next_look: dict[str, list[int]] | None) -> str:
-    """summary.md: the verdicts, the question and protocol, the table, the best on validation, the runs."""
-    lines = [f"# {study.name}", ""]
-    if study.protocol != "paper":
-        lines += [f"> **{study.protocol.upper()} PROTOCOL.** These numbers check the pipeline end to end; they are "
-                  f"not results and are not comparable to the published ones.", ""]
-    if results:
-        remedy = f"run --seeds {seeds_to_run(frame)}, or --seeds auto"
-        tested = sum(result.p_value is not None for result in results)
-        # A cumulative study's steps share the family (and its level) with the comparisons with the baseline.
-        against, holm = ((f", each configuration against {study.baseline} and against the one before it (a "
-                          f"cumulative study: each adds one change to the one before),", "all in one Holm family of")
-                         if study.cumulative else (f" against {study.baseline},", "Holm-adjusted over"))
-        lines += [f"**Verdicts**{against} on matched seeds (test error in points; paired t-test "
-                  f"of the differences, {holm} the {tested} comparison{'' if tested == 1 else 's'} "
-                  f"with {MIN_SEEDS} seeds or more{' and their looks' if study.seeding.auto else ''} for a "
-                  f"{100 * ALPHA:g}% chance of any false verdict; each interval at the level its comparison was "
-                  f"tested at; `{layout.COMPARISONS_FILE}`):", ""]
-        lines += [f"- {result.sentence(remedy)}" for result in results] + [""]
-        if study.seeding.auto:
-            lines += [seeding_line(study, next_look, results), ""]
-    lines += [f"**Question.** {study.question}", "",
-              f"**Protocol.** {study.protocol_description}. Test error in %, from the final epoch's weights; the test split "
-              f"is read once per run. Model selection uses the validation split only.", ""]
-    if study.published_protocol:
-        lines += [f"**Published.** {study.published_protocol}", ""]
-    lines += ["| configuration | runs | params | test error median | mean ± std | 95% CI of mean (t) | min | max | "
-              "published | difference | published in our CI | acc. % per M params | s / epoch |",
-              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |"]
-    smoke = study.protocol != "paper"
-    for row in summary.itertuples():
-        difference = "n/a (smoke)" if smoke and row.published_error is not None else _fmt(row.difference, "{:+.2f}")
-        mean_std = (f"{_fmt(row.mean_error)} ± {_fmt(row.std_error)}" if row.runs > 1 else _fmt(row.mean_error))
-        interval = (f"{_fmt(row.ci_low)} to {_fmt(row.ci_high)}" if row.runs >= MIN_SEEDS
-                    else f"n/a: {row.runs} seed{'' if row.runs == 1 else 's'}")
-        lines.append(f"| {row.configuration} | {row.runs} | {_fmt(row.trainable_params, '{:,.0f}')} | "
-                     f"{_fmt(row.median_error)} | {mean_std} | {interval} | {_fmt(row.min_error)} | "
-                     f"{_fmt(row.max_error)} | "
-                     f"{_fmt(row.published_error)} | {difference} | {published_agreement(row, smoke)} | "
-                     f"{_fmt(row.accuracy_per_million_params, '{:.1f}')} | {_fmt(row.seconds_per_epoch, '{:.1f}')} |")
-    finished = summary.dropna(subset=["median_best_val_accuracy"])
-    lines.append("")
-    if len(finished):
-        best = finished.loc[finished["median_best_val_accuracy"].idxmax()]
-        lines.append(f"**Best on validation.** {best['configuration']} (median best validation accuracy "
-                     f"{100 * best['median_best_val_accuracy']:.2f}%; its test error {_fmt(best['median_error'])}%).")
-    counts = frame["status"].value_counts().to_dict()
-    lines += ["", "**Runs.** " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + ".", ""]
-    damaged = frame[frame["damaged"].fillna("") != ""]
-    if len(damaged):
-        lines += ["**Damaged files.** " + "; ".join(f"`{row.run_id}`: {row.damaged}" for row in damaged.itertuples())
-                  + ". These runs' results stand (their test results were computed before); the damaged weights "
-                    "come back only by training the run again (delete its folder and run the same command).", ""]
-    if counts.get(Status.STALE):
-        lines += [f"**Stale runs are left out of every table and plot.** They {TIED_INITIAL_WEIGHTS}, another "
-                  f"experiment than today's net. `--retrain-stale` trains them anew and keeps the old folders as "
-                  f"`{layout.RUNS_DIR}/RUN_ID{layout.STALE_SUFFIX}`.", ""]
-    return "\n".join(lines)
 
 
 def write_study_report(results_dir, decide_next_look=None) -> pd.DataFrame:
@@ -315,7 +189,14 @@ def write_study_report(results_dir, decide_next_look=None) -> pd.DataFrame:
     results = comparisons(frame, study)
     io.write_csv(results_dir / layout.RESULTS_FILE, frame)
     io.write_csv(results_dir / layout.COMPARISONS_FILE, comparisons_frame(results))
-    io.write_text(results_dir / layout.SUMMARY_FILE, study_summary(study, summary, frame, results, next_look))
+    undeclared = undeclared_runs(results_dir, study)
+    if undeclared:  # another study's study.json copied in: its own finished runs would vanish without a word
+        warnings.warn(f"{results_dir / layout.RUNS_DIR} holds {len(undeclared)} finished run(s) that "
+                      f"{layout.STUDY_FILE} does not declare ({', '.join(undeclared[:5])}"
+                      f"{', ...' if len(undeclared) > 5 else ''}): left out of the tables; another study's "
+                      f"{layout.STUDY_FILE}?", stacklevel=2)
+    io.write_text(results_dir / layout.SUMMARY_FILE, study_summary(study, summary, frame, results, next_look,
+                                                                   undeclared))
     io.write_text(results_dir / layout.LATEX_FILE, results_latex(study, summary, results))
     write_hparams(results_dir, study, frame)
     io.write_json(results_dir / layout.TEST_RESULTS_FILE, test_results_summary(frame, study))
@@ -364,7 +245,7 @@ def _histories(results_dir: Path, frame: pd.DataFrame) -> dict:
     """Per configuration, the per-epoch mean over its seeds of every run that has a history (a stale
     run's is another experiment's)."""
     curves = {}
-    for label, runs in frame[frame["status"] != Status.STALE].groupby("configuration", sort=False):
+    for label, runs in frame[~frame["status"].isin((Status.STALE, Status.DIFFERS))].groupby("configuration", sort=False):
         tables = []
         for run_id in runs["run_id"]:
             try:

@@ -16,8 +16,8 @@ import math
 import re
 from pathlib import Path
 
-from ablation.core import records
-from ablation.core.errors import ConfigError
+from ablation.core import io, layout, locks, records
+from ablation.core.errors import ConfigError, DamagedFile
 from ablation.design import auto_looks, seed_sequence
 from ablation.run.axes import axis
 from ablation.run.config import ResolvedRun, RunConfig, builder_arguments, preset_of, run_identity
@@ -139,6 +139,68 @@ def describe_study(study: Study, options: Options, runs: list[PlannedRun]) -> re
                              for c in study.configurations),
         runs=tuple(records.PlannedRunEntry(r.run_id, r.configuration.name, r.seed, r.downsized, r.resolved.to_json())
                    for r in runs))
+
+
+def declare(results_dir: Path, study: records.StudyRecord, *, dry_run: bool = False, log=print) -> None:
+    """Write study.json, the tables' declaration, unless the folder holds another study's: its runs
+    would fall out of the tables, nothing saying so (a team's shared folder, two sweeps given one
+    --name). A declaration with more runs replaces one with fewer (seeds or configurations added); one
+    with fewer keeps the folder's, which still counts them all; another study, or another run under
+    one run id, is refused, naming a --name or --results-dir of its own. Under the report lock: two
+    workers that declare at once read and write one after the other. `dry_run`: the check alone."""
+    if dry_run:
+        _merged(_existing(results_dir), study, results_dir)
+        return
+    with locks.report_lock(results_dir):
+        kept = _merged(_existing(results_dir), study, results_dir)
+        if kept is study:
+            records.write_study(results_dir, study)
+    if kept is not study:
+        log(f"{results_dir / layout.STUDY_FILE} declares {len(kept.runs)} runs, this call's {len(study.runs)} "
+            f"among them: it is kept, so the tables count them all")
+
+
+def _existing(results_dir: Path) -> records.StudyRecord | None:
+    try:
+        return records.read_study(results_dir)
+    except (ConfigError, DamagedFile):  # none yet, or one that no longer reads: today's declaration replaces it
+        return None
+
+
+def _merged(existing: records.StudyRecord | None, study: records.StudyRecord, results_dir: Path) -> records.StudyRecord:
+    """The declaration the folder keeps: `study`, or `existing` if it declares every run of `study` and
+    more; ConfigError if neither declares the other's runs."""
+    if existing is None:
+        return study
+    elsewhere = "expected the same study there, or its own --name or --results-dir"
+    if existing.name != study.name:
+        raise ConfigError(f"{results_dir} holds the study {existing.name!r}, not {study.name!r}; {elsewhere}.")
+    theirs = {run.run_id: run_identity(io.json_roundtrip(run.run)) for run in existing.runs}  # as JSON holds them
+    ours = {run.run_id: run_identity(io.json_roundtrip(run.run)) for run in study.runs}
+    if other := next((run_id for run_id in sorted(ours.keys() & theirs.keys()) if ours[run_id] != theirs[run_id]), None):
+        said = "; ".join(f"{key} {there!r} there, {here!r} here" for key, there, here in _unlike(theirs[other], ours[other]))
+        raise ConfigError(f"{results_dir} declares {other} with other settings than this call ({said}); {elsewhere}.")
+    if theirs.keys() <= ours.keys():
+        return study
+    if ours.keys() <= theirs.keys():
+        return existing
+    only_theirs, only_ours = sorted(theirs.keys() - ours.keys()), sorted(ours.keys() - theirs.keys())
+    raise ConfigError(f"{results_dir} holds another declaration of {study.name!r}: its runs include {only_theirs[0]}"
+                      f"{f' and {len(only_theirs) - 1} more' if len(only_theirs) > 1 else ''}, this call's "
+                      f"{only_ours[0]}{f' and {len(only_ours) - 1} more' if len(only_ours) > 1 else ''}, which "
+                      f"the other does not; {elsewhere}.")
+
+
+def _unlike(there: dict, here: dict, prefix: str = "") -> list[tuple[str, object, object]]:
+    """(setting, value there, value here) of each setting two runs' identities give differently."""
+    out = []
+    for key in sorted(there.keys() | here.keys()):
+        a, b = there.get(key), here.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _unlike(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append((prefix + key, a, b))
+    return out
 
 
 def describe_protocol(study: Study, options: Options) -> str:

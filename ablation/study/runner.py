@@ -22,7 +22,15 @@ from ablation.study import cost, seeding
 from ablation.study.claiming import claim_order, train_runs, worker_name
 from ablation.study.declaration import Options, Study
 from ablation.study.dry_run import run_statuses, show_plan
-from ablation.study.planning import PlannedRun, describe_protocol, describe_study, labelled_folder, plan, slug
+from ablation.study.planning import (
+    PlannedRun,
+    declare,
+    describe_protocol,
+    describe_study,
+    labelled_folder,
+    plan,
+    slug,
+)
 
 
 def run_study(study: Study, options: Options, *, results_dir=None, only=None, shard=None, dry_run=False,
@@ -43,12 +51,12 @@ def run_study(study: Study, options: Options, *, results_dir=None, only=None, sh
     mine = runs_to_do if claiming else [r for i, r in enumerate(runs_to_do) if i % count == index]
     auto = options.auto_seeds and not only  # runs added look by look
 
+    declare(results_dir, describe_study(study, options, runs), dry_run=dry_run, log=log)
     if dry_run:
         mine = show_plan(study, options, runs, mine, results_dir, costs, auto=auto, as_json=as_json, log=log)
         if not as_json:
             log_stale(stale_runs(results_dir, mine), len(mine), retrain_stale, log)
         return 0
-    records.write_study(results_dir, describe_study(study, options, runs))
     log(f"{study.name}: {study.question}")
     if auto:
         share = "runs added look by look"
