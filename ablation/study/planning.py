@@ -144,9 +144,10 @@ def describe_study(study: Study, options: Options, runs: list[PlannedRun]) -> re
 def declare(results_dir: Path, study: records.StudyRecord, *, dry_run: bool = False, log=print) -> None:
     """Write study.json, the tables' declaration, unless the folder holds another study's: its runs
     would fall out of the tables, nothing saying so (a team's shared folder, two sweeps given one
-    --name). A declaration with more runs replaces one with fewer (seeds or configurations added); one
-    with fewer keeps the folder's, which still counts them all; another study, or another run under
-    one run id, is refused, naming a --name or --results-dir of its own. Under the report lock: two
+    --name). A declaration of the same runs or more replaces the folder's (seeds or configurations
+    added; a study module declaring a sweep's runs); one of fewer keeps it, which still counts them
+    all; one that leaves out runs of the folder's and adds others, or declares another run under one
+    run id, is refused, naming a --name or --results-dir of its own. Under the report lock: two
     workers that declare at once read and write one after the other. `dry_run`: the check alone."""
     if dry_run:
         _merged(_existing(results_dir), study, results_dir)
@@ -173,8 +174,6 @@ def _merged(existing: records.StudyRecord | None, study: records.StudyRecord, re
     if existing is None:
         return study
     elsewhere = "expected the same study there, or its own --name or --results-dir"
-    if existing.name != study.name:
-        raise ConfigError(f"{results_dir} holds the study {existing.name!r}, not {study.name!r}; {elsewhere}.")
     theirs = {run.run_id: run_identity(io.json_roundtrip(run.run)) for run in existing.runs}  # as JSON holds them
     ours = {run.run_id: run_identity(io.json_roundtrip(run.run)) for run in study.runs}
     if other := next((run_id for run_id in sorted(ours.keys() & theirs.keys()) if ours[run_id] != theirs[run_id]), None):
@@ -185,7 +184,7 @@ def _merged(existing: records.StudyRecord | None, study: records.StudyRecord, re
     if ours.keys() <= theirs.keys():
         return existing
     only_theirs, only_ours = sorted(theirs.keys() - ours.keys()), sorted(ours.keys() - theirs.keys())
-    raise ConfigError(f"{results_dir} holds another declaration of {study.name!r}: its runs include {only_theirs[0]}"
+    raise ConfigError(f"{results_dir} holds another study ({existing.name!r}): its runs include {only_theirs[0]}"
                       f"{f' and {len(only_theirs) - 1} more' if len(only_theirs) > 1 else ''}, this call's "
                       f"{only_ours[0]}{f' and {len(only_ours) - 1} more' if len(only_ours) > 1 else ''}, which "
                       f"the other does not; {elsewhere}.")
