@@ -45,7 +45,7 @@ def run_study_command(study: Study, args, argv: Sequence[str], relaunch: Sequenc
             raise ConfigError(f"--parallel {args.parallel} with --shard {args.shard} is not valid; --parallel "
                               f"starts workers that claim runs: pass one or the other.")
         runs = plan(study, options)  # every run is checked here, before any process starts
-        left = len(runs_left(study, options, runs, results_dir, args.retrain_stale))
+        left = len(runs_left(study, options, runs, results_dir, retrain_stale=args.retrain_stale, only=args.only))
         workers = min(args.parallel, left)
         if workers < args.parallel:
             print(f"--parallel {args.parallel}: {_workers_for(left, args.dry_run)}",

@@ -79,11 +79,13 @@ def run_study(study: Study, options: Options, *, results_dir=None, only=None, sh
     return 1 if failed else 0
 
 
-def runs_left(study: Study, options: Options, runs: list[PlannedRun], results_dir: Path,
-              retrain_stale: bool) -> list[PlannedRun]:
+def runs_left(study: Study, options: Options, runs: list[PlannedRun], results_dir: Path, *, retrain_stale: bool,
+              only: str | None = None) -> list[PlannedRun]:
     """The runs a call would train now: neither done nor held by another process, nor stale unless
-    `retrain_stale`; of a `--seeds auto` study, those its next look needs."""
-    if options.auto_seeds:
+    `retrain_stale`; of `--only`'s, or of a `--seeds auto` study, those its next look needs."""
+    if only:
+        runs = selected(runs, study, only)
+    elif options.auto_seeds:
         runs = seeding.look_runs(describe_study(study, options, runs), runs, results_dir)
     statuses = run_statuses(runs, results_dir)
     trainable = {Status.PENDING, Status.PARTIAL, Status.FAILED} | ({Status.STALE} if retrain_stale else set())
