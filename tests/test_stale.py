@@ -14,7 +14,7 @@ import shutil
 import pandas as pd
 import pytest
 
-from ablation.cli import main
+from ablation.cli import main, study_main
 from ablation.core import io, layout, records, run_folder
 from ablation.core.errors import StaleRun
 from ablation.run.config import RunConfig
@@ -91,7 +91,8 @@ def test_a_partial_run_from_tied_weights_is_never_resumed_and_is_trained_anew_wh
 
 
 def test_a_folder_with_nothing_trained_is_not_stale(tmp_path):
-    io.write_json(tmp_path / layout.CONFIG_FILE, {"run": {}})  # an attempt killed before its first epoch
+    run = RunConfig(model="wrn-10-1").resolve().to_json()
+    io.write_json(tmp_path / layout.CONFIG_FILE, {"run": run})  # an attempt killed before its first epoch
     assert not run_folder.stale(tmp_path) and run_folder.status(tmp_path) == "pending"
 
 
@@ -152,6 +153,42 @@ def test_a_study_leaves_stale_runs_out_of_its_tables_and_trains_them_anew_when_a
         assert run_folder.status(records.run_dir_of(results, run_id)) == "done"
     assert set(pd.read_csv(results / "results.csv")["status"]) == {"done"}
     assert "Stale runs" not in (results / "summary.md").read_text()
+
+
+def _unknown_key(config):
+    config["run"]["surprise"] = 1
+
+
+def _seed_as_text(config):
+    config["run"]["seed"] = str(config["run"]["seed"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("edit", [_unknown_key, _seed_as_text])
+def test_a_finished_run_whose_config_no_longer_reads_fails_alone_and_the_study_goes_on(
+        easy, tiny_study_results, tmp_path, capsys, edit):
+    """Like a truncated config.json, one edited into valid JSON of another type (an unknown key, a
+    seed as text) no longer says which run the folder holds: damage of that run (exit status 1 at the
+    end, the run named), not bad input that stops the study (exit status 2) before the others."""
+    results, options = tmp_path / "tiny", Options(protocol="smoke", dataset=easy)
+    shutil.copytree(tiny_study_results, results)
+    runs = plan(TINY, options)
+    damaged = runs[1].run_id
+    path = records.run_dir_of(results, damaged) / layout.CONFIG_FILE
+    config = json.loads(path.read_text())
+    edit(config)
+    io.write_json(path, config)
+
+    assert study_main(TINY, ["--protocol", "smoke", "--dataset", easy, "--results-dir", str(results)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    failed = [line for line in out if "FAILED" in line]
+    assert len(failed) == 1 and f"{damaged}: FAILED ({path} is damaged" in failed[0], out
+    assert sum(line.endswith(": done, skipped") for line in out) == 3
+    assert out[-1].endswith(f"1 failed: {damaged}")
+    frame = pd.read_csv(results / "results.csv")
+    assert dict(zip(frame["run_id"], frame["status"], strict=True)) == {
+        run.run_id: "failed" if run.run_id == damaged else "done" for run in runs}
+    assert "3 done, 1 failed" in (results / "summary.md").read_text()
 
 
 @pytest.mark.slow

@@ -1,20 +1,36 @@
 """The records of a results folder as types, today's format of each (`ablation.core.records` reads,
 upgrades and writes them; its docstring lists which file each is). A JSON record's FORMAT is written
-into it; `records.UPGRADES` turns an older one into today's.
+into it; `records.UPGRADES` turns an older one into today's. A record is read in full or not at all:
+every field of the JSON type its annotation declares (`parsed`), or it is damaged.
 """
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import enum
-from typing import ClassVar
+import functools
+import math
+import reprlib
+import types
+import typing
+from typing import Any, ClassVar
+
+from ablation.core import layout
+
+LARGEST_INTEGER = 2**63 - 1  # int64's, as pandas holds them: every integer the suite writes (sizes, ns) fits
 
 
 def parsed(kind: type, data):
-    """`data` (a JSON object) as a `kind`: its own from_json, or its fields by name (an unknown key is
-    an error: a record is read in full or not at all)."""
+    """`data` (a JSON object) as a `kind`, each field of its declared type (`mismatch`): its own
+    from_json, or its fields by name (an unknown key is an error: a record is read in full or not at
+    all). ValueError (or TypeError, KeyError) saying what is wrong."""
     if not isinstance(data, dict):
         raise ValueError(f"{type(data).__name__}, not an object")
+    hints = _hints(kind)
+    for field in dataclasses.fields(kind):
+        if field.name in data and (problem := mismatch(hints[field.name], data[field.name], field.name)):
+            raise ValueError(problem)
     if hasattr(kind, "from_json"):
         return kind.from_json(data)
     names = {field.name for field in dataclasses.fields(kind)}
@@ -22,6 +38,100 @@ def parsed(kind: type, data):
         raise ValueError(f"unknown key {unknown[0]!r}")
     return kind(**data)
 
+
+@functools.cache
+def _hints(kind: type) -> dict:
+    return typing.get_type_hints(kind)
+
+
+def mismatch(hint, value, where: str) -> str | None:
+    """What is wrong with `value`, read from JSON, as the type `hint` ("seed is '1', expected an
+    integer"), or None. JSON's types: a tuple is a list; an int is a number where a float is
+    declared, a bool is not; a dataclass is an object (its fields are checked where it is parsed)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        found = [mismatch(option, value, where) for option in args if value is None or option is not type(None)]
+        return None if None in found else found[0] if len(found) == 1 else _wrong(value, where, hint)
+    if typing.is_typeddict(hint):
+        keys = _hints(hint)
+        if not isinstance(value, dict):
+            return _wrong(value, where, hint)
+        if unknown := sorted(set(value) - set(keys)):
+            return f"{where} has an unknown key {unknown[0]!r}"
+        if missing := [key for key in keys if key not in value]:
+            return f"{where} has no {missing[0]!r}"
+        return _first(mismatch(keys[key], value[key], f"{where}.{key}") for key in keys)
+    if origin in (tuple, list) or hint in (tuple, list):
+        if not isinstance(value, list):
+            return _wrong(value, where, hint)
+        fixed = origin is tuple and args and args[-1] is not Ellipsis  # tuple[str, str]: that many items
+        if fixed and len(value) != len(args):
+            return f"{where} has {len(value)} items, expected {len(args)}"
+        items = args if fixed else (args[:1] or (Any,)) * len(value)
+        return _first(mismatch(item, element, f"{where}[{i}]")
+                      for i, (item, element) in enumerate(zip(items, value, strict=True)))
+    if origin is dict or hint is dict:
+        if not isinstance(value, dict):
+            return _wrong(value, where, hint)
+        return _first(mismatch(args[1] if args else Any, element, f"{where}[{key!r}]") for key, element in value.items())
+    fits = {Any: True, bool: type(value) is bool, str: isinstance(value, str), type(None): value is None,
+            int: type(value) is int and abs(value) <= LARGEST_INTEGER,
+            float: type(value) is float or (type(value) is int and abs(value) <= LARGEST_INTEGER)}
+    return None if (isinstance(value, dict) if dataclasses.is_dataclass(hint) else fits[hint]) else _wrong(value, where, hint)
+
+
+def _first(problems) -> str | None:
+    return next(filter(None, problems), None)
+
+
+def _wrong(value, where: str, hint) -> str:
+    return f"{where} is {reprlib.repr(value)}, expected {_described(hint)}"
+
+
+def _described(hint) -> str:
+    """A type in JSON's words: "an integer", "a number or null", "a list"."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(_described(option) for option in typing.get_args(hint))
+    words = {bool: "true or false", str: "a string", int: "an integer", float: "a number", type(None): "null",
+             tuple: "a list", list: "a list"}
+    return words.get(typing.get_origin(hint) or hint, "an object")
+
+
+class ResolvedRunJSON(typing.TypedDict):
+    """config.json's "run" (a study.json run's, search.json's): `ablation.run.config.ResolvedRun.to_json()`
+    in JSON's types. tests/test_records.py checks that its keys are ResolvedRun's fields: a new one
+    is a new format of these records, read from older ones by an upgrade."""
+
+    model: str
+    family: str
+    model_kwargs: dict[str, Any]  # the builder's arguments (the builder checks them)
+    input_shape: tuple[int | None, ...]
+    dataset: str
+    recipe: str
+    recipe_fields: dict[str, Any]  # the recipe's fields (records.run_differences checks them against today's)
+    seed: int
+    validation_fraction: float
+    augment: bool
+    max_steps_per_epoch: int | None
+    strategy: str
+    precision: str
+    jit_compile: str
+
+
+def run_unlike(recorded: ResolvedRunJSON, today: dict) -> str | None:
+    """What makes a recorded run another shape than `today`'s (ResolvedRun.to_json() of this version,
+    which knows a recipe's fields): a recipe field today's recipe has not, or a recipe field or builder
+    argument of another JSON type (null may stand for anything: an option left unset). A builder
+    argument today's run has not is another run, not another shape."""
+    if unknown := sorted(set(recorded["recipe_fields"]) - set(today["recipe_fields"])):
+        return f"run.recipe_fields has an unknown key {unknown[0]!r}"
+    kind = lambda value: "number" if type(value) in (int, float) else type(value).__name__
+    for part in ("recipe_fields", "model_kwargs"):
+        ours, theirs = recorded[part], today[part]
+        for key in sorted(set(ours) & set(theirs)):
+            if None not in (ours[key], theirs[key]) and kind(ours[key]) != kind(theirs[key]):
+                return f"run.{part}.{key} is {reprlib.repr(ours[key])}, expected a {kind(theirs[key])}"
+    return None
 
 
 class Status(enum.StrEnum):
@@ -43,7 +153,7 @@ class RunRecord:
     started from tied initial weights (run_folder.stale)."""
 
     FORMAT: ClassVar[int] = 3
-    run: dict  # ResolvedRun.to_json(): what makes the run this run (config.run_identity)
+    run: ResolvedRunJSON  # what makes the run this run (config.run_identity)
     initialization: dict | None  # how the net started, kept from the run's first attempt
     data: dict  # class names, split sizes, steps per epoch, normalisation
     environment: dict  # versions, devices, strategy, precision
@@ -75,6 +185,9 @@ class HistoryRow:
     FORMAT is training_history.json's."""
 
     FORMAT: ClassVar[int] = 2
+    # The columns an epoch may leave empty: a run without a validation split has no validation (and a
+    # NaN validation loss is written empty). Every other cell of a row is a number, or the row is damaged.
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("val_loss", "val_accuracy")
     epoch: int
     loss: float
     accuracy: float
@@ -87,6 +200,53 @@ class HistoryRow:
 
 
 HISTORY_COLUMNS = [field.name for field in dataclasses.fields(HistoryRow)]
+
+
+def history_rows(text: str) -> list[dict]:
+    """history.csv's rows; ValueError at the first that is not whole. Each has its line end, a cell per
+    column of its header, and a number in each (NaN where an OPTIONAL one is empty). A column this
+    version does not write is left out (the first versions' "objective")."""
+    lines = text.split("\n")
+    header = next(csv.reader(lines[:1]), [])
+    if missing := [column for column in HISTORY_COLUMNS if column not in header]:
+        raise ValueError(f"no column {missing[0]!r}" if header else "empty")
+    if lines[-1]:  # after the last line end
+        raise ValueError(f"its last line is cut short, with no line end: {lines[-1][:60]!r}")
+    rows = []
+    for n, cells in enumerate(csv.reader(lines[1:-1]), start=1):
+        if len(cells) != len(header):
+            raise ValueError(f"row {n} has {len(cells)} cells, its header {len(header)}")
+        row = {}
+        for column, cell in zip(header, cells, strict=True):
+            if column in HISTORY_COLUMNS:
+                try:
+                    row[column] = int(cell) if column == "epoch" else float(cell) if cell else math.nan
+                except ValueError:
+                    raise ValueError(f"row {n}'s {column} is {cell!r}, not a number") from None
+                if math.isnan(row[column]) and column not in HistoryRow.OPTIONAL:
+                    raise ValueError(f"row {n} has no {column}")
+        if row["epoch"] != n:
+            raise ValueError(f"row {n} is epoch {row['epoch']}, expected epochs 1, 2, ... in order")
+        rows.append(row)
+    return rows
+
+
+def copy_disagreement(rows: list[dict], copy) -> str | None:
+    """Where training_history.json's columns (`copy`: written just after history.csv, from the same
+    rows) differ from history.csv's `rows`, or None; ValueError if it is not a table of numbers."""
+    if problem := mismatch(dict[str, list[float | None]], copy, layout.HISTORY_JSON_FILE):
+        raise ValueError(problem)
+    for column in HISTORY_COLUMNS:
+        if len(copy[column]) < len(rows):
+            return f"{layout.HISTORY_JSON_FILE} holds {len(copy[column])} epochs of {column}, {layout.HISTORY_FILE} {len(rows)}"
+        for row, theirs in zip(rows, copy[column], strict=False):
+            ours, theirs = row[column], math.nan if theirs is None else theirs
+            # Both are the shortest repr of one float; the tolerance forgives a last digit that an
+            # older version's reading of history.csv (pandas' own float parser) may have changed.
+            if not (math.isnan(ours) and math.isnan(theirs)) and not math.isclose(ours, theirs, rel_tol=1e-12):
+                return (f"epoch {row['epoch']}'s {column} is {ours!r} in {layout.HISTORY_FILE}, {theirs!r} in "
+                        f"{layout.HISTORY_JSON_FILE}")
+    return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,7 +267,7 @@ class PlannedRunEntry:
     configuration: str
     seed: int
     downsized: str  # what the smoke protocol changed in the net, if anything
-    run: dict  # ResolvedRun.to_json()
+    run: ResolvedRunJSON
 
     def __post_init__(self):
         # The report writes a page into runs/RUN_ID: a run id is never a path out of runs/.
@@ -170,7 +330,7 @@ class SearchRecord:
 
     FORMAT: ClassVar[int] = 3
     settings: dict  # tuning.Search's fields but run and max_trials
-    run: dict  # ResolvedRun.to_json()
+    run: ResolvedRunJSON
     initialization: dict | None
 
     @classmethod
@@ -188,10 +348,6 @@ class FileChecksum:
     sha256: str
     mtime_ns: int
 
-    def __post_init__(self):
-        if not (type(self.bytes) is int and type(self.mtime_ns) is int and isinstance(self.sha256, str)):
-            raise ValueError("not a size, SHA-256 and time")
-
 
 @dataclasses.dataclass(frozen=True)
 class Checksums:
@@ -202,6 +358,9 @@ class Checksums:
 
     @classmethod
     def from_json(cls, data: dict) -> Checksums:
+        # Only the saved nets: a name is a path in the run folder, hashed when its time changed.
+        if unknown := sorted(set(data["files"]) - set(layout.CHECKED_FILES)):
+            raise ValueError(f"files has {unknown[0]!r}, expected only {', '.join(layout.CHECKED_FILES)}")
         return cls({name: parsed(FileChecksum, entry) for name, entry in data["files"].items()})
 
 

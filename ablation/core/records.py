@@ -24,6 +24,7 @@ import dataclasses
 import hashlib
 import itertools
 import os
+import reprlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -45,22 +46,26 @@ from ablation.core.record_types import (
     HistoryRow,
     Metrics,
     PlannedRunEntry,
+    ResolvedRunJSON,
     RunRecord,
     SearchRecord,
     Seeding,
     Status,
     StudyRecord,
+    copy_disagreement,
+    history_rows,
     parsed,
+    run_unlike,
 )
 
 # The records' types are record_types'; every other module reaches them, and their files, here.
-__all__ = ["HISTORY_COLUMNS", "Blocks", "Checksums", "ConfigurationEntry", "Execution", "Failure", "FileChecksum",
-           "HistoryRow", "Metrics", "PlannedRunEntry", "RunRecord", "SearchRecord", "Seeding", "Status", "StudyRecord",
-           "UPGRADES", "check_same_run", "clear_failure", "empty_history", "move_aside", "older_folder",
-           "read_blocks", "read_checksums", "read_config", "read_executions", "read_failure", "read_history",
-           "read_metrics", "read_per_class", "read_search", "read_study", "record_checksums", "record_failure",
-           "rename_older_folder", "run_differences", "run_dir_of", "save_history", "sha256", "write_blocks",
-           "write_config", "write_executions", "write_metrics", "write_per_class", "write_search", "write_study"]
+__all__ = ["HISTORY_COLUMNS", "Blocks", "Checksums", "ConfigurationEntry", "Execution", "Failure", "FileChecksum", "HistoryRow",
+           "Metrics", "PlannedRunEntry", "ResolvedRunJSON", "RunRecord", "SearchRecord", "Seeding", "Status", "StudyRecord",
+           "UPGRADES", "check_same_run", "clear_failure", "empty_history", "move_aside", "older_folder", "read_blocks",
+           "read_checksums", "read_config", "read_executions", "read_failure", "read_history", "read_metrics", "read_per_class",
+           "read_search", "read_study", "record_checksums", "record_failure", "rename_older_folder", "run_differences",
+           "run_dir_of", "save_history", "sha256", "write_blocks", "write_config", "write_executions", "write_metrics",
+           "write_per_class", "write_search", "write_study"]
 
 
 def run_dir_of(results_dir, run_id: str) -> Path:
@@ -114,13 +119,16 @@ UPGRADES: dict[type, dict[int, Callable[[Any], dict]]] = {
     Checksums: {1: lambda data: {"files": data}},  # the files' entries were the whole object
     Failure: {1: lambda data: {"error": "unknown error", "time": "", "traceback": "", **data}},
     Blocks: {1: lambda data: data},
+    HistoryRow: {1: lambda data: data},  # training_history.json: the same columns, without a format
     Execution: {1: lambda data: data},
 }
 
 
 def _upgraded(kind: type, data) -> dict:
     version = data.pop("format", 1) if isinstance(data, dict) else 1
-    if not isinstance(version, int) or version > kind.FORMAT:
+    if type(version) is not int or version < 1:
+        raise ValueError(f"format {reprlib.repr(version)} is not a format number")
+    if version > kind.FORMAT:
         raise ValueError(f"format {version!r}, newer than this version's {kind.FORMAT}: written by a newer version "
                          f"of the suite")
     for old in range(version, kind.FORMAT):
@@ -128,11 +136,14 @@ def _upgraded(kind: type, data) -> dict:
     return data
 
 
+_ABSENT = object()  # io.read_json's answer for a missing file (a file holding `null` is damaged, not absent)
+
+
 def _read(path: Path, kind: type):
     """The record at `path` in today's type; None if there is no such file; DamagedFile if it does not
     read as one."""
-    data = io.read_json(path)
-    if data is None:
+    data = io.read_json(path, default=_ABSENT)
+    if data is _ABSENT:
         return None
     with _read_as_record(path):
         return parsed(kind, _upgraded(kind, data))
@@ -217,8 +228,8 @@ def write_blocks(run_dir, blocks: Blocks) -> None:
 def read_executions(trial_dir) -> list[Execution]:
     """A search trial's executions ([] before its first)."""
     path = Path(trial_dir) / layout.EXECUTIONS_FILE
-    data = io.read_json(path)
-    if data is None:
+    data = io.read_json(path, default=_ABSENT)
+    if data is _ABSENT:
         return []
     with _read_as_record(path):
         version = data.get("format", 1) if isinstance(data, dict) else 1
@@ -235,21 +246,31 @@ def empty_history() -> pd.DataFrame:
     return pd.DataFrame(columns=HISTORY_COLUMNS)
 
 
-def read_history(run_dir) -> pd.DataFrame:
-    """history.csv: a row per finished epoch, 1..n; DamagedFile if it does not read as one."""
-    path = Path(run_dir) / layout.HISTORY_FILE
+def read_history(run_dir, *, through: int = 0) -> pd.DataFrame:
+    """history.csv: a row per finished epoch, 1..n, every cell a number (HistoryRow.OPTIONAL's may be
+    empty); DamagedFile if it does not read as one. `through`, the epochs the run's resumable state
+    holds: their rows must be there, and in training_history.json the same numbers.
+
+    Both files are written whole each epoch (io), so a cut row is damage, never a kill; a row cut just
+    after a digit (val_loss "2.0" of "2.0297...") still reads as numbers, so a row must end its line
+    (a cut is a file's end: history_rows), and a resume compares the rows it keeps with the copy."""
+    path, copy_path = Path(run_dir) / layout.HISTORY_FILE, Path(run_dir) / layout.HISTORY_JSON_FILE
     if not path.exists():
+        if through:
+            raise DamagedFile(path, f"missing, where the run's state holds {through} epochs")
         return empty_history()
     try:
-        history = pd.read_csv(path)
-    except (ValueError, UnicodeDecodeError) as error:  # pandas' ParserError and EmptyDataError are ValueErrors
-        raise DamagedFile(path, f"{type(error).__name__}: {str(error).splitlines()[0]}") from None
-    missing = [column for column in HISTORY_COLUMNS if column not in history]
-    if missing:
-        raise DamagedFile(path, f"no column {missing[0]!r}")
-    if list(history["epoch"]) != list(range(1, len(history) + 1)):
-        raise DamagedFile(path, f"epochs {list(history['epoch'])}, expected 1 to {len(history)} in order")
-    return history
+        rows = history_rows(path.read_text())
+    except (ValueError, UnicodeDecodeError) as error:
+        raise DamagedFile(path, str(error)) from None
+    if len(rows) < through:
+        raise DamagedFile(path, f"its last epoch is {len(rows)}, the run's state's {through}")
+    if through and (copy := io.read_json(copy_path, default=_ABSENT)) is not _ABSENT:
+        with _read_as_record(copy_path):
+            disagreement = copy_disagreement(rows[:through], _upgraded(HistoryRow, copy))
+        if disagreement:
+            raise DamagedFile(path, disagreement)
+    return pd.DataFrame(rows, columns=HISTORY_COLUMNS) if rows else empty_history()
 
 
 def save_history(run_dir, rows: list[HistoryRow]) -> None:
@@ -302,11 +323,16 @@ def sha256(path: Path) -> str:
 
 def run_differences(out: Path, run: dict, identity) -> list[str] | None:
     """How the run a folder holds differs from `run` (the resolved config as JSON data; `identity`:
-    what of it must match, config.run_identity): [] for the same run, None if it holds none yet."""
+    what of it must match, config.run_identity): [] for the same run, None if it holds none yet.
+    DamagedFile if its config.json's run is not of today's run's shape: another run is bad input (the
+    wrong --out), a record that no longer reads is damage of that one run."""
     previous = read_config(out)
     if previous is None:
         return None
-    old, new = identity(previous.run), identity(io.json_roundtrip(run))
+    today = io.json_roundtrip(run)
+    if problem := run_unlike(previous.run, today):
+        raise DamagedFile(Path(out) / layout.CONFIG_FILE, f"not a {layout.CONFIG_FILE} record: {problem}")
+    old, new = identity(previous.run), identity(today)
     return [f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
 
 

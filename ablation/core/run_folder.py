@@ -18,10 +18,13 @@ from ablation.core.records import Status
 def status(run_dir) -> Status:
     """The run's Status, from what its folder holds (and whether another process holds its lock)."""
     run_dir = Path(run_dir)
-    if (run_dir / layout.METRICS_FILE).exists():
-        return Status.STALE if stale(run_dir) else Status.DONE
-    if (run_dir / layout.LOCK_FILE).exists() and RunLock(run_dir).held_elsewhere():
+    finished = (run_dir / layout.METRICS_FILE).exists()
+    if not finished and (run_dir / layout.LOCK_FILE).exists() and RunLock(run_dir).held_elsewhere():
         return Status.RUNNING
+    if _damaged_identity(run_dir):  # which run it holds is unknown: its results are not counted
+        return Status.FAILED
+    if finished:
+        return Status.STALE if stale(run_dir) else Status.DONE
     if stale(run_dir):
         return Status.STALE
     if (run_dir / layout.FAILURE_FILE).exists():
@@ -29,6 +32,16 @@ def status(run_dir) -> Status:
     if latest_state(run_dir)[1] is not None:
         return Status.PARTIAL
     return Status.PENDING
+
+
+def _damaged_identity(run_dir) -> bool:
+    """Whether the folder's config.json, the run it holds, no longer reads as one (DamagedFile): a
+    study fails that run alone, naming the file, when it reads it."""
+    try:
+        records.read_config(run_dir)
+    except DamagedFile:
+        return True
+    return False
 
 
 def stale(run_dir) -> bool:
@@ -107,7 +120,7 @@ def damaged_text(problems: dict[str, str]) -> str:
 
 def damage_report(run_dir: Path, damaged: str) -> str:
     """One line: what is damaged (damaged_text), what stands and what cannot be recovered."""
-    return (f"{run_dir}: {damaged}. The run's results stand ({layout.METRICS_FILE}, "
+    return (f"{run_dir}: {damaged.rstrip('.')}. The run's results stand ({layout.METRICS_FILE}, "
             f"{layout.HISTORY_FILE}: its test results were computed before); a damaged net's weights cannot be "
             f"recovered but by training the run again (delete {run_dir} and run the same command)")
 

@@ -4,7 +4,9 @@ All of a run's per-epoch bookkeeping lives in `RunRecorder`, so that its order i
 best checkpoint, then the history row, then the state checkpoint, last, because it is what
 resume trusts. A run stopped between two of these writes (a kill, a failed save, a full disk)
 resumes from the previous epoch's state and trains the epoch again; resume truncates the history
-to the restored epoch, so no epoch is lost and the records always agree.
+to the restored epoch, so no epoch is lost and the records always agree. Each write is whole
+(ablation.core.io): a history row cut short, or one its copy training_history.json does not hold the
+same, was damaged afterwards, and the resume restarts the run (records.read_history).
 """
 
 from __future__ import annotations

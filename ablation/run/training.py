@@ -93,10 +93,10 @@ def _train(run: RunSetup, out: Path, log, on_built, seconds_after=None) -> recor
     model = run.compile(net)  # the net as its recipe trains it: the same layers and weights
     with run.strategy.scope():
         initial_epoch, state = run_folder.latest_state(out)
-        history, damage = _readable_history(out)
+        history, damage = _readable_history(out, initial_epoch)
         if state is not None and not run_folder.readable_checkpoint(state):
             damage = f"the state checkpoint {state.name} is damaged"
-        if damage:  # a kill or a full disk while it was written: what it held cannot be trusted
+        if damage:  # a kill or a full disk while it was written, a copy cut short: what it held cannot be trusted
             log(f"{out}: {damage}; restarting the run from its first epoch")
             shutil.rmtree(out / layout.STATE_DIR, ignore_errors=True)
             initial_epoch, state = 0, None
@@ -184,10 +184,11 @@ def _record_results(run: RunSetup, out: Path, model: keras.Model, *, trained_aft
     return metrics
 
 
-def _readable_history(out: Path):
-    """(history, None), or an empty history and what is damaged about history.csv."""
+def _readable_history(out: Path, epochs: int):
+    """(history, None): history.csv, whole, with the `epochs` the state holds as training_history.json
+    has them; or an empty history and what is damaged (the state and the history must agree)."""
     try:
-        return records.read_history(out), None
+        return records.read_history(out, through=epochs), None
     except DamagedFile as error:
         return records.empty_history(), str(error).split(";")[0]
 
