@@ -463,10 +463,12 @@ def _fake_study(tmp_path, errors: dict, baseline=None, old_keys=False, cumulativ
             run = resolved.to_json()
             runs.append({"run_id": run_id, name_key: label, "seed": seed, "downsized": "", "run": run})
             folder = tmp_path / "runs" / run_id
-            io.write_json(folder / "config.json", {"run": run, "initialization": resolved.initialization()})
+            records.write_config(folder, records.RunRecord(run=run, initialization=resolved.initialization(), data={},
+                                                           environment={}))
             io.write_json(folder / "metrics.json", {
                 "test_error": error, "test_accuracy": 1 - error / 100, "test_loss": 0.5, "best_val_accuracy": 0.9 - error / 100,
-                "trainable_params": 2_000_000, "macs": 1e8, "epochs": 2, "seconds_per_epoch": 10.0,
+                "trainable_params": 2_000_000, "total_params": 2_000_100, "best_epoch": 2, "final_val_accuracy": 0.5,
+                "macs": 100_000_000, "epochs": 2, "seconds_per_epoch": 10.0,
                 "images_per_second": 100.0, ("training_seconds" if old_keys else "total_epoch_seconds"): 20.0})
             records.save_history(folder, [records.HistoryRow(epoch, 1.0, 0.5, val_loss, val_accuracy, 0.1, 10.0, 9.0, 100.0)
                                           for epoch, val_loss, val_accuracy in ((1, 1.0, 0.5), (2, 0.8, 0.6))])
