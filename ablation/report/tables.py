@@ -50,14 +50,16 @@ def collect_results(results_dir: Path, study: records.StudyRecord | None = None)
         run_status = run_folder.status(run_dir)
         try:
             metrics = records.read_metrics(run_dir)
+            # A finished folder holding another run than the study declares (a copied folder, an edited
+            # study.json): the runner refuses the mix, the tables leave it out, both saying so.
+            differences = (records.run_differences(run_dir, planned.run, run_identity)
+                           if run_status == Status.DONE and metrics is not None else None)
         except DamagedFile as error:  # the table goes on without that run's numbers
             warnings.warn(str(error), stacklevel=2)
-            metrics, run_status = None, Status.FAILED
-        if run_status == Status.DONE and metrics is not None and (differences := _declared_otherwise(run_dir, planned)):
-            # Another run than the study declares (a copied folder, an edited study.json): the runner
-            # refuses the mix, the tables leave it out, both saying so.
-            warnings.warn(f"{run_dir} holds another run than {layout.STUDY_FILE} declares ({differences}): left out "
-                          f"of the tables", stacklevel=2)
+            metrics, run_status, differences = None, Status.FAILED, None
+        if differences:
+            warnings.warn(f"{run_dir} holds another run than {layout.STUDY_FILE} declares ({'; '.join(differences)}): "
+                          f"left out of the tables", stacklevel=2)
             run_status = Status.DIFFERS
         if run_status in (Status.STALE, Status.DIFFERS):  # another experiment's numbers: not in any table
             metrics = None
@@ -74,15 +76,6 @@ def collect_results(results_dir: Path, study: records.StudyRecord | None = None)
         rows.append(row)
     columns = RESULT_COLUMNS[:3] + varied_columns(study) + RESULT_COLUMNS[3:]
     return study, pd.DataFrame(rows).reindex(columns=columns)
-
-
-def _declared_otherwise(run_dir: Path, planned: records.PlannedRunEntry) -> str:
-    """How the run a finished folder holds differs from the one the study declares ("" if it does not)."""
-    try:
-        differences = records.run_differences(run_dir, planned.run, run_identity)
-    except DamagedFile as error:
-        return str(error)
-    return "; ".join(differences or ())
 
 
 def undeclared_runs(results_dir: Path, study: records.StudyRecord) -> list[str]:
