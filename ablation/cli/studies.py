@@ -40,6 +40,7 @@ def run_study_command(study: Study, args, argv: Sequence[str], relaunch: Sequenc
     if args.parallel < 1:
         raise ConfigError(f"--parallel {args.parallel} is not valid; expected a positive number of processes.")
     results_dir = Path(args.results_dir or layout.results_folder(study.name, options.protocol))
+    runs = None
     if args.parallel > 1:
         if args.shard:
             raise ConfigError(f"--parallel {args.parallel} with --shard {args.shard} is not valid; --parallel "
@@ -59,7 +60,7 @@ def run_study_command(study: Study, args, argv: Sequence[str], relaunch: Sequenc
                                 [run.run_id for run in runs])
     return run_study(study, options, results_dir=results_dir, only=args.only,
                      shard=parse_shard(args.shard) if args.shard else None, dry_run=args.dry_run, as_json=args.json,
-                     write_report=not args.worker, retrain_stale=args.retrain_stale)
+                     write_report=not args.worker, retrain_stale=args.retrain_stale, runs=runs)
 
 
 def _workers_for(left: int, dry_run: bool) -> str:

@@ -16,32 +16,25 @@ from ablation.core.records import Status
 
 
 def status(run_dir) -> Status:
-    """The run's Status, from what its folder holds (and whether another process holds its lock)."""
+    """The run's Status, from what its folder holds (and whether another process holds its lock);
+    config.json read once."""
     run_dir = Path(run_dir)
     finished = (run_dir / layout.METRICS_FILE).exists()
     if not finished and (run_dir / layout.LOCK_FILE).exists() and RunLock(run_dir).held_elsewhere():
         return Status.RUNNING
-    if _damaged_identity(run_dir):  # which run it holds is unknown: its results are not counted
+    try:
+        config = records.read_config(run_dir)
+    except DamagedFile:  # which run it holds is unknown: its results are not counted (a study names the file)
         return Status.FAILED
-    if finished:
-        return Status.STALE if stale(run_dir) else Status.DONE
-    if stale(run_dir):
+    if _tied(run_dir, config):
         return Status.STALE
+    if finished:
+        return Status.DONE
     if (run_dir / layout.FAILURE_FILE).exists():
         return Status.FAILED
     if latest_state(run_dir)[1] is not None:
         return Status.PARTIAL
     return Status.PENDING
-
-
-def _damaged_identity(run_dir) -> bool:
-    """Whether the folder's config.json, the run it holds, no longer reads as one (DamagedFile): a
-    study fails that run alone, naming the file, when it reads it."""
-    try:
-        records.read_config(run_dir)
-    except DamagedFile:
-        return True
-    return False
 
 
 def stale(run_dir) -> bool:
@@ -51,11 +44,14 @@ def stale(run_dir) -> bool:
     net: it is never resumed nor counted in a study's tables; `records.move_aside` keeps it when it
     is trained anew. A folder with nothing trained yet is not stale: its next attempt starts from
     scratch anyway."""
-    run_dir = Path(run_dir)
     try:
         config = records.read_config(run_dir)
     except DamagedFile:
         return False  # reported where the run's identity is read
+    return _tied(Path(run_dir), config)
+
+
+def _tied(run_dir: Path, config: records.RunRecord | None) -> bool:
     if config is None or config.initialization is not None:
         return False
     return ((run_dir / layout.METRICS_FILE).exists() or (run_dir / layout.HISTORY_FILE).exists()

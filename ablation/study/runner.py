@@ -34,14 +34,15 @@ from ablation.study.planning import (
 
 
 def run_study(study: Study, options: Options, *, results_dir=None, only=None, shard=None, dry_run=False,
-              as_json=False, write_report=True, retrain_stale=False, log=print) -> int:
+              as_json=False, write_report=True, retrain_stale=False, runs: list[PlannedRun] | None = None,
+              log=print) -> int:
     """Train every run that is neither done nor held by another worker, most expensive first (or, with
     `shard=(I, N)`, this fixed share's), then rebuild the tables and plots if no other worker holds
     a run (unless a `--parallel` parent will: `write_report=False`); 0 if none failed. Stale
     runs are skipped, or with `retrain_stale` kept aside and trained anew. `dry_run` lists the
     runs and their cost (`as_json`: one JSON object)."""
     results_dir = Path(results_dir or layout.results_folder(study.name, options.protocol))
-    runs = plan(study, options)
+    runs = runs or plan(study, options)  # `runs`: plan(study, options), where the caller has it already
     runs_to_do = runs if not only else selected(runs, study, only)
     worker = worker_name()  # checks a job array's variables even where they no longer deal shares
     claiming = shard is None
